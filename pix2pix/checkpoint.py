@@ -1,0 +1,112 @@
+"""Self-describing checkpoints: weights, optimisers, schedule, counters, RNG state and the config.
+
+Written atomically (temporary file, fsync, rename) so a crash mid-write never replaces a good file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pix2pix.config import RunConfig
+from pix2pix.nn.registry import build_discriminator, build_generator
+
+FORMAT_VERSION = 1
+CHECKPOINT_DIR = "checkpoints"
+LATEST = "latest.pt"
+
+
+def build_generator_for(config: RunConfig) -> nn.Module:
+    model = config.model
+    return build_generator(
+        model.generator,
+        in_channels=model.in_channels,
+        out_channels=model.out_channels,
+        image_size=config.data.crop_size,
+        base_channels=model.base_channels,
+        norm=model.norm,
+        dropout=model.dropout,
+        upsample=model.upsample,
+    )
+
+
+def build_discriminator_for(config: RunConfig) -> nn.Module:
+    model = config.model
+    return build_discriminator(
+        model.discriminator,
+        in_channels=model.in_channels + model.out_channels,  # conditional: sees input and output
+        base_channels=model.disc_channels,
+        n_layers=model.disc_layers,
+        norm=model.disc_norm,
+    )
+
+
+def capture_rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write `state` (plus format version) to `path` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format_version": FORMAT_VERSION, **state}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A run folder means its latest checkpoint; a file is taken as is."""
+    path = Path(path)
+    if path.is_dir():
+        latest = path / CHECKPOINT_DIR / LATEST
+        if not latest.exists():
+            raise FileNotFoundError(f"{path}: no checkpoint found (expected {latest})")
+        return latest
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    return path
+
+
+def read_checkpoint_file(path: Path) -> dict[str, Any]:
+    """torch.load with a clear error for files that are not checkpoints."""
+    try:
+        # weights_only: a checkpoint is data, never code to run
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__})") from error
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], RunConfig]:
+    """Load one of our checkpoints; returns the raw state and its config."""
+    path = resolve_checkpoint(path)
+    state = read_checkpoint_file(path)
+    if not isinstance(state, dict) or "format_version" not in state:
+        raise ValueError(f"{path}: not a pix2pix checkpoint (no format_version)")
+    if state["format_version"] > FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: checkpoint format {state['format_version']} is newer than this pix2pix "
+            f"({FORMAT_VERSION}); upgrade the package"
+        )
+    return state, RunConfig.from_dict(state["config"])

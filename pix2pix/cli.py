@@ -1,0 +1,155 @@
+"""`pix2pix ...`: parse flags into a config, then call one function.
+
+Training flags are generated from the config dataclasses: every field `name` is `--name` (underscores
+become dashes, booleans get `--name/--no-name`). Flags override a `--config` recipe, which overrides
+the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import typing
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pix2pix.config import RunConfig
+
+RECIPES = "pix2pix.recipes"
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per config field; default SUPPRESS so only flags the user gave override the recipe."""
+    for section in dataclasses.fields(RunConfig):
+        section_type = section.default_factory  # type: ignore[misc]
+        group = parser.add_argument_group(section.name)
+        hints = typing.get_type_hints(section_type)
+        for field in dataclasses.fields(section_type):
+            flag = "--" + field.name.replace("_", "-")
+            kind = hints[field.name]
+            help_text = f"default: {field.default}"
+            if kind is bool:
+                group.add_argument(
+                    flag, dest=field.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
+                )
+            elif typing.get_origin(kind) is typing.Literal:
+                group.add_argument(
+                    flag, dest=field.name, choices=typing.get_args(kind), default=argparse.SUPPRESS, help=help_text
+                )
+            else:
+                group.add_argument(flag, dest=field.name, type=kind, default=argparse.SUPPRESS, help=help_text)
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.name.removesuffix(".toml") for p in resources.files(RECIPES).iterdir() if p.name.endswith(".toml"))
+
+
+def build_config(args: argparse.Namespace) -> RunConfig:
+    """Defaults <- recipe (a file or a built-in recipe name) <- command-line flags."""
+    sections: dict[str, dict[str, Any]] = {}
+    if args.config:
+        path = Path(args.config)
+        if not path.exists() and args.config in recipe_names():
+            path = Path(str(resources.files(RECIPES) / f"{args.config}.toml"))
+        if not path.exists():
+            raise FileNotFoundError(f"{args.config}: no such config file or built-in recipe ({', '.join(recipe_names())})")
+        sections = RunConfig.load(path).to_dict()
+    given = vars(args)
+    for section in dataclasses.fields(RunConfig):
+        for field in dataclasses.fields(section.default_factory):  # type: ignore[misc]
+            if field.name in given:
+                sections.setdefault(section.name, {})[field.name] = given[field.name]
+    return RunConfig.from_dict(sections)
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from pix2pix.training.loop import fit  # late imports keep `pix2pix --help` fast
+
+    config = build_config(args)
+    run_dir = fit(config, resume=args.resume, progress=not args.quiet)
+    print(f"run folder: {run_dir}")
+    if args.report:
+        from pix2pix.inference import Pix2Pix
+        from pix2pix.translate import translate_to_folder
+        from pix2pix.data.builtin import resolve_data_root
+
+        data_root = resolve_data_root(config.data.data)
+        split = config.data.val_split if (data_root / config.data.val_split).is_dir() else "train"
+        page = translate_to_folder(Pix2Pix.load(run_dir), data_root, run_dir / split, split=split, progress=not args.quiet)
+        print(f"translations of the {split} split: {page}")
+
+
+def run_test(args: argparse.Namespace) -> None:
+    from pix2pix.data.builtin import resolve_data_root
+    from pix2pix.inference import Pix2Pix
+    from pix2pix.translate import translate_to_folder
+
+    if args.samples < 1:
+        raise ValueError(f"--samples must be at least 1, got {args.samples}")
+    model = Pix2Pix.load(args.checkpoint, device=args.device, netg=args.netg, norm=args.norm)
+    input_path = resolve_data_root(args.input) if args.input == "builtin" else Path(args.input)
+    page = translate_to_folder(
+        model,
+        input_path,
+        Path(args.output),
+        split=args.split,
+        paired=args.paired,
+        dropout=args.dropout == "on",
+        norm_stats=args.norm_stats,
+        seed=args.seed,
+        samples=args.samples,
+        progress=not args.quiet,
+    )
+    print(f"wrote {page}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pix2pix", description="Paired image-to-image translation (Isola et al. 2017).")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model (no --data: the built-in synthetic facades)")
+    train.add_argument("--config", help=f"a .toml/.json config or a built-in recipe: {', '.join(recipe_names())}")
+    train.add_argument("--resume", help="checkpoint or run folder to continue, or 'auto' for --out's latest")
+    train.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                       help="after training, translate the validation split into RUN/SPLIT/index.html")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_config_flags(train)
+    train.set_defaults(run=run_train)
+
+    test = commands.add_parser("test", help="translate images with a trained model")
+    test.add_argument("--checkpoint", required=True, help="run folder, checkpoint file, or official latest_net_G.pth")
+    test.add_argument("--input", required=True,
+                      help="a folder of images, an image, a dataset split folder (with --paired or A/ B/), "
+                      "a dataset root (uses --split), or 'builtin'")
+    test.add_argument("--output", required=True, help="folder for the translations and index.html")
+    test.add_argument("--split", default="test", help="split to use when --input is a dataset root (default: test)")
+    test.add_argument("--paired", action="store_true", help="--input holds side-by-side A|B pairs; shows targets")
+    test.add_argument("--dropout", choices=("on", "off"), default="on", help="dropout at test time (paper: on)")
+    test.add_argument("--norm-stats", choices=("batch", "running"), default="batch",
+                      help="batch norm statistics at test time (paper: batch)")
+    test.add_argument("--seed", type=int, default=0, help="seed of the dropout draws")
+    test.add_argument("--samples", type=int, default=1, help="dropout samples per input")
+    test.add_argument("--device", default="auto")
+    test.add_argument("--netg", help="official checkpoints only: netG name, if it cannot be inferred")
+    test.add_argument("--norm", choices=("batch", "instance", "none"), help="official checkpoints only: norm")
+    test.add_argument("--quiet", action="store_true")
+    test.set_defaults(run=run_test)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as error:
+        if os.environ.get("PIX2PIX_DEBUG"):
+            raise
+        print(f"pix2pix {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

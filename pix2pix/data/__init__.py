@@ -1,0 +1,39 @@
+"""Paired datasets: decoding, paired jitter, and the on-disk layouts."""
+
+from pix2pix.data.dataset import DIRECTIONS, PairedDataset, PairFile, find_pairs, load_pair
+from pix2pix.data.images import IMAGE_EXTENSIONS, DataError, convert_channels, load_image, split_pair
+from pix2pix.data.transforms import (
+    PREPROCESS,
+    Jitter,
+    apply_preprocess,
+    check_preprocess,
+    compute_resized_size,
+    image_to_tensor,
+    resize_for_inference,
+    round_to_multiple,
+    sample_jitter,
+    tensor_to_image,
+)
+
+__all__ = [
+    "DIRECTIONS",
+    "IMAGE_EXTENSIONS",
+    "PREPROCESS",
+    "DataError",
+    "Jitter",
+    "PairFile",
+    "PairedDataset",
+    "apply_preprocess",
+    "check_preprocess",
+    "compute_resized_size",
+    "convert_channels",
+    "find_pairs",
+    "image_to_tensor",
+    "load_image",
+    "load_pair",
+    "resize_for_inference",
+    "round_to_multiple",
+    "sample_jitter",
+    "split_pair",
+    "tensor_to_image",
+]

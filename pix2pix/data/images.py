@@ -1,0 +1,73 @@
+"""Decode image files into 8-bit "L" or "RGB" images; errors are one line naming the file."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+
+_CHANNEL_MODES = {1: "L", 3: "RGB"}
+
+
+class DataError(ValueError):
+    """A dataset file or folder that cannot be used; the message is one line naming it."""
+
+
+def load_image(path: Path | str, channels: int) -> Image.Image:
+    """Fully decode `path` and return it as "L" (channels=1) or "RGB" (channels=3)."""
+    if channels not in _CHANNEL_MODES:
+        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    try:
+        # Pillow only warns between MAX_IMAGE_PIXELS and twice that; a dataset should refuse both.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()  # open() reads only the header; decode now so bad bytes fail here
+                return convert_channels(image, channels)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise DataError(f"{path}: refusing a possible decompression bomb ({_one_line(err)})") from err
+    except FileNotFoundError as err:
+        raise DataError(f"{path}: file not found") from err
+    except UnidentifiedImageError as err:
+        raise DataError(f"{path}: not a readable image (unknown format or not an image)") from err
+    # Pillow's decoders fail with many exception types (OSError, SyntaxError, struct.error...).
+    except Exception as err:
+        raise DataError(f"{path}: cannot decode image (truncated or corrupt): {_one_line(err)}") from err
+
+
+def convert_channels(image: Image.Image, channels: int) -> Image.Image:
+    """Return a new 8-bit "L"/"RGB" copy of `image`, whatever its mode."""
+    target_mode = _CHANNEL_MODES[channels]
+    if image.mode.startswith("I"):
+        image = _scale_16bit_to_8bit(image)
+    elif "transparency" in image.info or image.mode in ("RGBA", "RGBa", "LA", "La", "PA"):
+        # A transparent pixel has no colour of its own; show it on white, as viewers do.
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return image.convert(target_mode)
+
+
+def split_pair(image: Image.Image, path: Path | str) -> tuple[Image.Image, Image.Image]:
+    """Split a side-by-side A|B image into its left half A and right half B."""
+    width, height = image.size
+    if width % 2:
+        raise DataError(f"{path}: width {width} is odd, so it cannot be split into equal A|B halves")
+    half = width // 2
+    return image.crop((0, 0, half, height)), image.crop((half, 0, width, height))
+
+
+def _scale_16bit_to_8bit(image: Image.Image) -> Image.Image:
+    # Pillow's own conversion clips at 255, which turns most 16-bit images white.
+    # "I" images are treated as 16-bit too: that is what 16-bit PNG/TIFF files decode to.
+    values = np.asarray(image, dtype=np.float64)
+    scaled = np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8)
+    return Image.fromarray(scaled)
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__

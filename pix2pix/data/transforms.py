@@ -1,0 +1,145 @@
+"""Paired preprocessing (resize, random crop, flip) following the official pix2pix code.
+
+Training jitter is sampled once per pair (`sample_jitter`) and then applied to both images
+(`apply_preprocess`), so source and target stay pixel-aligned.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+
+_CROPPING = ("resize_and_crop", "crop", "scale_width_and_crop")
+_FLIP = Image.Transpose.FLIP_LEFT_RIGHT
+
+
+@dataclass(frozen=True)
+class Jitter:
+    """Where to crop (top-left corner, in the resized image) and whether to mirror."""
+
+    crop_x: int
+    crop_y: int
+    flip: bool
+
+
+def check_preprocess(preprocess: str, *, load_size: int, crop_size: int, size_multiple: int = 1) -> None:
+    """Raise ValueError if the preprocessing options cannot work together."""
+    if preprocess not in PREPROCESS:
+        raise ValueError(f"unknown preprocess {preprocess!r}; allowed: {', '.join(PREPROCESS)}")
+    for name, value in (("load_size", load_size), ("crop_size", crop_size), ("size_multiple", size_multiple)):
+        if value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if preprocess in ("resize_and_crop", "scale_width_and_crop") and crop_size > load_size:
+        raise ValueError(
+            f"crop_size {crop_size} is larger than load_size {load_size}; "
+            f"preprocess {preprocess!r} resizes to load_size and then crops crop_size"
+        )
+    if preprocess in _CROPPING and crop_size % size_multiple:
+        raise ValueError(
+            f"crop_size {crop_size} is not a multiple of size_multiple {size_multiple}; "
+            "the generator could not take the cropped images"
+        )
+
+
+def sample_jitter(
+    rng: random.Random,
+    size: tuple[int, int],
+    *,
+    preprocess: str,
+    load_size: int,
+    crop_size: int,
+    flip: bool,
+) -> Jitter:
+    """Draw a random crop offset for an image of `size` (width, height) and a coin-flip mirror."""
+    check_preprocess(preprocess, load_size=load_size, crop_size=crop_size)
+    width, height = compute_resized_size(size, preprocess=preprocess, load_size=load_size, crop_size=crop_size)
+    crop_x = crop_y = 0
+    if preprocess in _CROPPING:
+        if width < crop_size or height < crop_size:
+            raise ValueError(
+                f"image of {width}x{height} is smaller than crop_size {crop_size} (preprocess {preprocess!r})"
+            )
+        crop_x = rng.randint(0, width - crop_size)
+        crop_y = rng.randint(0, height - crop_size)
+    return Jitter(crop_x, crop_y, flip and rng.random() < 0.5)
+
+
+def apply_preprocess(
+    image: Image.Image,
+    jitter: Jitter,
+    *,
+    preprocess: str,
+    load_size: int,
+    crop_size: int,
+    size_multiple: int,
+) -> Image.Image:
+    """Resize, crop and flip `image` as `jitter` says; one jitter for A and B keeps them aligned."""
+    check_preprocess(preprocess, load_size=load_size, crop_size=crop_size, size_multiple=size_multiple)
+    width, height = compute_resized_size(image.size, preprocess=preprocess, load_size=load_size, crop_size=crop_size)
+    if preprocess not in _CROPPING:
+        # Nothing crops to a fixed size here, so make each side fit the generator's stride.
+        width, height = round_to_multiple(width, size_multiple), round_to_multiple(height, size_multiple)
+    if (width, height) != image.size:
+        image = image.resize((width, height), Image.Resampling.BICUBIC)
+    if preprocess in _CROPPING:
+        right, bottom = jitter.crop_x + crop_size, jitter.crop_y + crop_size
+        if jitter.crop_x < 0 or jitter.crop_y < 0 or right > width or bottom > height:
+            raise ValueError(
+                f"crop ({jitter.crop_x}, {jitter.crop_y}) of size {crop_size} does not fit in a {width}x{height} image"
+            )
+        image = image.crop((jitter.crop_x, jitter.crop_y, right, bottom))
+    if jitter.flip:
+        image = image.transpose(_FLIP)
+    return image
+
+
+def compute_resized_size(size: tuple[int, int], *, preprocess: str, load_size: int, crop_size: int) -> tuple[int, int]:
+    """Size (width, height) of an image of `size` after the resize step, before any crop."""
+    width, height = size
+    if preprocess == "resize_and_crop":
+        return load_size, load_size
+    if preprocess in ("scale_width", "scale_width_and_crop"):
+        # As the official code: keep the aspect, but never fall below a crop's height.
+        return load_size, max(int(load_size * height / width), crop_size)
+    return width, height
+
+
+def round_to_multiple(value: int, multiple: int) -> int:
+    """Nearest multiple of `multiple` to `value` (halves round up), and at least `multiple`."""
+    return max(multiple, (value + multiple // 2) // multiple * multiple)
+
+
+def resize_for_inference(image: Image.Image, size: int | tuple[int, int]) -> Image.Image:
+    """Resize to `size` (a side, or (width, height)) with no jitter, as at test time."""
+    target = (size, size) if isinstance(size, int) else tuple(size)
+    if target == image.size:
+        return image.copy()
+    return image.resize(target, Image.Resampling.BICUBIC)
+
+
+def image_to_tensor(image: Image.Image) -> torch.Tensor:
+    """8-bit "L"/"RGB" image -> float32 (C, H, W) tensor in [-1, 1]."""
+    if image.mode not in ("L", "RGB"):
+        raise ValueError(f"expected an 'L' or 'RGB' image, got mode {image.mode!r}")
+    array = np.asarray(image, dtype=np.float32)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    array = np.ascontiguousarray(array.transpose(2, 0, 1))  # (H, W, C) -> (C, H, W)
+    return torch.from_numpy(array / 127.5 - 1.0)
+
+
+def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
+    """(C, H, W) tensor in [-1, 1] with C = 1 or 3 -> "L"/"RGB" image (values clamped)."""
+    if tensor.ndim != 3 or tensor.shape[0] not in (1, 3):
+        raise ValueError(f"expected a (C, H, W) tensor with C = 1 or 3, got shape {tuple(tensor.shape)}")
+    values = (tensor.detach().float().cpu().clamp(-1.0, 1.0) + 1.0) * 127.5
+    array = values.round().to(torch.uint8).permute(1, 2, 0).numpy()  # (H, W, C)
+    if array.shape[2] == 1:
+        return Image.fromarray(array[:, :, 0])
+    return Image.fromarray(array)

@@ -1,0 +1,69 @@
+"""The paper's discriminators: the PatchGAN (70x70 by default) and the 1x1 PixelGAN.
+
+Both output logits; the adversarial loss applies the sigmoid (or none, for LSGAN).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from pix2pix.nn.blocks import build_norm, conv_bias
+
+
+class PatchDiscriminator(nn.Module):
+    """Classifies every overlapping patch of the (source, target) pair (official NLayerDiscriminator).
+
+    `n_layers` stride-2 convs set the patch size: 3 gives 70x70 patches and a 30x30 map for a 256x256
+    input. `model` keeps the official layer order, so official checkpoint keys map one to one.
+    """
+
+    def __init__(self, in_channels: int, base_channels: int = 64, n_layers: int = 3, norm: str = "batch") -> None:
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"n_layers={n_layers} must be at least 1")
+        bias = conv_bias(norm)
+        width = base_channels
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        for n in range(1, n_layers + 1):
+            next_width = base_channels * min(2**n, 8)
+            # the last of these keeps stride 1: it widens the patch without shrinking the map further
+            stride = 2 if n < n_layers else 1
+            layers += [
+                nn.Conv2d(width, next_width, 4, stride=stride, padding=1, bias=bias),
+                build_norm(norm, next_width),
+                nn.LeakyReLU(0.2),
+            ]
+            width = next_width
+        layers.append(nn.Conv2d(width, 1, 4, stride=1, padding=1))  # one logit per patch
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+
+class PixelDiscriminator(nn.Module):
+    """1x1 PatchGAN: judges each pixel on its own, i.e. only colour statistics (official PixelDiscriminator)."""
+
+    def __init__(self, in_channels: int, base_channels: int = 64, norm: str = "batch") -> None:
+        super().__init__()
+        bias = conv_bias(norm)
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, base_channels, 1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(base_channels, 2 * base_channels, 1, bias=bias),
+            build_norm(norm, 2 * base_channels),
+            nn.LeakyReLU(0.2),
+            # the official code ties this logit conv's bias to the norm too (none with batch norm)
+            nn.Conv2d(2 * base_channels, 1, 1, bias=bias),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def receptive_field(discriminator: nn.Module) -> int:
+    """Side of the input patch that one output value sees, from the Conv2d layers in order."""
+    size = 1
+    for conv in reversed([m for m in discriminator.modules() if isinstance(m, nn.Conv2d)]):
+        size = (size - 1) * conv.stride[0] + conv.kernel_size[0]
+    return size

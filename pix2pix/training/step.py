@@ -1,0 +1,47 @@
+"""One optimisation step of pix2pix, in the official update order: D first, then G with D frozen."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pix2pix.losses import discriminator_loss, generator_loss
+
+
+def train_step(
+    generator: nn.Module,
+    discriminator: nn.Module | None,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer | None,
+    source: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    gan_mode: str,
+    l1_weight: float,
+) -> dict[str, float]:
+    """Update D on (source, target) vs (source, G(source)), then G; return the loss terms.
+
+    `discriminator` is None for the L1-only baseline. D is conditional: it sees the input image
+    stacked with the real or generated output, # (B, in + out, H, W).
+    """
+    fake_target = generator(source)
+    losses: dict[str, torch.Tensor] = {}
+    fake_logits = None
+    if discriminator is not None and opt_d is not None:
+        discriminator.requires_grad_(True)
+        opt_d.zero_grad(set_to_none=True)
+        # detach: the D step must not push gradients into G
+        d_fake = discriminator(torch.cat([source, fake_target.detach()], 1))
+        d_real = discriminator(torch.cat([source, target], 1))
+        losses.update(discriminator_loss(d_real, d_fake, gan_mode))
+        losses["D"].backward()
+        opt_d.step()
+        # frozen for the G step so its backward pass skips D's weight gradients
+        discriminator.requires_grad_(False)
+        fake_logits = discriminator(torch.cat([source, fake_target], 1))
+
+    losses.update(generator_loss(fake_logits, fake_target, target, gan_mode, l1_weight))
+    opt_g.zero_grad(set_to_none=True)
+    losses["G"].backward()
+    opt_g.step()
+    return {name: value.item() for name, value in losses.items()}

@@ -1,0 +1,93 @@
+"""Translate a folder or a dataset split to a folder of images with an index.html (`pix2pix test`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+from tqdm import tqdm
+
+from pix2pix.data.dataset import PairFile, find_pairs, load_pair
+from pix2pix.data.images import IMAGE_EXTENSIONS, DataError, load_image
+from pix2pix.inference import Pix2Pix
+from pix2pix.visuals import write_index_html
+
+
+@dataclass(frozen=True)
+class TestItem:
+    name: str
+    source: Image.Image
+    target: Image.Image | None
+
+
+def list_inputs(path: Path, *, split: str, paired: bool) -> tuple[list[PairFile], list[Path]]:
+    """Pairs from a dataset (root with `split`, a split folder with A/ and B/, or `paired`), else plain images."""
+    if path.is_file():
+        return [], [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: input not found")
+    if (path / split).is_dir():
+        return find_pairs(path, split), []
+    if paired or ((path / "A").is_dir() and (path / "B").is_dir()):
+        return find_pairs(path.parent, path.name), []
+    images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+    if not images:
+        raise DataError(f"{path}: no images found")
+    return [], images
+
+
+def iterate_items(model: Pix2Pix, pairs: list[PairFile], images: list[Path]) -> Iterator[TestItem]:
+    """Decode lazily so a large split never sits in memory."""
+    channels = model.config.model
+    for pair in pairs:
+        source, target = load_pair(
+            pair,
+            direction=model.config.data.direction,
+            in_channels=channels.in_channels,
+            out_channels=channels.out_channels,
+        )
+        yield TestItem(pair.name, source, target)
+    for path in images:
+        yield TestItem(path.stem, load_image(path, channels.in_channels), None)
+
+
+def translate_to_folder(
+    model: Pix2Pix,
+    input_path: Path,
+    output: Path,
+    *,
+    split: str = "test",
+    paired: bool = False,
+    dropout: bool = True,
+    norm_stats: str = "batch",
+    seed: int = 0,
+    samples: int = 1,
+    progress: bool = True,
+) -> Path:
+    """Write output/NAME.png (or NAME_sampleK.png), inputs/, targets/ and index.html; returns the page."""
+    pairs, images = list_inputs(input_path, split=split, paired=paired)
+    for folder in ("inputs", "targets"):
+        (output / folder).mkdir(parents=True, exist_ok=True)
+    rows = []
+    items = iterate_items(model, pairs, images)
+    for item in tqdm(items, total=len(pairs) + len(images), desc="translating", disable=not progress):
+        cells = [f"inputs/{item.name}.png"]
+        item.source.save(output / cells[0])
+        for k in range(samples):
+            # each sample is one dropout draw; seed + k keeps every draw reproducible
+            result = model.translate(item.source, dropout=dropout, norm_stats=norm_stats, seed=seed + k)
+            cells.append(f"{item.name}.png" if samples == 1 else f"{item.name}_sample{k}.png")
+            result.save(output / cells[-1])
+        if item.target is not None:
+            cells.append(f"targets/{item.name}.png")
+            item.target.save(output / cells[-1])
+        else:
+            cells.append("")
+        rows.append((item.name, cells))
+    outputs = ["output"] if samples == 1 else [f"sample {k}" for k in range(samples)]
+    page = output / "index.html"
+    settings = f"dropout {'on' if dropout else 'off'}, norm stats {norm_stats}, seed {seed}"
+    write_index_html(page, f"pix2pix: {input_path} ({settings})", ["input", *outputs, "target"], rows)
+    return page

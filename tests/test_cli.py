@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from pix2pix.cli import main
+from tests.helpers import write_pairs
+
+TINY = ["--load-size", "32", "--crop-size", "32", "--base-channels", "8", "--disc-channels", "8",
+        "--n-epochs", "1", "--n-epochs-decay", "1", "--no-tensorboard", "--quiet"]
+
+
+def test_train_then_test_end_to_end(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_dataset), "--out", str(run), *TINY]) == 0
+    assert (run / "checkpoints" / "latest.pt").exists()
+    assert (run / "val" / "index.html").exists()  # the report written after training
+
+    out = tmp_path / "translated"
+    assert main(["test", "--checkpoint", str(run), "--input", str(tiny_dataset), "--output", str(out), "--quiet"]) == 0
+    page = (out / "index.html").read_text()
+    assert page.count("<tr>") == 1 + 3 and "targets/0.png" in page
+    for i in range(3):
+        assert Image.open(out / f"{i}.png").size == (32, 32)
+
+
+def test_test_returns_outputs_at_the_input_size_and_writes_samples(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    # 64 px: the U-Net's depth is 6, deep enough for one dropout block (32 px has none)
+    main(["train", "--data", str(tiny_dataset), "--out", str(run), "--no-report", *TINY, "--crop-size", "64", "--load-size", "64"])
+    images = tmp_path / "photos"
+    images.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (45, 77, 3), np.uint8)).save(images / "odd.png")
+    out = tmp_path / "out"
+    argv = ["test", "--checkpoint", str(run), "--input", str(images), "--output", str(out), "--quiet"]
+    assert main([*argv, "--samples", "3"]) == 0
+    samples = [np.asarray(Image.open(out / f"odd_sample{k}.png")) for k in range(3)]
+    assert all(s.shape == (45, 77, 3) for s in samples)
+    assert not np.array_equal(samples[0], samples[1]), "dropout samples should differ"
+    # the same seed reproduces a stochastic output; dropout off + running stats is deterministic
+    assert main([*argv, "--samples", "3"]) == 0
+    assert np.array_equal(np.asarray(Image.open(out / "odd_sample0.png")), samples[0])
+    assert main([*argv, "--dropout", "off", "--norm-stats", "running", "--seed", "5"]) == 0
+    first = np.asarray(Image.open(out / "odd.png"))
+    assert main([*argv, "--dropout", "off", "--norm-stats", "running", "--seed", "6"]) == 0
+    assert np.array_equal(np.asarray(Image.open(out / "odd.png")), first)
+
+
+def test_builtin_recipe_is_valid():
+    from pix2pix.cli import build_config, build_parser
+
+    args = build_parser().parse_args(["train", "--config", "demo", "--out", "x"])
+    config = build_config(args)
+    assert config.data.data == "builtin" and config.train.out == "x"
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def train_args(data, tmp_path):
+    return ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY]
+
+
+def test_missing_dataset_folder_is_one_clear_line(tmp_path, capsys):
+    assert main(train_args(tmp_path / "nowhere", tmp_path)) == 2
+    assert "nowhere" in one_line_error(capsys)
+
+
+def test_empty_split_is_one_clear_line(tmp_path, capsys):
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    assert main(train_args(tmp_path / "data", tmp_path)) == 2
+    assert "train" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [("5.jpg", b"\xff\xd8\xff\xe0 not really a jpeg", "5.jpg"), ("6.png", b"hello, I am text", "6.png")],
+)
+def test_corrupt_or_non_image_file_is_named(tmp_path, capsys, name, content, problem):
+    data = write_pairs(tmp_path / "data", "train", 2)
+    (data / "train" / name).write_bytes(content)
+    assert main(train_args(data, tmp_path)) == 2
+    assert problem in one_line_error(capsys)
+
+
+def test_odd_width_is_named(tmp_path, capsys):
+    data = write_pairs(tmp_path / "data", "train", 2)
+    Image.new("RGB", (65, 32)).save(data / "train" / "odd.png")
+    assert main(train_args(data, tmp_path)) == 2
+    assert "odd.png" in one_line_error(capsys)
+
+
+def test_two_folder_name_mismatch_is_named(tmp_path, capsys):
+    for side in ("A", "B"):
+        (tmp_path / "data" / "train" / side).mkdir(parents=True)
+    Image.new("RGB", (32, 32)).save(tmp_path / "data" / "train" / "A" / "x.png")
+    Image.new("RGB", (32, 32)).save(tmp_path / "data" / "train" / "B" / "y.png")
+    assert main(train_args(tmp_path / "data", tmp_path)) == 2
+    err = one_line_error(capsys)
+    assert "x" in err and "y" in err
+
+
+def test_unknown_option_and_bad_choice_fail_at_start(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["train", "--direction", "sideways"])

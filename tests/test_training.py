@@ -1,0 +1,124 @@
+import copy
+import csv
+import math
+import shutil
+
+import pytest
+import torch
+
+from pix2pix.checkpoint import build_discriminator_for, build_generator_for, load_checkpoint
+from pix2pix.config import RunConfig
+from pix2pix.data import PairedDataset
+from pix2pix.nn.modes import set_inference_mode
+from pix2pix.training.loop import epoch_order, fit, linear_decay
+from pix2pix.training.step import train_step
+from tests.helpers import tiny_config, write_pairs
+
+
+def make_models(config: RunConfig):
+    torch.manual_seed(0)
+    generator, discriminator = build_generator_for(config), build_discriminator_for(config)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    return generator, discriminator, opt_g, opt_d
+
+
+def test_train_step_updates_both_networks_and_returns_finite_losses(tmp_path):
+    config = tiny_config(tmp_path, tmp_path / "run")
+    generator, discriminator, opt_g, opt_d = make_models(config)
+    before_g = copy.deepcopy(generator.state_dict())
+    before_d = copy.deepcopy(discriminator.state_dict())
+    source, target = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    losses = train_step(generator, discriminator, opt_g, opt_d, source, target, gan_mode="vanilla", l1_weight=100.0)
+    assert set(losses) == {"D_real", "D_fake", "D", "G_GAN", "G_L1", "G"}
+    assert all(math.isfinite(v) for v in losses.values())
+    assert losses["D"] == pytest.approx(0.5 * (losses["D_real"] + losses["D_fake"]), rel=1e-6)
+    assert losses["G"] == pytest.approx(losses["G_GAN"] + 100.0 * losses["G_L1"], rel=1e-6)
+    for name, tensor in generator.state_dict().items():
+        if tensor.is_floating_point() and "running" not in name:
+            assert not torch.equal(tensor, before_g[name]), f"generator {name} did not change"
+    changed_d = [name for name, t in discriminator.state_dict().items() if not torch.equal(t, before_d[name])]
+    assert changed_d, "discriminator did not change"
+
+
+def test_l1_only_baseline_trains_without_discriminator(tmp_path):
+    config = tiny_config(tmp_path, tmp_path / "run")
+    generator, _, opt_g, _ = make_models(config)
+    source, target = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    losses = train_step(generator, None, opt_g, None, source, target, gan_mode="vanilla", l1_weight=100.0)
+    assert losses["G_GAN"] == 0.0 and "D" not in losses
+
+
+def test_learning_rate_is_constant_then_decays_linearly():
+    factor = linear_decay(n_epochs=3, n_epochs_decay=3)
+    assert [factor(e) for e in range(6)] == pytest.approx([1, 1, 1, 0.75, 0.5, 0.25])
+
+
+def test_epoch_order_is_a_seeded_permutation():
+    assert sorted(epoch_order(10, seed=0, epoch=0)) == list(range(10))
+    assert epoch_order(10, 0, 0) == epoch_order(10, 0, 0)
+    assert epoch_order(10, 0, 0) != epoch_order(10, 0, 1)
+
+
+def mean_l1(generator, dataset) -> float:
+    set_inference_mode(generator, dropout=False, norm_stats="batch")
+    with torch.no_grad():
+        errors = [(generator(item["source"][None]) - item["target"][None]).abs().mean().item() for item in dataset]
+    return sum(errors) / len(errors)
+
+
+def test_short_overfit_run_drives_l1_far_below_its_start(tmp_path):
+    """A training loop that does not learn must fail this."""
+    data = write_pairs(tmp_path / "data", "train", 4)
+    config = tiny_config(data, tmp_path / "run").replace("model", base_channels=16, disc_channels=16, dropout=False)
+    config = config.replace("optim", n_epochs=60, n_epochs_decay=15, lr=1e-3).replace(
+        "train", sample_every=1000, save_every=1000
+    )
+    dataset = PairedDataset(data, "train", load_size=32, crop_size=32, flip=False, train=False)
+    torch.manual_seed(config.train.seed)
+    start = mean_l1(build_generator_for(config), dataset)
+    run = fit(config, progress=False)
+    state, _ = load_checkpoint(run)
+    generator = build_generator_for(config)
+    generator.load_state_dict(state["generator"])
+    end = mean_l1(generator, dataset)
+    assert state["iteration"] == 300
+    assert end < 0.25 * start, f"L1 went from {start:.3f} to {end:.3f}"
+
+
+def read_log(run) -> list[dict[str, str]]:
+    with (run / "log.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_resume_gives_exactly_the_losses_of_an_uninterrupted_run(tiny_dataset, tmp_path):
+    config = tiny_config(tiny_dataset, tmp_path / "full").replace("optim", n_epochs=1, n_epochs_decay=2)
+    full = fit(config, progress=False)
+
+    # the "interrupted" run: its first epoch's checkpoint, resumed in another folder
+    resumed_dir = tmp_path / "resumed"
+    (resumed_dir / "checkpoints").mkdir(parents=True)
+    shutil.copy(full / "checkpoints" / "epoch_0001.pt", resumed_dir / "checkpoints" / "latest.pt")
+    shutil.copy(full / "log.csv", resumed_dir / "log.csv")
+    resumed = fit(config.replace("train", out=str(resumed_dir)), resume="auto", progress=False)
+
+    full_rows, resumed_rows = read_log(full), read_log(resumed)
+    assert [r["epoch"] for r in resumed_rows] == ["1", "2", "3"]
+    for a, b in zip(full_rows, resumed_rows):
+        for name in ("iteration", "lr", "G_GAN", "G_L1", "D_real", "D_fake"):
+            assert a[name] == b[name], f"epoch {a['epoch']} {name}: {a[name]} != {b[name]}"
+    final_full, _ = load_checkpoint(full)
+    final_resumed, _ = load_checkpoint(resumed)
+    for name, tensor in final_full["generator"].items():
+        assert torch.equal(tensor, final_resumed["generator"][name]), name
+
+
+def test_checkpoint_is_self_describing(tiny_dataset, tmp_path):
+    config = tiny_config(tiny_dataset, tmp_path / "run").replace("model", norm="instance", upsample="resize-conv")
+    run = fit(config, progress=False)
+    state, loaded = load_checkpoint(run)
+    assert loaded == config
+    assert state["epoch"] == 2 and state["iteration"] == 12
+    assert {"generator", "discriminator", "opt_g", "opt_d", "schedulers", "rng"} <= set(state)
+    assert (run / "config.json").exists() and RunConfig.load(run / "config.json") == config
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
