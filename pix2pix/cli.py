@@ -33,7 +33,11 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             help_text = f"default: {field.default}"
             if kind is bool:
                 group.add_argument(
-                    flag, dest=field.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
+                    flag,
+                    dest=field.name,
+                    action=argparse.BooleanOptionalAction,
+                    default=argparse.SUPPRESS,
+                    help=help_text,
                 )
             elif typing.get_origin(kind) is typing.Literal:
                 group.add_argument(
@@ -55,7 +59,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         if not path.exists() and args.config in recipe_names():
             path = Path(str(resources.files(RECIPES) / f"{args.config}.toml"))
         if not path.exists():
-            raise FileNotFoundError(f"{args.config}: no such config file or built-in recipe ({', '.join(recipe_names())})")
+            raise FileNotFoundError(
+                f"{args.config}: no such config file or built-in recipe ({', '.join(recipe_names())})"
+            )
         sections = RunConfig.load(path).to_dict()
     given = vars(args)
     for section in dataclasses.fields(RunConfig):
@@ -72,13 +78,15 @@ def run_train(args: argparse.Namespace) -> None:
     run_dir = fit(config, resume=args.resume, progress=not args.quiet)
     print(f"run folder: {run_dir}")
     if args.report:
+        from pix2pix.data.builtin import resolve_data_root
         from pix2pix.inference import Pix2Pix
         from pix2pix.translate import translate_to_folder
-        from pix2pix.data.builtin import resolve_data_root
 
         data_root = resolve_data_root(config.data.data)
         split = config.data.val_split if (data_root / config.data.val_split).is_dir() else "train"
-        page = translate_to_folder(Pix2Pix.load(run_dir), data_root, run_dir / split, split=split, progress=not args.quiet)
+        page = translate_to_folder(
+            Pix2Pix.load(run_dir), data_root, run_dir / split, split=split, progress=not args.quiet
+        )
         print(f"translations of the {split} split: {page}")
 
 
@@ -107,29 +115,42 @@ def run_test(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pix2pix", description="Paired image-to-image translation (Isola et al. 2017).")
+    parser = argparse.ArgumentParser(
+        prog="pix2pix", description="Paired image-to-image translation (Isola et al. 2017)."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model (no --data: the built-in synthetic facades)")
     train.add_argument("--config", help=f"a .toml/.json config or a built-in recipe: {', '.join(recipe_names())}")
     train.add_argument("--resume", help="checkpoint or run folder to continue, or 'auto' for --out's latest")
-    train.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
-                       help="after training, translate the validation split into RUN/SPLIT/index.html")
+    train.add_argument(
+        "--report",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after training, translate the validation split into RUN/SPLIT/index.html",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_flags(train)
     train.set_defaults(run=run_train)
 
     test = commands.add_parser("test", help="translate images with a trained model")
     test.add_argument("--checkpoint", required=True, help="run folder, checkpoint file, or official latest_net_G.pth")
-    test.add_argument("--input", required=True,
-                      help="a folder of images, an image, a dataset split folder (with --paired or A/ B/), "
-                      "a dataset root (uses --split), or 'builtin'")
+    test.add_argument(
+        "--input",
+        required=True,
+        help="a folder of images, an image, a dataset split folder (with --paired or A/ B/), "
+        "a dataset root (uses --split), or 'builtin'",
+    )
     test.add_argument("--output", required=True, help="folder for the translations and index.html")
     test.add_argument("--split", default="test", help="split to use when --input is a dataset root (default: test)")
     test.add_argument("--paired", action="store_true", help="--input holds side-by-side A|B pairs; shows targets")
     test.add_argument("--dropout", choices=("on", "off"), default="on", help="dropout at test time (paper: on)")
-    test.add_argument("--norm-stats", choices=("batch", "running"), default="batch",
-                      help="batch norm statistics at test time (paper: batch)")
+    test.add_argument(
+        "--norm-stats",
+        choices=("batch", "running"),
+        default="batch",
+        help="batch norm statistics at test time (paper: batch)",
+    )
     test.add_argument("--seed", type=int, default=0, help="seed of the dropout draws")
     test.add_argument("--samples", type=int, default=1, help="dropout samples per input")
     test.add_argument("--device", default="auto")
@@ -137,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--norm", choices=("batch", "instance", "none"), help="official checkpoints only: norm")
     test.add_argument("--quiet", action="store_true")
     test.set_defaults(run=run_test)
+
+    # further command groups register themselves here, one line each
+    # (HELPERS: read /tmp/common.md first: ground rules, no git commit; the lead removes this line)
     return parser
 
 

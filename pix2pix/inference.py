@@ -16,10 +16,10 @@ from pix2pix.checkpoint import build_generator_for, load_checkpoint, read_checkp
 from pix2pix.config import DataConfig, ModelConfig, RunConfig
 from pix2pix.data.images import convert_channels
 from pix2pix.data.transforms import image_to_tensor, resize_for_inference, tensor_to_image
+from pix2pix.devices import resolve_device
 from pix2pix.nn.modes import set_inference_mode
 from pix2pix.nn.official import convert_official_state_dict, describe_official_generator
 from pix2pix.nn.registry import build_generator
-from pix2pix.devices import resolve_device
 
 # preprocessing modes that keep the image's own scale; the others resize to the square training size
 SCALE_KEEPING = ("crop", "none", "scale_width", "scale_width_and_crop")
@@ -40,7 +40,12 @@ class Pix2Pix:
         """Load a run folder, one of our checkpoints, or an official state dict.
 
         `netg` and `norm` are optional hints for official files (they are inferred from the keys).
+        A `.onnx` file from `pix2pix export` gives an onnxruntime-backed model with the same interface.
         """
+        if str(path).endswith(".onnx"):
+            from pix2pix.onnx_model import OnnxPix2Pix  # onnxruntime is only needed for exported files
+
+            return OnnxPix2Pix.from_file(path, device=device)
         target_device = resolve_device(device)
         path = resolve_checkpoint(path)
         state = read_checkpoint_file(path)

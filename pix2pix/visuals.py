@@ -38,7 +38,9 @@ def write_index_html(path: Path, title: str, columns: Sequence[str], rows: Seque
     body = []
     for name, cells in rows:
         images = "".join(
-            f'<td><a href="{html.escape(cell)}"><img src="{html.escape(cell)}" loading="lazy"></a></td>' if cell else "<td></td>"
+            f'<td><a href="{html.escape(cell)}"><img src="{html.escape(cell)}" loading="lazy"></a></td>'
+            if cell
+            else "<td></td>"
             for cell in cells
         )
         body.append(f"<tr><td>{html.escape(name)}</td>{images}</tr>")

@@ -5,8 +5,22 @@ from PIL import Image
 from pix2pix.cli import main
 from tests.helpers import write_pairs
 
-TINY = ["--load-size", "32", "--crop-size", "32", "--base-channels", "8", "--disc-channels", "8",
-        "--n-epochs", "1", "--n-epochs-decay", "1", "--no-tensorboard", "--quiet"]
+TINY = [
+    "--load-size",
+    "32",
+    "--crop-size",
+    "32",
+    "--base-channels",
+    "8",
+    "--disc-channels",
+    "8",
+    "--n-epochs",
+    "1",
+    "--n-epochs-decay",
+    "1",
+    "--no-tensorboard",
+    "--quiet",
+]
 
 
 def test_train_then_test_end_to_end(tiny_dataset, tmp_path):
@@ -26,7 +40,21 @@ def test_train_then_test_end_to_end(tiny_dataset, tmp_path):
 def test_test_returns_outputs_at_the_input_size_and_writes_samples(tiny_dataset, tmp_path):
     run = tmp_path / "run"
     # 64 px: the U-Net's depth is 6, deep enough for one dropout block (32 px has none)
-    main(["train", "--data", str(tiny_dataset), "--out", str(run), "--no-report", *TINY, "--crop-size", "64", "--load-size", "64"])
+    main(
+        [
+            "train",
+            "--data",
+            str(tiny_dataset),
+            "--out",
+            str(run),
+            "--no-report",
+            *TINY,
+            "--crop-size",
+            "64",
+            "--load-size",
+            "64",
+        ]
+    )
     images = tmp_path / "photos"
     images.mkdir()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (45, 77, 3), np.uint8)).save(images / "odd.png")

@@ -22,8 +22,8 @@ from pix2pix.checkpoint import (
     build_generator_for,
     capture_rng_state,
     load_checkpoint,
-    restore_rng_state,
     resolve_checkpoint,
+    restore_rng_state,
     save_checkpoint,
 )
 from pix2pix.config import RunConfig
