@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -71,22 +72,53 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        sync_directory(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def sync_directory(folder: Path) -> None:
+    """fsync the folder so the rename itself survives a power cut (POSIX only)."""
+    if hasattr(os, "O_DIRECTORY"):
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A run folder means its latest checkpoint; a file is taken as is."""
+    """A run folder means its newest readable checkpoint; a file is taken as is."""
     path = Path(path)
     if path.is_dir():
-        latest = path / CHECKPOINT_DIR / LATEST
-        if not latest.exists():
-            raise FileNotFoundError(f"{path}: no checkpoint found (expected {latest})")
-        return latest
+        return find_latest_readable(path / CHECKPOINT_DIR)
     if not path.exists():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     return path
+
+
+def find_latest_readable(checkpoint_dir: Path) -> Path:
+    """latest.pt, or if that is damaged (disk error, copied half-way) the newest epoch_*.pt that loads."""
+    candidates = [checkpoint_dir / LATEST, *sorted(checkpoint_dir.glob("epoch_*.pt"), reverse=True)]
+    candidates = [path for path in candidates if path.exists()]
+    if not candidates:
+        raise FileNotFoundError(f"{checkpoint_dir.parent}: no checkpoint found in {checkpoint_dir}")
+    for path in candidates:
+        try:
+            read_checkpoint_file(path)
+        except ValueError as error:
+            warnings.warn(f"{error}; trying the previous checkpoint", stacklevel=2)
+            continue
+        return path
+    raise ValueError(f"{checkpoint_dir}: no readable checkpoint (all {len(candidates)} are damaged)")
+
+
+def prune_checkpoints(checkpoint_dir: Path, keep: int) -> None:
+    """Delete all but the newest `keep` epoch_*.pt files (keep = 0: keep all)."""
+    if keep > 0:
+        for path in sorted(checkpoint_dir.glob("epoch_*.pt"))[:-keep]:
+            path.unlink()
 
 
 def read_checkpoint_file(path: Path) -> dict[str, Any]:

@@ -1,81 +1,31 @@
-"""`pix2pix ...`: parse flags into a config, then call one function.
-
-Training flags are generated from the config dataclasses: every field `name` is `--name` (underscores
-become dashes, booleans get `--name/--no-name`). Flags override a `--config` recipe, which overrides
-the defaults.
-"""
+"""`pix2pix ...`: parse flags into a config, then call one function."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
-import typing
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
-from pix2pix.config import RunConfig
-
-RECIPES = "pix2pix.recipes"
-
-
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per config field; default SUPPRESS so only flags the user gave override the recipe."""
-    for section in dataclasses.fields(RunConfig):
-        section_type = section.default_factory  # type: ignore[misc]
-        group = parser.add_argument_group(section.name)
-        hints = typing.get_type_hints(section_type)
-        for field in dataclasses.fields(section_type):
-            flag = "--" + field.name.replace("_", "-")
-            kind = hints[field.name]
-            help_text = f"default: {field.default}"
-            if kind is bool:
-                group.add_argument(
-                    flag,
-                    dest=field.name,
-                    action=argparse.BooleanOptionalAction,
-                    default=argparse.SUPPRESS,
-                    help=help_text,
-                )
-            elif typing.get_origin(kind) is typing.Literal:
-                group.add_argument(
-                    flag, dest=field.name, choices=typing.get_args(kind), default=argparse.SUPPRESS, help=help_text
-                )
-            else:
-                group.add_argument(flag, dest=field.name, type=kind, default=argparse.SUPPRESS, help=help_text)
-
-
-def recipe_names() -> list[str]:
-    return sorted(p.name.removesuffix(".toml") for p in resources.files(RECIPES).iterdir() if p.name.endswith(".toml"))
-
-
-def build_config(args: argparse.Namespace) -> RunConfig:
-    """Defaults <- recipe (a file or a built-in recipe name) <- command-line flags."""
-    sections: dict[str, dict[str, Any]] = {}
-    if args.config:
-        path = Path(args.config)
-        if not path.exists() and args.config in recipe_names():
-            path = Path(str(resources.files(RECIPES) / f"{args.config}.toml"))
-        if not path.exists():
-            raise FileNotFoundError(
-                f"{args.config}: no such config file or built-in recipe ({', '.join(recipe_names())})"
-            )
-        sections = RunConfig.load(path).to_dict()
-    given = vars(args)
-    for section in dataclasses.fields(RunConfig):
-        for field in dataclasses.fields(section.default_factory):  # type: ignore[misc]
-            if field.name in given:
-                sections.setdefault(section.name, {})[field.name] = given[field.name]
-    return RunConfig.from_dict(sections)
+from pix2pix.data.tools.commands import add_data_command
+from pix2pix.evaluate.commands import add_eval_command, add_summary_command
+from pix2pix.export_commands import add_export_command
+from pix2pix.flags import add_config_flags, build_config, recipe_names
+from pix2pix.serve.commands import add_serve_command
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from pix2pix.training.loop import fit  # late imports keep `pix2pix --help` fast
+    from pix2pix.training.loop import TrainingInterrupted, TrainingStopped, fit  # late: keeps --help fast
 
     config = build_config(args)
-    run_dir = fit(config, resume=args.resume, progress=not args.quiet)
+    try:
+        run_dir = fit(config, resume=args.resume, progress=not args.quiet)
+    except TrainingInterrupted as stopped:
+        print(stopped)  # a requested stop is a success: the run is checkpointed and resumable
+        return
+    except TrainingStopped as failed:
+        print(f"pix2pix train: error: {failed}", file=sys.stderr)
+        raise SystemExit(1) from None
     print(f"run folder: {run_dir}")
     if args.report:
         from pix2pix.data.builtin import resolve_data_root
@@ -160,7 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     test.set_defaults(run=run_test)
 
     # further command groups register themselves here, one line each
-    # (HELPERS: read /tmp/common.md first: ground rules, no git commit; the lead removes this line)
+    add_export_command(commands)
+    add_serve_command(commands)
+    add_data_command(commands)
+    add_eval_command(commands)
+    add_summary_command(commands)
     return parser
 
 

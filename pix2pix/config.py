@@ -75,10 +75,14 @@ class TrainConfig:
     out: str = "runs/pix2pix"
     seed: int = 0
     device: str = "auto"  # auto: cuda when available, else cpu
-    max_iters: int = 0  # > 0 caps the run (the epoch schedule is kept; training stops early)
     sample_every: int = 5  # epochs between sample grids
     save_every: int = 5  # epochs between checkpoints (the last epoch is always saved)
+    save_every_iters: int = 0  # > 0: also refresh latest.pt every this many iterations (long epochs)
+    keep_checkpoints: int = 3  # epoch_*.pt files kept (the newest ones); 0 keeps all
+    skip_bad: bool = False  # skip unreadable pairs found by the start-up check instead of refusing to start
     num_samples: int = 4  # validation images in each sample grid
+    val_every: int = 0  # > 0: every this many epochs measure L1/PSNR/SSIM on the val split (needs [eval])
+    best_metric: Literal["l1", "psnr", "ssim"] = "ssim"  # which validation metric picks best.pt
     tensorboard: bool = True
 
 

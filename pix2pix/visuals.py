@@ -32,6 +32,16 @@ def make_grid(rows: Sequence[Sequence[torch.Tensor]], padding: int = 2) -> Image
     return Image.fromarray(canvas)
 
 
+def write_progress_gif(frames: Sequence[Path], path: Path, seconds_per_frame: float = 0.5) -> None:
+    """Assemble the per-epoch sample grids into an animation of training progress."""
+    images = [Image.open(frame).convert("RGB") for frame in frames]
+    if images:
+        duration = int(seconds_per_frame * 1000)
+        # the last frame lingers so the final result can be looked at
+        durations = [duration] * (len(images) - 1) + [duration * 4]
+        images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
+
+
 def write_index_html(path: Path, title: str, columns: Sequence[str], rows: Sequence[tuple[str, Sequence[str]]]) -> None:
     """A table of images: one row per item, `columns` headers, cells are paths relative to `path`."""
     head = "".join(f"<th>{html.escape(name)}</th>" for name in ("name", *columns))

@@ -74,7 +74,8 @@ def test_test_returns_outputs_at_the_input_size_and_writes_samples(tiny_dataset,
 
 
 def test_builtin_recipe_is_valid():
-    from pix2pix.cli import build_config, build_parser
+    from pix2pix.cli import build_parser
+    from pix2pix.flags import build_config
 
     args = build_parser().parse_args(["train", "--config", "demo", "--out", "x"])
     config = build_config(args)

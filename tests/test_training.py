@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+from PIL import Image
 
 from pix2pix.checkpoint import build_discriminator_for, build_generator_for, load_checkpoint
 from pix2pix.config import RunConfig
@@ -121,4 +122,17 @@ def test_checkpoint_is_self_describing(tiny_dataset, tmp_path):
     assert state["epoch"] == 2 and state["iteration"] == 12
     assert {"generator", "discriminator", "opt_g", "opt_d", "schedulers", "rng"} <= set(state)
     assert (run / "config.json").exists() and RunConfig.load(run / "config.json") == config
-    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png", "progress.gif"]
+    with Image.open(run / "samples" / "progress.gif") as gif:
+        assert gif.n_frames == 2
+
+
+def test_validation_logs_metrics_and_keeps_the_best_checkpoint(tiny_dataset, tmp_path):
+    config = tiny_config(tiny_dataset, tmp_path / "run").replace("train", val_every=1, best_metric="l1")
+    run = fit(config, progress=False)
+    rows = read_log(run)
+    assert all(float(row["val_l1"]) > 0 and float(row["val_ssim"]) <= 1 for row in rows)
+    best_epoch = min(rows, key=lambda row: float(row["val_l1"]))["epoch"]
+    best, _ = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert best["epoch"] == int(best_epoch)
+    assert best["best_scores"]["l1"] == pytest.approx(min(float(row["val_l1"]) for row in rows))

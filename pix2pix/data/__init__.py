@@ -1,7 +1,22 @@
 """Paired datasets: decoding, paired jitter, and the on-disk layouts."""
 
-from pix2pix.data.dataset import DIRECTIONS, PairedDataset, PairFile, find_pairs, load_pair
-from pix2pix.data.images import IMAGE_EXTENSIONS, DataError, convert_channels, load_image, split_pair
+from pix2pix.data.dataset import (
+    DIRECTIONS,
+    PairedDataset,
+    PairFile,
+    check_pair_headers,
+    find_bad_pairs,
+    find_pairs,
+    load_pair,
+)
+from pix2pix.data.images import (
+    IMAGE_EXTENSIONS,
+    DataError,
+    convert_channels,
+    load_image,
+    read_image_header,
+    split_pair,
+)
 from pix2pix.data.transforms import (
     PREPROCESS,
     Jitter,
@@ -24,6 +39,9 @@ __all__ = [
     "PairFile",
     "PairedDataset",
     "apply_preprocess",
+    "check_pair_headers",
+    "find_bad_pairs",
+    "read_image_header",
     "check_preprocess",
     "compute_resized_size",
     "convert_channels",

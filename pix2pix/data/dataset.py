@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +16,14 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from pix2pix.data.images import IMAGE_EXTENSIONS, DataError, convert_channels, load_image, split_pair
+from pix2pix.data.images import (
+    IMAGE_EXTENSIONS,
+    DataError,
+    convert_channels,
+    load_image,
+    read_image_header,
+    split_pair,
+)
 from pix2pix.data.transforms import (
     Jitter,
     apply_preprocess,
@@ -106,6 +113,7 @@ class PairedDataset(Dataset):
         size_multiple: int = 1,
         train: bool = True,
         seed: int = 0,
+        pairs: Sequence[PairFile] | None = None,
     ) -> None:
         if direction not in DIRECTIONS:
             raise ValueError(f"unknown direction {direction!r}; allowed: {', '.join(DIRECTIONS)}")
@@ -113,7 +121,8 @@ class PairedDataset(Dataset):
             if channels not in (1, 3):
                 raise ValueError(f"{name} must be 1 or 3, got {channels!r}")
         check_preprocess(preprocess, load_size=load_size, crop_size=crop_size, size_multiple=size_multiple)
-        self.pairs = find_pairs(root, split)
+        # `pairs` lets a caller pass a checked subset (e.g. with bad files skipped)
+        self.pairs = list(pairs) if pairs is not None else find_pairs(root, split)
         self.direction = direction
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -160,6 +169,29 @@ class PairedDataset(Dataset):
             apply_preprocess(source, jitter, size_multiple=self.size_multiple, **options),
             apply_preprocess(target, jitter, size_multiple=self.size_multiple, **options),
         )
+
+
+def check_pair_headers(pair: PairFile) -> None:
+    """Header-only check of one pair (readable, splittable, A and B the same size); DataError if not."""
+    a_size = read_image_header(pair.a_path)
+    if pair.b_path is None:
+        if a_size[0] % 2:
+            raise DataError(f"{pair.a_path}: width {a_size[0]} is odd, so it cannot be split into equal A|B halves")
+        return
+    b_size = read_image_header(pair.b_path)
+    if a_size != b_size:
+        raise DataError(f"{pair.a_path} is {a_size[0]}x{a_size[1]} but {pair.b_path} is {b_size[0]}x{b_size[1]}")
+
+
+def find_bad_pairs(pairs: Iterable[PairFile]) -> list[tuple[PairFile, str]]:
+    """Every pair that fails `check_pair_headers`, with the one-line reason."""
+    bad = []
+    for pair in pairs:
+        try:
+            check_pair_headers(pair)
+        except DataError as err:
+            bad.append((pair, str(err)))
+    return bad
 
 
 def _scan_images(folder: Path) -> dict[str, Path]:

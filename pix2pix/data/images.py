@@ -39,6 +39,26 @@ def load_image(path: Path | str, channels: int) -> Image.Image:
         raise DataError(f"{path}: cannot decode image (truncated or corrupt): {_one_line(err)}") from err
 
 
+def read_image_header(path: Path | str) -> tuple[int, int]:
+    """(width, height) from the file header, after Pillow's integrity check; DataError if unusable.
+
+    Much cheaper than decoding: meant for checking a whole dataset before a run starts.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                size = image.size
+                image.verify()  # structure and checksums where the format has them (PNG CRCs)
+                return size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise DataError(f"{path}: refusing a possible decompression bomb ({_one_line(err)})") from err
+    except UnidentifiedImageError as err:
+        raise DataError(f"{path}: not a readable image (unknown format or not an image)") from err
+    except Exception as err:
+        raise DataError(f"{path}: corrupt image header: {_one_line(err)}") from err
+
+
 def convert_channels(image: Image.Image, channels: int) -> Image.Image:
     """Return a new 8-bit "L"/"RGB" copy of `image`, whatever its mode."""
     target_mode = _CHANNEL_MODES[channels]

@@ -7,9 +7,14 @@ logs (console, CSV, TensorBoard), sample grids and atomic checkpoints that resum
 from __future__ import annotations
 
 import csv
+import math
 import random
+import signal
+import threading
 import time
+import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -22,20 +27,22 @@ from pix2pix.checkpoint import (
     build_generator_for,
     capture_rng_state,
     load_checkpoint,
+    prune_checkpoints,
     resolve_checkpoint,
     restore_rng_state,
     save_checkpoint,
 )
 from pix2pix.config import RunConfig
-from pix2pix.data import PairedDataset
+from pix2pix.data import DataError, PairedDataset, PairFile, find_bad_pairs, find_pairs
 from pix2pix.data.builtin import resolve_data_root
 from pix2pix.devices import default_num_workers, resolve_device
 from pix2pix.nn.modes import set_inference_mode, set_training_mode
 from pix2pix.training.step import train_step
-from pix2pix.visuals import make_grid
+from pix2pix.visuals import make_grid, write_progress_gif
 
 LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
-LOG_FIELDS = ("epoch", "iteration", "lr", *LOSS_NAMES, "seconds")
+VAL_METRICS = ("l1", "psnr", "ssim")
+LOG_FIELDS = ("epoch", "iteration", "lr", *LOSS_NAMES, *(f"val_{name}" for name in VAL_METRICS), "seconds")
 
 
 def linear_decay(n_epochs: int, n_epochs_decay: int):
@@ -53,6 +60,37 @@ def epoch_order(num_items: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(num_items, generator=generator).tolist()
 
 
+class TrainingStopped(RuntimeError):
+    """Training cannot go on (e.g. a non-finite loss); the message says where and what is kept."""
+
+
+class TrainingInterrupted(Exception):
+    """A stop was requested; the run was checkpointed and can be resumed (the message says how)."""
+
+
+class StopRequest:
+    """SIGINT/SIGTERM ask the loop to finish the current iteration, checkpoint and exit cleanly."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():  # signals only reach the main thread
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.previous[signum] = signal.signal(signum, self.request)
+        return self
+
+    def request(self, signum, frame) -> None:
+        if self.requested:  # a second Ctrl-C means now
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
 def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) -> Path:
     """Train pix2pix as `config` says; returns the run folder."""
     run_dir = Path(config.train.out)
@@ -63,6 +101,7 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
     generator = build_generator_for(config).to(device)
     discriminator = build_discriminator_for(config).to(device) if config.loss.gan else None
     data_root = resolve_data_root(config.data.data)
+    pairs = checked_pairs(data_root, skip_bad=config.train.skip_bad)
     dataset = PairedDataset(
         data_root,
         "train",
@@ -76,8 +115,12 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
         size_multiple=generator.stride,
         train=True,
         seed=config.train.seed,
+        pairs=pairs,
     )
     sample_batch = load_sample_batch(config, data_root, generator.stride)
+    val_dataset = None
+    if config.train.val_every > 0:
+        val_dataset = build_eval_dataset(config, data_root, config.data.val_split, generator.stride)
 
     optim = config.optim
     betas = (optim.beta1, optim.beta2)
@@ -86,7 +129,10 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
     lr_factor = linear_decay(optim.n_epochs, optim.n_epochs_decay)
     schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lr_factor) for opt in (opt_g, opt_d) if opt]
 
-    start_epoch, iteration = 0, 0
+    # where the run stands: completed epochs, batches done in the current one, iterations overall
+    start_epoch, start_batch, iteration = 0, 0, 0
+    totals = dict.fromkeys(LOSS_NAMES, 0.0)
+    best_scores: dict[str, float] | None = None
     if resume:
         state, _ = load_checkpoint(resolve_resume(resume, run_dir))
         generator.load_state_dict(state["generator"])
@@ -96,7 +142,8 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
             opt_d.load_state_dict(state["opt_d"])
         for scheduler, scheduler_state in zip(schedulers, state["schedulers"]):
             scheduler.load_state_dict(scheduler_state)
-        start_epoch, iteration = state["epoch"], state["iteration"]
+        start_epoch, start_batch, iteration = state["epoch"], state["batch"], state["iteration"]
+        totals, best_scores = state["epoch_totals"], state["best_scores"]
         restore_rng_state(state["rng"])
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -104,78 +151,147 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
     log = EpochLog(run_dir, keep_through_epoch=start_epoch)
     writer = open_tensorboard(run_dir) if config.train.tensorboard else None
     num_workers = config.data.num_workers if config.data.num_workers >= 0 else default_num_workers(device)
+    checkpoint_dir = run_dir / CHECKPOINT_DIR
+
+    def save(name: str | None, epoch: int, batch: int) -> None:
+        """latest.pt always; `name` too (an epoch checkpoint), pruned to the newest K."""
+        state = {
+            "config": config.to_dict(),
+            "generator": generator.state_dict(),
+            "discriminator": discriminator.state_dict() if discriminator else None,
+            "opt_g": opt_g.state_dict(),
+            "opt_d": opt_d.state_dict() if opt_d else None,
+            "schedulers": [scheduler.state_dict() for scheduler in schedulers],
+            "epoch": epoch,
+            "batch": batch,
+            "iteration": iteration,
+            "epoch_totals": totals,
+            "best_scores": best_scores,
+            "rng": capture_rng_state(),
+        }
+        if name is not None:
+            save_checkpoint(checkpoint_dir / name, state)
+            prune_checkpoints(checkpoint_dir, config.train.keep_checkpoints)
+        if name != "best.pt":
+            save_checkpoint(checkpoint_dir / LATEST, state)
 
     total_epochs = optim.n_epochs + optim.n_epochs_decay
-    for epoch in range(start_epoch, total_epochs):
-        started = time.perf_counter()
-        dataset.set_epoch(epoch)
-        loader = DataLoader(
-            dataset,
-            batch_size=optim.batch_size,
-            sampler=epoch_order(len(dataset), config.train.seed, epoch),
-            num_workers=num_workers,
-            pin_memory=device.type == "cuda",
-        )
-        totals = dict.fromkeys(LOSS_NAMES, 0.0)
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{total_epochs}", disable=not progress, leave=False)
-        for batch in bar:
-            source = batch["source"].to(device, non_blocking=True)
-            target = batch["target"].to(device, non_blocking=True)
-            losses = train_step(
-                generator,
-                discriminator,
-                opt_g,
-                opt_d,
-                source,
-                target,
-                gan_mode=config.loss.gan_mode,
-                l1_weight=config.loss.l1_weight,
+    with StopRequest() as stop:
+        for epoch in range(start_epoch, total_epochs):
+            started = time.perf_counter()
+            dataset.set_epoch(epoch)
+            order = epoch_order(len(dataset), config.train.seed, epoch)
+            first_batch = start_batch if epoch == start_epoch else 0
+            loader = DataLoader(
+                dataset,
+                batch_size=optim.batch_size,
+                sampler=order[first_batch * optim.batch_size :],  # a resumed epoch skips what it has seen
+                num_workers=num_workers,
+                pin_memory=device.type == "cuda",
             )
-            iteration += 1
-            for name in LOSS_NAMES:
-                totals[name] += losses.get(name, 0.0)
-            bar.set_postfix({name: f"{losses.get(name, 0.0):.3f}" for name in LOSS_NAMES})
-
-        lr = opt_g.param_groups[0]["lr"]
-        for scheduler in schedulers:
-            scheduler.step()
-        means = {name: total / max(1, len(loader)) for name, total in totals.items()}
-        row = {"epoch": epoch + 1, "iteration": iteration, "lr": lr, **means}
-        row["seconds"] = time.perf_counter() - started
-        log.append(row)
-        if writer is not None:
-            for name in (*LOSS_NAMES, "lr"):
-                writer.add_scalar(f"train/{name}", row[name], epoch + 1)
-            writer.flush()
-        if progress:
-            tqdm.write(
-                f"epoch {epoch + 1}/{total_epochs}  it {iteration}  "
-                + "  ".join(f"{name} {means[name]:.4f}" for name in LOSS_NAMES)
-                + f"  lr {lr:.2e}  {row['seconds']:.0f}s"
+            batches_in_epoch = math.ceil(len(dataset) / optim.batch_size)
+            if first_batch == 0:
+                totals = dict.fromkeys(LOSS_NAMES, 0.0)
+            bar = tqdm(
+                loader,
+                desc=f"epoch {epoch + 1}/{total_epochs}",
+                initial=first_batch,
+                total=batches_in_epoch,
+                disable=not progress,
+                leave=False,
             )
+            for batch_index, batch in enumerate(bar, start=first_batch):
+                source = batch["source"].to(device, non_blocking=True)
+                target = batch["target"].to(device, non_blocking=True)
+                losses = train_step(
+                    generator,
+                    discriminator,
+                    opt_g,
+                    opt_d,
+                    source,
+                    target,
+                    gan_mode=config.loss.gan_mode,
+                    l1_weight=config.loss.l1_weight,
+                )
+                bad = [name for name, value in losses.items() if not math.isfinite(value)]
+                if bad:
+                    # the weights are already poisoned: keep latest.pt as it was, the last good state
+                    raise TrainingStopped(
+                        f"loss {', '.join(f'{name}={losses[name]}' for name in bad)} at iteration {iteration + 1} "
+                        f"(epoch {epoch + 1}); stopped. The last good checkpoint is kept in {checkpoint_dir}; "
+                        "try a lower --lr, and check the data for broken images"
+                    )
+                iteration += 1
+                for name in LOSS_NAMES:
+                    totals[name] += losses.get(name, 0.0)
+                bar.set_postfix({name: f"{losses.get(name, 0.0):.3f}" for name in LOSS_NAMES})
+                if stop.requested or (config.train.save_every_iters and iteration % config.train.save_every_iters == 0):
+                    save(None, epoch, batch_index + 1)
+                if stop.requested:
+                    bar.close()
+                    raise TrainingInterrupted(
+                        f"stopped at epoch {epoch + 1}, iteration {iteration}; checkpoint saved. "
+                        f"Resume with: pix2pix train --resume auto --out {run_dir}"
+                    )
 
-        last = epoch + 1 == total_epochs
-        if (epoch + 1) % config.train.sample_every == 0 or last:
-            save_sample_grid(generator, sample_batch, device, run_dir / "samples" / f"epoch_{epoch + 1:04d}.png")
-        if (epoch + 1) % config.train.save_every == 0 or last:
-            state = {
-                "config": config.to_dict(),
-                "generator": generator.state_dict(),
-                "discriminator": discriminator.state_dict() if discriminator else None,
-                "opt_g": opt_g.state_dict(),
-                "opt_d": opt_d.state_dict() if opt_d else None,
-                "schedulers": [scheduler.state_dict() for scheduler in schedulers],
-                "epoch": epoch + 1,
-                "iteration": iteration,
-                "rng": capture_rng_state(),
-            }
-            checkpoint_dir = run_dir / CHECKPOINT_DIR
-            save_checkpoint(checkpoint_dir / f"epoch_{epoch + 1:04d}.pt", state)
-            save_checkpoint(checkpoint_dir / LATEST, state)
+            lr = opt_g.param_groups[0]["lr"]
+            for scheduler in schedulers:
+                scheduler.step()
+            means = {name: total / batches_in_epoch for name, total in totals.items()}
+            row = {"epoch": epoch + 1, "iteration": iteration, "lr": lr, **means}
+            last = epoch + 1 == total_epochs
+            scores = {}
+            if val_dataset is not None and ((epoch + 1) % config.train.val_every == 0 or last):
+                scores = validate(generator, val_dataset, device)
+                row.update({f"val_{name}": value for name, value in scores.items()})
+            row["seconds"] = time.perf_counter() - started
+            log.append(row)
+            if writer is not None:
+                for name in (*LOSS_NAMES, "lr"):
+                    writer.add_scalar(f"train/{name}", row[name], epoch + 1)
+                for name, value in scores.items():
+                    writer.add_scalar(f"val/{name}", value, epoch + 1)
+                writer.flush()
+            if progress:
+                tqdm.write(
+                    f"epoch {epoch + 1}/{total_epochs}  it {iteration}  "
+                    + "  ".join(f"{name} {means[name]:.4f}" for name in LOSS_NAMES)
+                    + "".join(f"  val_{name} {value:.4f}" for name, value in scores.items())
+                    + f"  lr {lr:.2e}  {row['seconds']:.0f}s"
+                )
+            if scores and is_improvement(scores, best_scores, config.train.best_metric):
+                best_scores = scores
+                save("best.pt", epoch + 1, 0)
+
+            if (epoch + 1) % config.train.sample_every == 0 or last:
+                samples_dir = run_dir / "samples"
+                save_sample_grid(generator, sample_batch, device, samples_dir / f"epoch_{epoch + 1:04d}.png")
+                write_progress_gif(sorted(samples_dir.glob("epoch_*.png")), samples_dir / "progress.gif")
+            if (epoch + 1) % config.train.save_every == 0 or last:
+                save(f"epoch_{epoch + 1:04d}.pt", epoch + 1, 0)
+            elif config.train.save_every_iters:
+                save(None, epoch + 1, 0)  # latest.pt must not lag behind an epoch boundary
 
     if writer is not None:
         writer.close()
     return run_dir
+
+
+def checked_pairs(data_root: Path, *, skip_bad: bool) -> list[PairFile]:
+    """The training pairs after a header check of every file, so a bad image stops the run at start."""
+    pairs = find_pairs(data_root, "train")
+    bad = find_bad_pairs(tqdm(pairs, desc="checking data", leave=False, disable=len(pairs) < 2000))
+    if bad and not skip_bad:
+        listing = "; ".join(reason for _, reason in bad[:5]) + (f"; ... ({len(bad)} in all)" if len(bad) > 5 else "")
+        raise DataError(f"{len(bad)} unusable file(s): {listing}. Fix or remove them, or pass --skip-bad")
+    if bad:
+        for _, reason in bad:
+            warnings.warn(f"skipping {reason}", stacklevel=2)
+        skipped = {pair.name for pair, _ in bad}
+        pairs = [pair for pair in pairs if pair.name not in skipped]
+        if not pairs:
+            raise DataError(f"{data_root / 'train'}: every pair is unusable")
+    return pairs
 
 
 def resolve_resume(resume: str, run_dir: Path) -> Path:
@@ -183,12 +299,9 @@ def resolve_resume(resume: str, run_dir: Path) -> Path:
     return resolve_checkpoint(run_dir if resume == "auto" else resume)
 
 
-def load_sample_batch(config: RunConfig, data_root: Path, size_multiple: int) -> dict[str, torch.Tensor]:
-    """The fixed validation images shown in every sample grid (train images if there is no val split)."""
-    split = config.data.val_split
-    if not (data_root / split).is_dir():
-        split = "train"
-    dataset = PairedDataset(
+def build_eval_dataset(config: RunConfig, data_root: Path, split: str, size_multiple: int) -> PairedDataset:
+    """A split resized as at test time (no jitter)."""
+    return PairedDataset(
         data_root,
         split,
         direction=config.data.direction,
@@ -201,21 +314,51 @@ def load_sample_batch(config: RunConfig, data_root: Path, size_multiple: int) ->
         size_multiple=size_multiple,
         train=False,
     )
+
+
+def load_sample_batch(config: RunConfig, data_root: Path, size_multiple: int) -> dict[str, torch.Tensor]:
+    """The fixed validation images shown in every sample grid (train images if there is no val split)."""
+    split = config.data.val_split if (data_root / config.data.val_split).is_dir() else "train"
+    dataset = build_eval_dataset(config, data_root, split, size_multiple)
     count = min(config.train.num_samples, len(dataset))
     items = [dataset[i] for i in range(count)]
     return {key: torch.stack([item[key] for item in items]) for key in ("source", "target")}
 
 
 @torch.no_grad()
-def save_sample_grid(generator, batch: dict[str, torch.Tensor], device: torch.device, path: Path) -> None:
-    """input | output | target rows, translated as at test time by default (dropout on, batch stats)."""
-    # forked RNG: the grid's dropout draws are fixed and must not shift the training run's RNG
+def translate_as_at_test_time(generator, sources, device: torch.device) -> list[torch.Tensor]:
+    """Outputs as `pix2pix test` makes them by default: dropout on, batch statistics, seed 0.
+
+    The RNG is forked so these draws neither vary between calls nor shift the training run's RNG.
+    """
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(0)
         set_inference_mode(generator, dropout=True, norm_stats="batch")
         # one image at a time: batch statistics over several images would mix them
-        outputs = [generator(source[None].to(device))[0].cpu() for source in batch["source"]]
+        outputs = [generator(source[None].to(device))[0].cpu() for source in sources]
         set_training_mode(generator)
+    return outputs
+
+
+def validate(generator, dataset: PairedDataset, device: torch.device) -> dict[str, float]:
+    """Mean L1/PSNR/SSIM of the split's translations."""
+    from pix2pix.metrics import evaluate_pairs  # needs scikit-image (the [eval] extra)
+
+    items = [dataset[i] for i in range(len(dataset))]
+    outputs = translate_as_at_test_time(generator, [item["source"] for item in items], device)
+    scores = evaluate_pairs(outputs, [item["target"] for item in items])
+    return {name: scores[name] for name in VAL_METRICS}
+
+
+def is_improvement(scores: dict[str, float], best: dict[str, float] | None, metric: str) -> bool:
+    if best is None:
+        return True
+    return scores[metric] < best[metric] if metric == "l1" else scores[metric] > best[metric]
+
+
+def save_sample_grid(generator, batch: dict[str, torch.Tensor], device: torch.device, path: Path) -> None:
+    """input | output | target rows, translated as at test time by default (dropout on, batch stats)."""
+    outputs = translate_as_at_test_time(generator, batch["source"], device)
     rows = [[source, output, target] for source, output, target in zip(batch["source"], outputs, batch["target"])]
     path.parent.mkdir(parents=True, exist_ok=True)
     make_grid(rows).save(path)
@@ -237,7 +380,7 @@ class EpochLog:
 
     def append(self, row: dict[str, float]) -> None:
         with self.path.open("a", newline="") as f:
-            csv.DictWriter(f, LOG_FIELDS).writerow({name: row[name] for name in LOG_FIELDS})
+            csv.DictWriter(f, LOG_FIELDS).writerow({name: row.get(name, "") for name in LOG_FIELDS})
 
 
 def open_tensorboard(run_dir: Path):

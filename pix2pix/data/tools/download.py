@@ -1,0 +1,205 @@
+"""Download and safely unpack the standard pix2pix datasets.
+
+Archives come from the public pix2pix location (or `PIX2PIX_DATASETS_URL`, or `base_url`). A download
+goes to `NAME.tar.gz.part` first, so an interrupted one resumes with an HTTP Range request, and is
+checked against the server's size before it is unpacked. Extraction refuses any member that could
+write outside the target folder and unpacks into a hidden staging folder first, so a refused archive
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import os
+import re
+import shutil
+import tarfile
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path, PurePosixPath
+
+from tqdm import tqdm
+
+from pix2pix.data.images import DataError
+
+DATASETS = ("facades", "cityscapes", "maps", "edges2shoes", "edges2handbags", "night2day")
+DEFAULT_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
+URL_VARIABLE = "PIX2PIX_DATASETS_URL"
+
+_CHUNK = 1 << 16
+
+
+class DownloadError(DataError):
+    """A download or archive that cannot be used; the message is one line."""
+
+
+def resolve_base_url(base_url: str | None = None) -> str:
+    """`base_url`, else $PIX2PIX_DATASETS_URL, else the public pix2pix archive location."""
+    url = (base_url or os.environ.get(URL_VARIABLE) or DEFAULT_URL).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"dataset URL {url!r} must start with http:// or https://")
+    return url
+
+
+def download_dataset(
+    name: str, root: Path | str, *, base_url: str | None = None, progress: bool = True, timeout: float = 30.0
+) -> Path:
+    """Fetch and unpack dataset `name` into `root/name` (returned); a folder already there is kept."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
+    root = Path(root)
+    target = root / name
+    if target.is_dir():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    archive = root / f"{name}.tar.gz"
+    if not archive.exists():  # a complete download left by an earlier run is reused
+        fetch_file(f"{resolve_base_url(base_url)}/{name}.tar.gz", archive, progress=progress, timeout=timeout)
+    extract_dataset(archive, target, progress=progress)
+    archive.unlink()
+    return target
+
+
+def fetch_file(url: str, destination: Path, *, progress: bool = True, timeout: float = 30.0) -> None:
+    """Download `url` to `destination` through `destination.part`, resuming a partial file."""
+    partial = destination.with_name(destination.name + ".part")
+    offset = partial.stat().st_size if partial.exists() else 0
+    response = _open(url, partial, offset, timeout)
+    with response:
+        if offset and response.status != 206:
+            offset = 0  # the server ignored the Range header and sends the whole file
+        total = _expected_size(response, offset)
+        failure = _copy_response(response, partial, offset, total, progress=progress)
+    size = partial.stat().st_size
+    if failure or (total is not None and size != total):
+        expected = f" of {total}" if total is not None else ""
+        reason = f" ({failure})" if failure else ""
+        raise DownloadError(
+            f"{url}: download stopped at {size}{expected} bytes{reason}; run the command again to resume"
+        )
+    partial.replace(destination)
+
+
+def extract_dataset(archive: Path, target: Path, *, progress: bool = True) -> None:
+    """Unpack `archive` into `target`; a top folder named like `target` (as in the pix2pix archives) becomes it."""
+    staging = target.with_name(f".{target.name}.extracting")
+    if staging.exists():
+        shutil.rmtree(staging)  # left by an interrupted run
+    extract_safely(archive, staging, progress=progress)
+    entries = list(staging.iterdir())
+    if [entry.name for entry in entries] == [target.name] and entries[0].is_dir():
+        entries[0].rename(target)
+        staging.rmdir()
+    else:
+        staging.rename(target)
+
+
+def extract_safely(archive: Path, target: Path, *, progress: bool = False) -> None:
+    """Extract a .tar.gz into `target` (created), refusing members that escape it; on error `target` is removed."""
+    target.mkdir(parents=True)
+    try:
+        _extract_members(archive, target, progress=progress)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+
+
+def find_unsafe_member_problem(member: tarfile.TarInfo, target: Path) -> str | None:
+    """Why extracting `member` under `target` would be unsafe, or None when it is safe."""
+    name = PurePosixPath(member.name)
+    if name.is_absolute() or re.match(r"^[A-Za-z]:", member.name):
+        return "absolute path"
+    if ".." in name.parts:
+        return "'..' in its path"
+    root = target.resolve()
+    if not _is_inside((target / name).resolve(), root):
+        return "path leaves the target folder (through a link)"
+    if member.issym():
+        link = PurePosixPath(member.linkname)
+        if link.is_absolute():
+            return f"symlink to the absolute path {member.linkname!r}"
+        if not _is_inside((target / name.parent / link).resolve(), root):
+            return f"symlink to {member.linkname!r}, outside the target folder"
+    if member.islnk():
+        link = PurePosixPath(member.linkname)
+        if link.is_absolute() or ".." in link.parts or not _is_inside((target / link).resolve(), root):
+            return f"hard link to {member.linkname!r}, outside the target folder"
+    if member.isdev():
+        return "device or FIFO file"
+    return None
+
+
+def _extract_members(archive: Path, target: Path, *, progress: bool) -> None:
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tqdm(tar, desc=f"extract {archive.name}", unit="file", disable=not progress):
+                problem = find_unsafe_member_problem(member, target)
+                if problem:
+                    raise DownloadError(f"{archive}: refusing member {member.name!r}: {problem}; nothing was extracted")
+                # Our check comes first for its message; the "data" filter also sanitises modes and owners.
+                tar.extract(member, target, filter="data")
+    except tarfile.FilterError as err:
+        name = err.tarinfo.name if err.tarinfo else "?"
+        raise DownloadError(f"{archive}: refusing member {name!r}: {_one_line(err)}; nothing was extracted") from err
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise DownloadError(f"{archive}: not a readable .tar.gz ({_one_line(err)}); delete it and run again") from err
+
+
+def _copy_response(
+    response: http.client.HTTPResponse, partial: Path, offset: int, total: int | None, *, progress: bool
+) -> str | None:
+    """Append the response body to `partial`; returns why the transfer broke off, or None."""
+    bar = tqdm(
+        total=total,
+        initial=offset,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=partial.name.removesuffix(".part"),
+        disable=not progress,
+    )
+    with open(partial, "ab" if offset else "wb") as file, bar:
+        try:
+            while chunk := response.read(_CHUNK):
+                file.write(chunk)
+                bar.update(len(chunk))
+        except (TimeoutError, ConnectionError, http.client.HTTPException) as err:
+            return _one_line(err)  # what arrived stays in the .part file for the next run
+    return None
+
+
+def _open(url: str, partial: Path, offset: int, timeout: float) -> http.client.HTTPResponse:
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    try:
+        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and offset:
+            # The server cannot continue our partial file (it changed, or was complete): start afresh next time.
+            partial.unlink()
+            raise DownloadError(f"{url}: the server cannot resume {partial.name}; deleted it, run again") from err
+        raise DownloadError(f"{url}: HTTP error {err.code} {err.reason}") from err
+    except OSError as err:  # URLError (refused, DNS), timeouts
+        reason = err.reason if isinstance(err, urllib.error.URLError) else err
+        raise DownloadError(
+            f"{url}: cannot reach the server ({_one_line(reason)}); check the network, or set --url / {URL_VARIABLE}"
+        ) from err
+
+
+def _expected_size(response: http.client.HTTPResponse, offset: int) -> int | None:
+    """Size of the complete file, from Content-Range (a resumed download) or Content-Length."""
+    content_range = response.headers.get("Content-Range", "")
+    match = re.fullmatch(r"bytes \d+-\d+/(\d+)", content_range.strip())
+    if match:
+        return int(match.group(1))
+    length = response.headers.get("Content-Length")
+    return offset + int(length) if length and length.isdigit() else None
+
+
+def _is_inside(path: Path, root: Path) -> bool:
+    return path == root or path.is_relative_to(root)
+
+
+def _one_line(err: object) -> str:
+    return " ".join(str(err).split()) or type(err).__name__

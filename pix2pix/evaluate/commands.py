@@ -1,0 +1,195 @@
+"""`pix2pix eval` and `pix2pix summary`: flags in, one library call out.
+
+Heavy imports (torch, scikit-image, matplotlib) happen inside the run functions so `pix2pix --help`
+stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+FCN_MODES = ("auto", "on", "off")  # as pipeline.FCN_MODES, not imported from there: it loads torch
+
+
+def add_eval_command(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("eval", help="measure a model: L1, PSNR, SSIM, FCN-score, HTML report")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--checkpoint",
+        nargs="+",
+        type=Path,
+        help="run folder(s) or checkpoint file(s); several runs are also compared side by side",
+    )
+    source.add_argument(
+        "--results",
+        nargs="+",
+        type=Path,
+        help="instead of translating: `pix2pix test` output folder(s) with NAME.png + targets/NAME.png",
+    )
+    parser.add_argument(
+        "--data",
+        help="dataset root or 'builtin' (default: the run's training data); with "
+        "--results, the FCN-score's segmenter learns from its training split",
+    )
+    parser.add_argument("--split", default="test", help="split to translate (default: test)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="report folder (default: RUN/eval-SPLIT, or RESULTS/eval; "
+        "with several runs: the comparison folder, default PARENT/compare-SPLIT)",
+    )
+    parser.add_argument(
+        "--fcn-score",
+        choices=FCN_MODES,
+        default="auto",
+        help="auto: when one side of the pairs is a label map in the palette",
+    )
+    parser.add_argument(
+        "--palette",
+        default="facades",
+        help="label colours: 'facades' (CMP, 12 classes) or a JSON file {\"name\": [r, g, b], ...}",
+    )
+    parser.add_argument("--fcn-size", type=int, default=64, help="segmenter resolution in pixels (default: 64)")
+    parser.add_argument("--fcn-iterations", type=int, default=1500, help="segmenter training steps (default: 1500)")
+    parser.add_argument("--fcn-seed", type=int, default=0, help="seed of the segmenter's training")
+    parser.add_argument("--dropout", choices=("on", "off"), default="on", help="dropout at test time (paper: on)")
+    parser.add_argument(
+        "--norm-stats",
+        choices=("batch", "running"),
+        default="batch",
+        help="batch norm statistics at test time (paper: batch)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the dropout draws")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(run=run_eval)
+
+
+def add_summary_command(commands: argparse._SubParsersAction) -> None:
+    # the training flags, so `--config demo --base-channels 32` summarises exactly what `train` would build
+    from pix2pix.flags import add_config_flags, recipe_names
+
+    parser = commands.add_parser("summary", help="layers, output shapes and parameter counts of G and D")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--config", help=f"a .toml/.json config or a built-in recipe: {', '.join(recipe_names())}")
+    source.add_argument("--checkpoint", help="run folder, checkpoint file, or official latest_net_G.pth")
+    parser.add_argument(
+        "--layers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="print the layer tables (--no-layers: totals and receptive field only)",
+    )
+    add_config_flags(parser)
+    parser.set_defaults(run=run_summary)
+
+
+def label_runs(paths: list[Path]) -> list[str]:
+    """Short distinct names: the run folder's name, or RUN/FILE for a checkpoint file."""
+    labels = []
+    for path in paths:
+        label = (
+            path.name
+            if path.is_dir() or path.parent.name != "checkpoints"
+            else f"{path.parent.parent.name}/{path.stem}"
+        )
+        labels.append(label if label not in labels else f"{label} #{len(labels) + 1}")
+    return labels
+
+
+def default_eval_folder(checkpoint: Path, split: str) -> Path:
+    """RUN/eval-SPLIT for a run folder or its latest.pt; RUN/eval-SPLIT-STEM for another checkpoint file."""
+    if checkpoint.is_dir():
+        return checkpoint / f"eval-{split}"
+    run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    return run / (f"eval-{split}" if checkpoint.name == "latest.pt" else f"eval-{split}-{checkpoint.stem}")
+
+
+def run_eval(args: argparse.Namespace) -> None:
+    from pix2pix.data.builtin import resolve_data_root
+    from pix2pix.evaluate.compare import write_comparison
+    from pix2pix.evaluate.fcn_score import SegmenterSettings, load_palette
+    from pix2pix.evaluate.pipeline import FcnOptions, evaluate_checkpoint, evaluate_images, list_result_images
+
+    if args.fcn_size < 16 or args.fcn_iterations < 1:
+        raise ValueError(
+            f"--fcn-size must be >= 16 and --fcn-iterations >= 1, got {args.fcn_size}, {args.fcn_iterations}"
+        )
+    fcn = FcnOptions(
+        args.fcn_score,
+        load_palette(args.palette),
+        SegmenterSettings(size=args.fcn_size, iterations=args.fcn_iterations, seed=args.fcn_seed),
+    )
+    sources = args.checkpoint or args.results
+    several = len(sources) > 1
+    labels = label_runs(sources)
+    evaluations = []
+    for source, label in zip(sources, labels):
+        if args.checkpoint:
+            folder = default_eval_folder(source, args.split) if several or args.output is None else args.output
+            evaluation = evaluate_checkpoint(
+                source,
+                folder,
+                data=args.data,
+                split=args.split,
+                dropout=args.dropout == "on",
+                norm_stats=args.norm_stats,
+                seed=args.seed,
+                device=args.device,
+                label=label,
+                fcn=fcn,
+                progress=not args.quiet,
+            )
+        else:
+            folder = source / "eval" if several or args.output is None else args.output
+            data_root = resolve_data_root(args.data) if args.data else None
+            evaluation = evaluate_images(
+                list_result_images(source),
+                folder,
+                label=label,
+                split=args.split,
+                fcn=fcn,
+                data_root=data_root,
+                settings={"results": str(source)},
+                progress=not args.quiet,
+            )
+        print_evaluation(evaluation)
+        evaluations.append(evaluation)
+    if several:
+        folder = args.output or Path(os.path.commonpath([p.resolve() for p in sources])) / f"compare-{args.split}"
+        print(f"comparison: {write_comparison(folder, evaluations)}")
+
+
+def print_evaluation(evaluation) -> None:
+    from pix2pix.evaluate.report import format_value, metric_label
+
+    means = "  ".join(
+        f"{metric_label(name)} {format_value(stats['mean'])}" for name, stats in evaluation.summary.items()
+    )
+    print(f"{evaluation.label}: {len(evaluation.rows)} images  {means}")
+    if evaluation.fcn:
+        scores = evaluation.fcn["generated"]
+        real = evaluation.fcn.get("real")
+        print(
+            "  FCN-score (generated"
+            + (" / real" if real else "")
+            + "): "
+            + "  ".join(
+                f"{key} {format_value(value)}" + (f" / {format_value(real[key])}" if real else "")
+                for key, value in scores.items()
+            )
+        )
+    for note in evaluation.notes:
+        print(f"  {note}")
+    print(f"  report: {evaluation.folder / 'index.html'}")
+
+
+def run_summary(args: argparse.Namespace) -> None:
+    from pix2pix.evaluate.summary import summarize_checkpoint, summarize_config
+    from pix2pix.flags import build_config
+
+    if args.checkpoint:
+        print(summarize_checkpoint(args.checkpoint, layers=args.layers))
+    else:
+        print(summarize_config(build_config(args), layers=args.layers))

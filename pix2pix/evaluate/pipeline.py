@@ -1,0 +1,274 @@
+"""One evaluation, read top to bottom: translate a split (or take a `pix2pix test` folder), measure each
+image, add the FCN-score where one side is a label map, write metrics.json, metrics.csv and the report.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from pix2pix.data.builtin import resolve_data_root
+from pix2pix.data.dataset import find_pairs
+from pix2pix.data.images import IMAGE_EXTENSIONS, DataError, load_image
+from pix2pix.evaluate import fcn_score
+from pix2pix.evaluate.report import render_error_map, write_report
+from pix2pix.inference import Pix2Pix
+from pix2pix.metrics import METRICS, compute_image_metrics, summarize_rows
+from pix2pix.translate import translate_to_folder
+
+FCN_MODES = ("auto", "on", "off")
+
+
+@dataclass(frozen=True)
+class FcnOptions:
+    """Whether and how to compute the FCN-score: "auto" computes it where a side is a label map."""
+
+    mode: str = "auto"
+    palette: fcn_score.Palette = fcn_score.FACADES_PALETTE
+    segmenter: fcn_score.SegmenterSettings = fcn_score.SegmenterSettings()
+
+    def __post_init__(self) -> None:
+        if self.mode not in FCN_MODES:
+            raise ValueError(f"unknown FCN-score mode {self.mode!r}; expected one of {FCN_MODES}")
+
+
+@dataclass(frozen=True)
+class ImageFiles:
+    """One evaluated image: the translation, its ground truth and (when saved) the input."""
+
+    name: str
+    output: Path
+    target: Path
+    input: Path | None
+
+
+@dataclass
+class Evaluation:
+    """Everything one evaluation measured; `folder` holds its metrics.json, metrics.csv and index.html."""
+
+    label: str
+    folder: Path
+    split: str
+    rows: list[dict[str, Any]]  # per image: name, metrics, and the image paths ("input", "output", ...)
+    summary: dict[str, dict[str, float]]  # metric -> {mean, ci_low, ci_high, n}
+    fcn: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    run_dir: Path | None = None  # the training run, for its loss curves
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [*METRICS, *(["fcn_acc"] if self.fcn else [])]
+
+
+def list_result_images(folder: Path) -> list[ImageFiles]:
+    """The NAME.png + targets/NAME.png (+ inputs/NAME.png) triples of a `pix2pix test` output folder."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: results folder not found")
+    outputs = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+    if not outputs:
+        raise DataError(f"{folder}: no translated images (NAME.png) found")
+    items = []
+    for output in outputs:
+        target = folder / "targets" / output.name
+        if not target.exists():
+            raise DataError(f"{target}: missing ground truth for {output.name} (run `pix2pix test` on a paired split)")
+        source = folder / "inputs" / output.name
+        items.append(ImageFiles(output.stem, output, target, source if source.exists() else None))
+    return items
+
+
+def translate_split(
+    model: Pix2Pix,
+    data_root: Path,
+    split: str,
+    folder: Path,
+    *,
+    dropout: bool,
+    norm_stats: str,
+    seed: int,
+    progress: bool = True,
+) -> list[ImageFiles]:
+    """Translate the split into `folder` (as `pix2pix test` does); returns the split's images only, so
+    files left in `folder` by an earlier evaluation are never measured."""
+    names = [pair.name for pair in find_pairs(data_root, split)]
+    translate_to_folder(
+        model, data_root, folder, split=split, dropout=dropout, norm_stats=norm_stats, seed=seed, progress=progress
+    )
+    return [
+        ImageFiles(name, folder / f"{name}.png", folder / "targets" / f"{name}.png", folder / "inputs" / f"{name}.png")
+        for name in names
+    ]
+
+
+def find_run_dir(checkpoint: Path) -> Path | None:
+    """The training run folder (the one holding log.csv) of a run folder or of a file in RUN/checkpoints/."""
+    for folder in (checkpoint, checkpoint.parent, checkpoint.parent.parent):
+        if (folder / "log.csv").is_file():
+            return folder
+    return None
+
+
+def evaluate_checkpoint(
+    checkpoint: Path,
+    folder: Path,
+    *,
+    data: str | None = None,
+    split: str = "test",
+    dropout: bool = True,
+    norm_stats: str = "batch",
+    seed: int = 0,
+    device: str = "auto",
+    label: str | None = None,
+    fcn: FcnOptions = FcnOptions(),
+    progress: bool = True,
+) -> Evaluation:
+    """Translate `split` of `data` (default: the dataset the run was trained on) and evaluate it in `folder`."""
+    model = Pix2Pix.load(checkpoint, device=device)
+    data_root = resolve_data_root(data or model.config.data.data)
+    items = translate_split(
+        model, data_root, split, folder / "images", dropout=dropout, norm_stats=norm_stats, seed=seed, progress=progress
+    )
+    settings = {
+        "checkpoint": str(checkpoint),
+        "data": str(data_root),
+        "direction": model.config.data.direction,
+        "dropout": "on" if dropout else "off",
+        "norm stats": norm_stats,
+        "seed": seed,
+    }
+    return evaluate_images(
+        items,
+        folder,
+        label=label or checkpoint.name,
+        split=split,
+        fcn=fcn,
+        data_root=data_root,
+        run_dir=find_run_dir(checkpoint),
+        settings=settings,
+        progress=progress,
+    )
+
+
+def evaluate_images(
+    items: list[ImageFiles],
+    folder: Path,
+    *,
+    label: str,
+    split: str,
+    fcn: FcnOptions = FcnOptions(),
+    data_root: Path | None = None,
+    run_dir: Path | None = None,
+    settings: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> Evaluation:
+    """Measure `items`, write error maps, metrics.json, metrics.csv and index.html into `folder`."""
+    (folder / "errors").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for item in tqdm(items, desc="measuring", disable=not progress, leave=False):
+        output, target = np.asarray(load_image(item.output, 3)), np.asarray(load_image(item.target, 3))
+        if output.shape != target.shape:
+            raise DataError(
+                f"{item.output} is {output.shape[1]}x{output.shape[0]} but its target "
+                f"{item.target} is {target.shape[1]}x{target.shape[0]}"
+            )
+        error = folder / "errors" / f"{item.name}.png"
+        render_error_map(output, target).save(error)
+        paths = {"input": item.input, "output": item.output, "target": item.target, "error": error}
+        rows.append({"name": item.name, **compute_image_metrics(output, target), "paths": paths})
+    evaluation = Evaluation(
+        label, folder, split, rows, summarize_rows(rows, list(METRICS)), settings=dict(settings or {}), run_dir=run_dir
+    )
+    if fcn.mode != "off":
+        add_fcn_score(evaluation, items, fcn, data_root, progress)
+    write_metrics(evaluation)
+    write_report(evaluation)
+    return evaluation
+
+
+def add_fcn_score(
+    evaluation: Evaluation, items: list[ImageFiles], fcn: FcnOptions, data_root: Path | None, progress: bool
+) -> None:
+    """FCN-score when the inputs (labels -> photo) or the targets (photo -> labels) are label maps.
+
+    In mode "auto" a missing ingredient becomes a note in the report; in mode "on" it is an error.
+    """
+
+    def skip(reason: str) -> None:
+        if fcn.mode == "on":
+            raise ValueError(f"FCN-score: {reason}")
+        evaluation.notes.append(f"FCN-score skipped: {reason}")
+
+    def load_all(paths: list[Path]) -> list[np.ndarray]:
+        return [np.asarray(load_image(path, 3)) for path in paths]
+
+    probe = slice(None, None, max(1, len(items) // 8))  # about 8 images decide which side is a label map
+    palette = fcn.palette
+    targets, outputs = load_all([i.target for i in items]), load_all([i.output for i in items])
+    if fcn_score.is_label_map(targets[probe], palette):
+        scores, per_image = fcn_score.score_label_maps(outputs, targets, palette)
+        evaluation.fcn = {"kind": "label maps", "generated": scores, "palette": list(palette.names)}
+    else:
+        if any(item.input is None for item in items):
+            return skip("the inputs are not saved (inputs/NAME.png), so there are no label maps to score against")
+        inputs = load_all([i.input for i in items])  # type: ignore[misc]
+        if not fcn_score.is_label_map(inputs[probe], palette):
+            return skip("neither the inputs nor the targets are label maps in the palette")
+        if data_root is None:
+            return skip("the segmenter learns from the dataset's training photos: pass --data ROOT")
+        segmenter = fcn_score.load_or_train_segmenter(data_root, palette, fcn.segmenter, progress=progress)
+        scores, per_image = fcn_score.score_photos(segmenter, outputs, inputs, palette)
+        real_scores, _ = fcn_score.score_photos(segmenter, targets, inputs, palette)
+        evaluation.fcn = {
+            "kind": "photos",
+            "generated": scores,
+            "real": real_scores,
+            "palette": list(palette.names),
+            "segmenter": {
+                "path": str(segmenter.path),
+                "train_pixel_acc": segmenter.train_accuracy,
+                **asdict(segmenter.settings),
+            },
+        }
+    for row, accuracy in zip(evaluation.rows, per_image):
+        row["fcn_acc"] = accuracy
+    evaluation.summary["fcn_acc"] = summarize_rows(evaluation.rows, ["fcn_acc"])["fcn_acc"]
+
+
+def replace_non_finite(value: Any) -> Any:
+    """JSON has no inf or nan: write null (PSNR of identical images is inf; an interval of one value nan)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: replace_non_finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [replace_non_finite(item) for item in value]
+    return value
+
+
+def write_metrics(evaluation: Evaluation) -> None:
+    """metrics.json (summary, FCN-score, per image) and metrics.csv (one row per image)."""
+    names = evaluation.metric_names
+    images = [{"name": row["name"], **{name: row[name] for name in names}} for row in evaluation.rows]
+    document = {
+        "label": evaluation.label,
+        "split": evaluation.split,
+        "settings": evaluation.settings,
+        "n_images": len(evaluation.rows),
+        "summary": evaluation.summary,
+        "fcn_score": evaluation.fcn,
+        "notes": evaluation.notes,
+        "images": images,
+    }
+    (evaluation.folder / "metrics.json").write_text(json.dumps(replace_non_finite(document), indent=2) + "\n")
+    with (evaluation.folder / "metrics.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, ["name", *names])
+        writer.writeheader()
+        writer.writerows(images)

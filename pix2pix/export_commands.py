@@ -1,0 +1,39 @@
+"""`pix2pix export`: kept apart from `pix2pix.export` so `pix2pix --help` does not import torch."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+EXPORT_FORMATS = ("onnx", "torchscript")  # as pix2pix.export.EXPORT_FORMATS, without importing torch
+
+
+def run_export(args: argparse.Namespace) -> None:
+    from pix2pix.export import export_model
+    from pix2pix.inference import Pix2Pix
+
+    model = Pix2Pix.load(args.checkpoint, device="cpu")
+    out = export_model(
+        model, args.out, export_format=args.format, dropout=args.dropout == "on", norm_stats=args.norm_stats
+    )
+    print(f"wrote {out} ({args.format}, stride {model.stride}, dropout {args.dropout}, {args.norm_stats} statistics)")
+
+
+def add_export_command(commands: Any) -> None:
+    export = commands.add_parser("export", help="write a trained generator as ONNX or TorchScript")
+    export.add_argument("--checkpoint", required=True, help="run folder, checkpoint file, or official latest_net_G.pth")
+    export.add_argument("--format", choices=EXPORT_FORMATS, required=True)
+    export.add_argument("--out", required=True, help="file to write (e.g. model.onnx, model.ts)")
+    export.add_argument(
+        "--dropout",
+        choices=("on", "off"),
+        default="off",
+        help="dropout in the exported network (default: off; on needs torchscript)",
+    )
+    export.add_argument(
+        "--norm-stats",
+        choices=("batch", "running"),
+        default="running",
+        help="batch norm statistics in the exported network (default: running; batch: torchscript)",
+    )
+    export.set_defaults(run=run_export)

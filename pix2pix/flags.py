@@ -1,0 +1,68 @@
+"""Training flags generated from the config dataclasses, and the recipe lookup behind `--config`.
+
+Every field `name` is `--name` (underscores become dashes, booleans get `--name/--no-name`). Flags
+override a `--config` recipe, which overrides the defaults. Used by `train` and `summary`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pix2pix.config import RunConfig
+
+RECIPES = "pix2pix.recipes"
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per config field; default SUPPRESS so only flags the user gave override the recipe."""
+    for section in dataclasses.fields(RunConfig):
+        section_type = section.default_factory  # type: ignore[misc]
+        group = parser.add_argument_group(section.name)
+        hints = typing.get_type_hints(section_type)
+        for field in dataclasses.fields(section_type):
+            flag = "--" + field.name.replace("_", "-")
+            kind = hints[field.name]
+            help_text = f"default: {field.default}"
+            if kind is bool:
+                group.add_argument(
+                    flag,
+                    dest=field.name,
+                    action=argparse.BooleanOptionalAction,
+                    default=argparse.SUPPRESS,
+                    help=help_text,
+                )
+            elif typing.get_origin(kind) is typing.Literal:
+                group.add_argument(
+                    flag, dest=field.name, choices=typing.get_args(kind), default=argparse.SUPPRESS, help=help_text
+                )
+            else:
+                group.add_argument(flag, dest=field.name, type=kind, default=argparse.SUPPRESS, help=help_text)
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.name.removesuffix(".toml") for p in resources.files(RECIPES).iterdir() if p.name.endswith(".toml"))
+
+
+def build_config(args: argparse.Namespace) -> RunConfig:
+    """Defaults <- recipe (a file or a built-in recipe name) <- command-line flags."""
+    sections: dict[str, dict[str, Any]] = {}
+    if args.config:
+        path = Path(args.config)
+        if not path.exists() and args.config in recipe_names():
+            path = Path(str(resources.files(RECIPES) / f"{args.config}.toml"))
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{args.config}: no such config file or built-in recipe ({', '.join(recipe_names())})"
+            )
+        sections = RunConfig.load(path).to_dict()
+    given = vars(args)
+    for section in dataclasses.fields(RunConfig):
+        for field in dataclasses.fields(section.default_factory):  # type: ignore[misc]
+            if field.name in given:
+                sections.setdefault(section.name, {})[field.name] = given[field.name]
+    return RunConfig.from_dict(sections)

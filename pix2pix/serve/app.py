@@ -1,0 +1,207 @@
+"""The web demo and its HTTP API, around one shared `Pix2Pix` model.
+
+POST /translate (an image in, a PNG out), GET /info, GET /healthz, and GET / (the drawing page).
+Decoding, translation and encoding run in a thread pool, so the event loop stays free to accept and
+reject requests while the model works; the model is loaded once and shared by all workers. Every bad
+request gets a 4xx JSON answer `{"detail": "..."}` and never takes the server down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import warnings
+from collections.abc import AsyncGenerator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from PIL import Image, UnidentifiedImageError
+from starlette.datastructures import Headers, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from pix2pix.data.images import convert_channels
+from pix2pix.data.synthetic import SYNTHETIC_PALETTE
+from pix2pix.inference import Pix2Pix
+from pix2pix.onnx_model import OnnxPix2Pix
+
+DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 16_000_000
+ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"})
+STATIC = Path(__file__).parent / "static"
+
+
+def default_workers() -> int:
+    return min(4, os.cpu_count() or 1)
+
+
+def create_app(
+    model: Pix2Pix,
+    *,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    workers: int | None = None,
+    dropout: bool = False,
+    norm_stats: str = "running",
+) -> FastAPI:
+    """The app serving `model` in one mode (default deterministic: dropout off, running statistics)."""
+    workers = default_workers() if workers is None else workers
+    for name, value in (("max_upload_bytes", max_upload_bytes), ("max_pixels", max_pixels), ("workers", workers)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    # one throwaway translation: fails now, not at the first request, if the mode is one the model
+    # cannot run (an ONNX export in another mode), and warms the model up
+    channels_mode = "L" if model.config.model.in_channels == 1 else "RGB"
+    model.translate(Image.new(channels_mode, (model.stride, model.stride)), dropout=dropout, norm_stats=norm_stats)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pix2pix-serve")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncGenerator[None, None]:
+        yield
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="pix2pix", lifespan=lifespan, docs_url=None, redoc_url=None)
+    info = describe_model(model, dropout=dropout, norm_stats=norm_stats)
+    info.update(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, workers=workers)
+
+    def translate_bytes(data: bytes) -> bytes:
+        image = decode_image(data, in_channels=model.config.model.in_channels, max_pixels=max_pixels)
+        result = model.translate(image, dropout=dropout, norm_stats=norm_stats, seed=0)
+        png = io.BytesIO()
+        result.save(png, format="PNG")
+        return png.getvalue()
+
+    @app.post("/translate", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    async def translate(request: Request, direction: str | None = None) -> Response:
+        if direction is not None and direction != model.config.data.direction:
+            raise HTTPException(400, f"this model translates {model.config.data.direction}, not {direction!r}")
+        body = await read_body(request, max_upload_bytes)
+        data = await extract_image_bytes(request.headers, body)
+        png = await asyncio.get_running_loop().run_in_executor(pool, translate_bytes, data)
+        return Response(png, media_type="image/png")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/info")
+    async def describe() -> dict[str, Any]:
+        return info
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def describe_model(model: Pix2Pix, *, dropout: bool, norm_stats: str) -> dict[str, Any]:
+    """What the page and API clients need: sizes, direction, and how to draw inputs."""
+    config = model.config
+    palette = palette_for(config.data.data, config.data.direction)
+    return {
+        "model": {
+            "generator": config.model.generator,
+            "base_channels": config.model.base_channels,
+            "norm": config.model.norm,
+            "backend": "onnxruntime" if isinstance(model, OnnxPix2Pix) else "torch",
+            "dropout": dropout,
+            "norm_stats": norm_stats,
+        },
+        "direction": config.data.direction,
+        "in_channels": config.model.in_channels,
+        "out_channels": config.model.out_channels,
+        "crop_size": config.data.crop_size,
+        "preprocess": config.data.preprocess,
+        "stride": model.stride,
+        "drawing": "labels" if palette else "sketch",
+        "palette": palette,
+    }
+
+
+def palette_for(data: str, direction: str) -> list[dict[str, str]] | None:
+    """The facade label colours when the model turns label maps into photos, else None (sketch input).
+
+    Label -> photo is AtoB for the built-in facades and BtoA for the facades release.
+    """
+    is_builtin_labels = data == "builtin" and direction == "AtoB"
+    is_facades_labels = "facades" in Path(data).name.lower() and direction == "BtoA"
+    if not (is_builtin_labels or is_facades_labels):
+        return None
+    return [{"name": name, "color": "#{:02x}{:02x}{:02x}".format(*rgb)} for name, rgb in SYNTHETIC_PALETTE.items()]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"upload of {declared} bytes is over the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"upload is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def extract_image_bytes(headers: Headers, body: bytes) -> bytes:
+    """The image in a raw image/* body, or in the one file field of a multipart form."""
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        body, content_type = await read_multipart_file(headers, body)
+    if not (content_type.startswith("image/") or content_type == "application/octet-stream"):
+        raise HTTPException(
+            415, f"expected an image (image/* body or a multipart file field), got content type {content_type!r}"
+        )
+    if not body:
+        raise HTTPException(400, "empty image")
+    return body
+
+
+async def read_multipart_file(headers: Headers, body: bytes) -> tuple[bytes, str]:
+    async def replay() -> AsyncGenerator[bytes, None]:
+        yield body
+
+    try:
+        form = await MultiPartParser(headers, replay(), max_files=1, max_fields=16).parse()
+    except MultiPartException as error:
+        raise HTTPException(400, f"malformed multipart form: {error.message}") from error
+    try:
+        files = [value for value in form.values() if isinstance(value, UploadFile)]
+        if not files:
+            raise HTTPException(400, "multipart form has no file field")
+        content_type = (files[0].content_type or "application/octet-stream").lower()
+        return await files[0].read(), content_type
+    finally:
+        await form.close()
+
+
+def decode_image(data: bytes, *, in_channels: int, max_pixels: int) -> Image.Image:
+    """Decode an upload; the pixel count is checked on the header, before any pixel is decompressed."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.format not in ACCEPTED_FORMATS:
+                    raise HTTPException(415, f"unsupported image format {image.format}; send PNG, JPEG or WebP")
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise HTTPException(413, f"image of {width}x{height} is over the limit of {max_pixels} pixels")
+                image.load()
+                return convert_channels(image, in_channels)
+    except HTTPException:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise HTTPException(413, "refusing a possible decompression bomb") from error
+    except UnidentifiedImageError as error:
+        raise HTTPException(400, "the upload is not a readable image") from error
+    # Pillow's decoders fail with many exception types (OSError, SyntaxError, ValueError...)
+    except Exception as error:
+        raise HTTPException(400, f"cannot decode the image (truncated or corrupt): {type(error).__name__}") from error

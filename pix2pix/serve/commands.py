@@ -1,0 +1,60 @@
+"""`pix2pix serve`: FastAPI and torch are imported only when the command runs."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+# as pix2pix.serve.app's defaults, repeated here so that building the parser imports nothing heavy
+DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 16_000_000
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from pix2pix.inference import Pix2Pix
+    from pix2pix.serve.app import create_app
+
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be between 0 and 65535, got {args.port}")
+    model = Pix2Pix.load(args.checkpoint, device=args.device)
+    app = create_app(
+        model,
+        max_upload_bytes=args.max_upload_bytes,
+        max_pixels=args.max_pixels,
+        workers=args.workers,
+        dropout=args.dropout == "on",
+        norm_stats=args.norm_stats,
+    )
+    print(f"serving {args.checkpoint} at http://{args.host}:{args.port}/ (Ctrl+C to stop)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+
+
+def add_serve_command(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="web demo and HTTP API for a trained or exported model")
+    serve.add_argument("--checkpoint", required=True, help="run folder, checkpoint file, or exported .onnx file")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--max-upload-bytes",
+        type=int,
+        default=DEFAULT_MAX_UPLOAD_BYTES,
+        help=f"largest accepted request body (default: {DEFAULT_MAX_UPLOAD_BYTES})",
+    )
+    serve.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"largest accepted image, width x height (default: {DEFAULT_MAX_PIXELS})",
+    )
+    serve.add_argument("--workers", type=int, help="translation threads sharing the model (default: min(4, cores))")
+    serve.add_argument("--dropout", choices=("on", "off"), default="off", help="dropout at translation")
+    serve.add_argument(
+        "--norm-stats",
+        choices=("batch", "running"),
+        default="running",
+        help="batch norm statistics when translating (default: running; an .onnx file has only its own)",
+    )
+    serve.add_argument("--device", default="auto")
+    serve.set_defaults(run=run_serve)

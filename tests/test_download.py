@@ -1,0 +1,226 @@
+"""`pix2pix data download` against a local HTTP server: resume, size check, safe extraction, errors."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import re
+import socket
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from pix2pix.cli import main
+from pix2pix.data import find_pairs
+from pix2pix.data.tools.download import URL_VARIABLE, DownloadError, download_dataset, extract_safely
+from tests.helpers import write_pairs
+
+
+class ArchiveServer(http.server.ThreadingHTTPServer):
+    """Serves `files` ({"/name": bytes}); honours "Range: bytes=N-"; can cut a response short."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), ArchiveHandler)
+        self.files: dict[str, bytes] = {}
+        self.ranges: list[str | None] = []  # the Range header of each request
+        self.cut_after: int | None = None  # send this many body bytes, then close the connection
+        self.honour_range = True
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class ArchiveHandler(http.server.BaseHTTPRequestHandler):
+    server: ArchiveServer
+
+    def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
+        body = self.server.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        requested = self.headers.get("Range")
+        self.server.ranges.append(requested)
+        match = re.fullmatch(r"bytes=(\d+)-", requested or "")
+        start = int(match.group(1)) if match and self.server.honour_range else 0
+        if start >= len(body) > 0:
+            self.send_error(416)
+            return
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        payload = body[start:]
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload if self.server.cut_after is None else payload[: self.server.cut_after])
+
+    def log_message(self, *args: object) -> None:  # keep the test output clean
+        pass
+
+
+@pytest.fixture
+def server():
+    archive_server = ArchiveServer()
+    thread = threading.Thread(target=archive_server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield archive_server
+    archive_server.shutdown()
+    archive_server.server_close()
+    thread.join()
+
+
+def make_dataset_archive(tmp_path: Path, top: str = "facades") -> bytes:
+    """A tiny dataset archive laid out like the real ones: TOP/{train,val}/N.png (TOP "" for no top folder)."""
+    source = tmp_path / "source"
+    write_pairs(source, "train", 4)
+    write_pairs(source, "val", 2, seed=1)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for split in ("train", "val"):
+            tar.add(source / split, arcname=f"{top}/{split}" if top else split)
+    return buffer.getvalue()
+
+
+def make_archive(members: list[tarfile.TarInfo]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for member in members:
+            data = b"pwned" if member.isfile() else None
+            if data is not None:
+                member.size = len(data)
+            tar.addfile(member, io.BytesIO(data) if data is not None else None)
+    return buffer.getvalue()
+
+
+def member(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    return info
+
+
+def test_download_through_the_cli_unpacks_the_dataset(server, tmp_path, capsys):
+    server.files["/facades.tar.gz"] = make_dataset_archive(tmp_path)
+    root = tmp_path / "datasets"
+    assert main(["data", "download", "facades", "--root", str(root), "--url", server.url, "--quiet"]) == 0
+    assert len(find_pairs(root / "facades", "train")) == 4 and len(find_pairs(root / "facades", "val")) == 2
+    assert sorted(p.name for p in root.iterdir()) == ["facades"]  # archive and staging folder are gone
+    assert str(root / "facades") in capsys.readouterr().out
+    # a second run finds the folder and does not download again
+    assert download_dataset("facades", root, base_url=server.url, progress=False) == root / "facades"
+    assert len(server.ranges) == 1
+
+
+@pytest.mark.parametrize("top", ["maps", ""], ids=["top-folder", "no-top-folder"])
+def test_the_base_url_comes_from_the_environment(server, tmp_path, monkeypatch, top):
+    server.files["/maps.tar.gz"] = make_dataset_archive(tmp_path, top)
+    monkeypatch.setenv(URL_VARIABLE, server.url + "/")
+    target = download_dataset("maps", tmp_path / "datasets", progress=False)
+    assert target == tmp_path / "datasets" / "maps" and len(find_pairs(target, "train")) == 4
+
+
+def test_a_partial_download_resumes_with_a_range_request(server, tmp_path):
+    archive = make_dataset_archive(tmp_path)
+    server.files["/facades.tar.gz"] = archive
+    root = tmp_path / "datasets"
+    root.mkdir()
+    (root / "facades.tar.gz.part").write_bytes(archive[:100])
+    download_dataset("facades", root, base_url=server.url, progress=False)
+    assert server.ranges == ["bytes=100-"]
+    assert len(find_pairs(root / "facades", "train")) == 4
+
+
+def test_a_cut_connection_fails_the_size_check_then_resumes(server, tmp_path):
+    archive = make_dataset_archive(tmp_path)
+    server.files["/facades.tar.gz"] = archive
+    server.cut_after = 300
+    root = tmp_path / "datasets"
+    with pytest.raises(DownloadError, match=f"stopped at 300 of {len(archive)} bytes.*run the command again"):
+        download_dataset("facades", root, base_url=server.url, progress=False)
+    assert (root / "facades.tar.gz.part").stat().st_size == 300 and not (root / "facades").exists()
+    server.cut_after = None
+    download_dataset("facades", root, base_url=server.url, progress=False)
+    assert server.ranges == [None, "bytes=300-"]
+    assert len(find_pairs(root / "facades", "train")) == 4
+
+
+def test_a_server_that_ignores_range_restarts_the_file(server, tmp_path):
+    archive = make_dataset_archive(tmp_path)
+    server.files["/facades.tar.gz"] = archive
+    server.honour_range = False
+    root = tmp_path / "datasets"
+    root.mkdir()
+    (root / "facades.tar.gz.part").write_bytes(b"x" * 50)  # would corrupt the archive if appended to
+    download_dataset("facades", root, base_url=server.url, progress=False)
+    assert len(find_pairs(root / "facades", "val")) == 2
+
+
+@pytest.mark.parametrize(
+    ("members", "reason"),
+    [
+        ([member("{outside}/pwned.txt")], "absolute path"),
+        ([member("facades/../../../pwned.txt")], r"'\.\.' in its path"),
+        ([member("facades/link", tarfile.SYMTYPE, "../../../../outside"), member("facades/link/pwned.txt")], "symlink"),
+        ([member("facades/link", tarfile.SYMTYPE, "{outside}"), member("facades/link/pwned.txt")], "absolute path"),
+        ([member("facades/hard", tarfile.LNKTYPE, "../../../pwned.txt")], "hard link"),
+    ],
+    ids=["absolute", "dotdot", "relative-symlink", "absolute-symlink", "hardlink"],
+)
+def test_a_malicious_archive_is_refused_and_nothing_is_written(server, tmp_path, members, reason):
+    outside = tmp_path / "outside"
+    for item in members:
+        item.name = item.name.format(outside=outside)
+        item.linkname = item.linkname.format(outside=outside)
+    # a harmless member first: refusing must also remove what was already extracted
+    server.files["/facades.tar.gz"] = make_archive([member("facades/train/ok.txt"), *members])
+    root = tmp_path / "deep" / "datasets"
+    bad = re.escape(members[0].name)  # the first unsafe member stops the extraction
+    with pytest.raises(DownloadError, match=f"refusing member '{bad}': .*{reason}.*nothing was extracted"):
+        download_dataset("facades", root, base_url=server.url, progress=False)
+    assert not outside.exists() and not (tmp_path / "deep" / "pwned.txt").exists()
+    assert sorted(p.name for p in root.iterdir()) == ["facades.tar.gz"]
+
+
+def test_the_cli_reports_a_malicious_archive_in_one_line(server, tmp_path, capsys):
+    server.files["/facades.tar.gz"] = make_archive([member("../evil.txt")])
+    code = main(["data", "download", "facades", "--root", str(tmp_path / "d"), "--url", server.url, "--quiet"])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1 and "refusing member '../evil.txt'" in error
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_extraction_keeps_links_that_stay_inside(tmp_path):
+    archive = tmp_path / "ok.tar.gz"
+    archive.write_bytes(make_archive([member("data/a.txt"), member("data/sub/link", tarfile.SYMTYPE, "../a.txt")]))
+    extract_safely(archive, tmp_path / "out")
+    assert (tmp_path / "out" / "data" / "sub" / "link").read_bytes() == b"pwned"
+
+
+def test_an_unreachable_server_gives_one_clear_line(tmp_path, capsys):
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    code = main(["data", "download", "facades", "--root", str(tmp_path), "--url", url, "--quiet"])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1
+    assert error.startswith("pix2pix data: error:") and "cannot reach the server" in error and url in error
+    assert not (tmp_path / "facades").exists()
+
+
+def test_http_errors_and_damaged_archives_are_clear(server, tmp_path):
+    with pytest.raises(DownloadError, match="HTTP error 404"):
+        download_dataset("night2day", tmp_path, base_url=server.url, progress=False)
+    server.files["/edges2shoes.tar.gz"] = b"this is not a gzip file"
+    with pytest.raises(DownloadError, match="not a readable .tar.gz"):
+        download_dataset("edges2shoes", tmp_path, base_url=server.url, progress=False)
+    assert not (tmp_path / "edges2shoes").exists() and not (tmp_path / ".edges2shoes.extracting").exists()
+
+
+def test_bad_names_and_urls_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset 'shoes'; available: facades"):
+        download_dataset("shoes", tmp_path)
+    with pytest.raises(ValueError, match="must start with http"):
+        download_dataset("facades", tmp_path, base_url="ftp://example.org")

@@ -1,0 +1,367 @@
+"""Evaluation: metrics against known values, palette recovery, FCN-score, report, eval and summary commands."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pix2pix.cli import main
+from pix2pix.data.synthetic import SYNTHETIC_PALETTE, generate_synthetic_facades, render_facade
+from pix2pix.evaluate import fcn_score
+from pix2pix.evaluate.pipeline import FcnOptions, ImageFiles, evaluate_images
+from pix2pix.metrics import compute_image_metrics, compute_mean_ci, evaluate_pairs, to_uint8_array
+from pix2pix.training.loop import fit
+from tests.helpers import tiny_config
+
+FACADES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "facades"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks gain nothing from intra-op threads, and on a busy shared machine they lose a lot."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def mid_grey_image(seed: int = 0, size: int = 256) -> np.ndarray:
+    """Values in [40, 215], so a +-10 offset or small noise never clips."""
+    return np.random.default_rng(seed).integers(40, 216, (size, size, 3)).astype(np.uint8)
+
+
+# ---- metrics against known values
+
+
+def test_identical_images_are_perfect():
+    image = mid_grey_image()
+    metrics = compute_image_metrics(image, image)
+    assert metrics["l1"] == 0 and metrics["l1_255"] == 0
+    assert math.isinf(metrics["psnr"]) and metrics["ssim"] == pytest.approx(1.0)
+
+
+def test_constant_offset_gives_known_l1_and_psnr():
+    target = mid_grey_image()
+    metrics = compute_image_metrics(target + np.uint8(10), target)
+    assert metrics["l1_255"] == pytest.approx(10.0)
+    assert metrics["l1"] == pytest.approx(10 / 127.5)
+    assert metrics["psnr"] == pytest.approx(10 * math.log10(255**2 / 100))  # MSE = 100: 28.13 dB
+    assert 0 < metrics["ssim"] < 1
+
+
+def test_known_noise_level_gives_known_psnr_and_l1():
+    target = mid_grey_image(size=512)
+    noise = np.random.default_rng(1).normal(0, 5.0, target.shape)
+    noisy = np.clip(np.rint(target + noise), 0, 255).astype(np.uint8)
+    metrics = compute_image_metrics(noisy, target)
+    sigma = math.sqrt(25 + 1 / 12)  # rounding to integers adds the variance of a uniform step
+    assert metrics["psnr"] == pytest.approx(20 * math.log10(255 / sigma), abs=0.05)
+    assert metrics["l1_255"] == pytest.approx(5.0 * math.sqrt(2 / math.pi), abs=0.05)
+
+
+def test_grayscale_images_are_measured():
+    target = mid_grey_image()[:, :, :1]
+    metrics = compute_image_metrics(target + np.uint8(4), target)
+    assert metrics["l1_255"] == pytest.approx(4.0) and metrics["ssim"] < 1
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="shape"):
+        compute_image_metrics(mid_grey_image(size=32), mid_grey_image(size=16))
+
+
+def test_evaluate_pairs_on_tensors_matches_the_saved_images():
+    outputs, targets = torch.rand(3, 3, 32, 32) * 2 - 1, torch.rand(3, 3, 32, 32) * 2 - 1
+    means = evaluate_pairs(outputs, targets)
+    rows = [compute_image_metrics(to_uint8_array(o), to_uint8_array(t)) for o, t in zip(outputs, targets)]
+    for name in ("l1", "l1_255", "psnr", "ssim"):
+        assert means[name] == pytest.approx(np.mean([row[name] for row in rows]))
+    assert evaluate_pairs(targets, targets)["l1"] == 0
+    with pytest.raises(ValueError):
+        evaluate_pairs(outputs[:2], targets)
+
+
+def test_mean_confidence_interval_uses_student_t():
+    stats = compute_mean_ci([1, 2, 3, 4, 5])
+    half = 2.7764451 * math.sqrt(2.5) / math.sqrt(5)  # t(0.975, 4) * sd / sqrt(n)
+    assert stats["mean"] == 3 and stats["n"] == 5
+    assert stats["ci_low"] == pytest.approx(3 - half) and stats["ci_high"] == pytest.approx(3 + half)
+    assert math.isnan(compute_mean_ci([2.0])["ci_low"])
+
+
+# ---- palette recovery
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "JPEG", quality=quality)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+def test_noisy_palette_colours_map_to_their_class():
+    palette = fcn_score.FACADES_PALETTE
+    colours = np.array(palette.colors, dtype=np.int64)  # (K, 3)
+    noise = np.random.default_rng(0).integers(-14, 15, (50, *colours.shape))
+    noisy = np.clip(colours[None] + noise, 0, 255).astype(np.uint8)  # (50, K, 3)
+    labels = fcn_score.recover_labels(noisy, palette)
+    assert (labels == np.arange(len(colours))[None]).all()
+
+
+def test_labels_survive_jpeg_compression():
+    palette = fcn_score.FACADES_PALETTE
+    # three facades at 256 px, the real data's size: regions of several pixels, 1-2 px mouldings
+    truth = np.concatenate([render_facade_labels(seed) for seed in range(3)], axis=1).repeat(2, 0).repeat(2, 1)
+    clean = np.asarray(palette.colors, dtype=np.uint8)[truth]
+    recovered = fcn_score.recover_labels(jpeg(clean, quality=75), palette)
+    # chroma subsampling blends the colours of the pixels along region borders; everywhere else JPEG
+    # only adds noise, and the nearest palette colour is the true one
+    interior = np.ones_like(truth, dtype=bool)
+    for shift in (1, 2):
+        for axis in (0, 1):
+            interior &= (truth == np.roll(truth, shift, axis)) & (truth == np.roll(truth, -shift, axis))
+    assert (recovered == truth)[interior].mean() > 0.998
+    assert (recovered == truth).mean() > 0.88
+
+
+def render_facade_labels(seed: int, size: int = 128) -> np.ndarray:
+    _, label_map = render_facade(random.Random(seed), size)
+    return fcn_score.recover_labels(np.asarray(label_map), fcn_score.FACADES_PALETTE)
+
+
+def test_label_maps_are_told_from_photos():
+    photo, label_map = render_facade(random.Random(0), 128)
+    palette = fcn_score.FACADES_PALETTE
+    assert fcn_score.is_label_map([jpeg(np.asarray(label_map), 90)], palette)
+    assert not fcn_score.is_label_map([np.asarray(photo)], palette)
+
+
+def test_palette_file_is_read_and_checked(tmp_path):
+    good = tmp_path / "palette.json"
+    good.write_text(json.dumps({"sky": [0, 0, 255], "road": [128, 64, 128]}))
+    assert fcn_score.load_palette(str(good)).names == ("sky", "road")
+    assert fcn_score.load_palette("facades").names == tuple(SYNTHETIC_PALETTE)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"sky": [0, 0, 300]}))
+    with pytest.raises(ValueError, match="sky"):
+        fcn_score.load_palette(str(bad))
+    with pytest.raises(FileNotFoundError):
+        fcn_score.load_palette(str(tmp_path / "none.json"))
+
+
+@pytest.mark.skipif(not FACADES.is_dir(), reason=f"real facades not found at {FACADES}")
+def test_real_facades_label_side_is_found():
+    palette = fcn_score.FACADES_PALETTE
+    assert fcn_score.find_label_side(FACADES, palette) == "B"  # photo | label map: BtoA in the release
+
+
+# ---- FCN-score on a tiny synthetic labelled dataset
+
+SMALL_SEGMENTER = fcn_score.SegmenterSettings(size=32, iterations=150, batch_size=8, width=16, seed=0)
+
+
+@pytest.fixture(scope="module")
+def facades_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("facades") / "synthetic"
+    return generate_synthetic_facades(root, size=64, counts={"train": 48, "val": 0, "test": 12})
+
+
+def split_test_pairs(root: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    images = [np.asarray(Image.open(path).convert("RGB")) for path in sorted((root / "test").glob("*.png"))]
+    return [image[:, :64] for image in images], [image[:, 64:] for image in images]
+
+
+def test_segmenter_scores_real_photos_high_and_shuffled_ones_low(facades_root):
+    palette = fcn_score.FACADES_PALETTE
+    segmenter = fcn_score.load_or_train_segmenter(facades_root, palette, SMALL_SEGMENTER, progress=False)
+    assert segmenter.path is not None and segmenter.path.parent == facades_root / ".pix2pix-cache"
+    label_maps, photos = split_test_pairs(facades_root)
+    real, per_image = fcn_score.score_photos(segmenter, photos, label_maps, palette)
+    shuffled, _ = fcn_score.score_photos(segmenter, photos[1:] + photos[:1], label_maps, palette)
+    assert real["pixel_acc"] > 0.75, real
+    assert shuffled["pixel_acc"] < real["pixel_acc"] - 0.2, (real, shuffled)
+    assert shuffled["class_iou"] < real["class_iou"]
+    assert len(per_image) == len(photos) and all(0 <= a <= 1 for a in per_image)
+
+    cached = fcn_score.load_or_train_segmenter(facades_root, palette, SMALL_SEGMENTER, progress=False)
+    assert cached.path == segmenter.path
+    assert fcn_score.score_photos(cached, photos, label_maps, palette)[0] == real
+
+
+def test_segmenter_training_is_seeded():
+    rng = np.random.default_rng(0)
+    photos = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 3, (6, 32, 32)).astype(np.uint8)
+    settings = fcn_score.SegmenterSettings(size=32, iterations=3, batch_size=2, width=4, seed=7)
+    first, second = (fcn_score.train_segmenter(photos, labels, 3, settings, progress=False) for _ in range(2))
+    for a, b in zip(first.network.state_dict().values(), second.network.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_scores_of_a_known_confusion():
+    confusion = np.array([[8, 2], [0, 0]])  # class 1 never occurs but is predicted twice
+    scores = fcn_score.compute_scores(confusion)
+    assert scores["pixel_acc"] == 0.8 and scores["class_acc"] == 0.8
+    assert scores["class_iou"] == pytest.approx((0.8 + 0.0) / 2)
+
+
+# ---- report
+
+
+def write_result_folder(folder: Path, label_maps, photos, outputs) -> list[ImageFiles]:
+    for sub in ("inputs", "targets"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    items = []
+    for i, (label_map, photo, output) in enumerate(zip(label_maps, photos, outputs)):
+        Image.fromarray(label_map).save(folder / "inputs" / f"{i}.png")
+        Image.fromarray(photo).save(folder / "targets" / f"{i}.png")
+        Image.fromarray(output).save(folder / f"{i}.png")
+        items.append(
+            ImageFiles(str(i), folder / f"{i}.png", folder / "targets" / f"{i}.png", folder / "inputs" / f"{i}.png")
+        )
+    return items
+
+
+def linked_files(page: Path) -> list[str]:
+    return re.findall(r'(?:src|href)="([^"]+)"', page.read_text())
+
+
+def test_report_has_one_row_per_image_and_links_only_to_existing_files(facades_root, tmp_path):
+    label_maps, photos = split_test_pairs(facades_root)
+    noisy = [np.clip(p.astype(int) + 20, 0, 255).astype(np.uint8) for p in photos]
+    items = write_result_folder(tmp_path / "results", label_maps, photos, noisy)
+    (tmp_path / "results" / "inputs" / "0.png").unlink()  # a missing file must not be linked
+    items[0] = ImageFiles("0", items[0].output, items[0].target, None)
+    fcn = FcnOptions("auto", segmenter=SMALL_SEGMENTER)
+    evaluation = evaluate_images(
+        items, tmp_path / "eval", label="noisy", split="test", fcn=fcn, data_root=facades_root, progress=False
+    )
+    page = tmp_path / "eval" / "index.html"
+    links = linked_files(page)
+    assert links and all((page.parent / link).exists() for link in links)
+    assert "inputs/0.png" not in page.read_text()
+    body = page.read_text().split("<tbody>")[1]
+    assert body.count("<tr>") == len(items)
+    assert "sortBy" in page.read_text()
+    # the missing input leaves the FCN-score (which needs every label map) to a note
+    assert evaluation.fcn is None and any("inputs" in note for note in evaluation.notes)
+
+    document = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert document["n_images"] == len(items)
+    assert document["summary"]["l1_255"]["mean"] == pytest.approx(np.mean([r["l1_255"] for r in evaluation.rows]))
+    csv_lines = (tmp_path / "eval" / "metrics.csv").read_text().splitlines()
+    assert csv_lines[0] == "name,l1,l1_255,psnr,ssim" and len(csv_lines) == 1 + len(items)
+
+
+def test_fcn_score_in_the_report_ranks_real_photos_above_shuffled(facades_root, tmp_path):
+    label_maps, photos = split_test_pairs(facades_root)
+    shuffled = photos[1:] + photos[:1]
+    items = write_result_folder(tmp_path / "results", label_maps, photos, shuffled)
+    fcn = FcnOptions("on", segmenter=SMALL_SEGMENTER)
+    evaluation = evaluate_images(
+        items, tmp_path / "eval", label="shuffled", split="test", fcn=fcn, data_root=facades_root, progress=False
+    )
+    assert evaluation.fcn is not None and evaluation.fcn["kind"] == "photos"
+    generated, real = evaluation.fcn["generated"], evaluation.fcn["real"]
+    assert generated["pixel_acc"] < real["pixel_acc"] - 0.2
+    assert "FCN-score" in (tmp_path / "eval" / "index.html").read_text()
+    assert "fcn_acc" in (tmp_path / "eval" / "metrics.csv").read_text().splitlines()[0]
+
+
+def test_fcn_on_without_label_maps_is_an_error(tmp_path):
+    photos = [mid_grey_image(i, 32) for i in range(2)]
+    items = write_result_folder(tmp_path / "results", photos, photos, photos)
+    with pytest.raises(ValueError, match="label maps"):
+        evaluate_images(items, tmp_path / "eval", label="x", split="test", fcn=FcnOptions("on"), progress=False)
+
+
+# ---- commands
+
+
+@pytest.fixture
+def tiny_run(tiny_dataset, tmp_path) -> Path:
+    return fit(tiny_config(tiny_dataset, tmp_path / "run"), progress=False)
+
+
+def test_eval_cli_end_to_end(tiny_run, tmp_path, capsys):
+    assert main(["eval", "--checkpoint", str(tiny_run), "--quiet"]) == 0
+    folder = tiny_run / "eval-test"
+    document = json.loads((folder / "metrics.json").read_text())
+    assert document["n_images"] == 3 and document["fcn_score"] is None
+    assert (folder / "loss_curves.png").exists()
+    page = folder / "index.html"
+    assert all((folder / link).exists() for link in linked_files(page))
+    assert "report:" in capsys.readouterr().out
+
+    # an existing `pix2pix test` folder gives the same numbers (same seed, same protocol)
+    results = tmp_path / "results"
+    data = document["settings"]["data"]
+    assert main(["test", "--checkpoint", str(tiny_run), "--input", data, "--output", str(results), "--quiet"]) == 0
+    assert main(["eval", "--results", str(results), "--quiet"]) == 0
+    again = json.loads((results / "eval" / "metrics.json").read_text())
+    assert again["summary"]["l1"]["mean"] == pytest.approx(document["summary"]["l1"]["mean"])
+
+
+def test_eval_compares_several_runs(tiny_dataset, tmp_path):
+    runs = [
+        fit(tiny_config(tiny_dataset, tmp_path / "gan"), progress=False),
+        fit(tiny_config(tiny_dataset, tmp_path / "l1only").replace("loss", gan=False), progress=False),
+    ]
+    out = tmp_path / "compare"
+    assert main(["eval", "--checkpoint", *map(str, runs), "--output", str(out), "--quiet"]) == 0
+    page = out / "index.html"
+    text = page.read_text()
+    assert "gan" in text and "l1only" in text
+    assert all((out / link).exists() for link in linked_files(page))
+    assert text.split("Same test images")[1].count("<tr>") == 1 + 3  # header + one row per test image
+    rows = json.loads((out / "comparison.json").read_text())
+    assert [row["run"] for row in rows] == ["gan", "l1only"] and all(row["n_images"] == 3 for row in rows)
+    assert all((run / "eval-test" / "index.html").exists() for run in runs)
+
+
+def test_eval_on_builtin_data_computes_the_fcn_score(tiny_run, tmp_path, monkeypatch, capsys):
+    # a model trained elsewhere, evaluated on the built-in facades, whose label maps are the inputs
+    monkeypatch.setenv("PIX2PIX_HOME", str(tmp_path / "home"))
+    argv = ["eval", "--checkpoint", str(tiny_run), "--data", "builtin", "--fcn-size", "32", "--fcn-iterations", "20"]
+    assert main([*argv, "--fcn-score", "on", "--quiet"]) == 0
+    document = json.loads((tiny_run / "eval-test" / "metrics.json").read_text())
+    assert document["n_images"] == 20 and document["fcn_score"]["kind"] == "photos"
+    assert set(document["fcn_score"]["real"]) == {"pixel_acc", "class_acc", "class_iou"}
+    assert Path(document["fcn_score"]["segmenter"]["path"]).is_relative_to(tmp_path / "home")
+    assert "FCN-score" in capsys.readouterr().out
+
+
+def test_eval_errors_are_one_line(tmp_path, capsys):
+    assert main(["eval", "--results", str(tmp_path / "nowhere"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nowhere" in err and len(err.splitlines()) == 1
+
+
+def test_summary_of_the_paper_networks(capsys):
+    assert main(["summary", "--generator", "unet_256"]) == 0
+    out = capsys.readouterr().out
+    assert "54,413,955" in out and "2,768,705" in out
+    assert "receptive field: 70x70" in out and "(1, 1, 30, 30)" in out
+    assert "encoder.0.0" in out  # the layer table
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"), [(["--disc-layers", "1"], 16), (["--disc-layers", "5"], 286), (["--discriminator", "pixel"], 1)]
+)
+def test_summary_reports_the_receptive_field(capsys, extra, field):
+    assert main(["summary", "--no-layers", *extra]) == 0
+    assert f"receptive field: {field}x{field}" in capsys.readouterr().out
+
+
+def test_summary_of_a_checkpoint(tiny_run, capsys):
+    assert main(["summary", "--checkpoint", str(tiny_run), "--no-layers"]) == 0
+    out = capsys.readouterr().out
+    assert "ngf 8" in out and "input (1, 3, 32, 32)" in out

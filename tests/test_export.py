@@ -1,0 +1,163 @@
+"""ONNX and TorchScript export: parity with PyTorch, embedded config, the .onnx backend of Pix2Pix.load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pix2pix.checkpoint import build_generator_for
+from pix2pix.cli import main
+from pix2pix.config import DataConfig, ModelConfig, RunConfig
+from pix2pix.export import EXPORT_FORMATS, TORCHSCRIPT_CONFIG, TORCHSCRIPT_EXPORT, export_onnx, export_torchscript
+from pix2pix.export_commands import EXPORT_FORMATS as CLI_FORMATS
+from pix2pix.inference import Pix2Pix
+from pix2pix.onnx_model import OnnxPix2Pix
+from pix2pix.training.loop import fit
+from tests.helpers import tiny_config, write_pairs
+
+TOLERANCE = 1e-4
+# (batch, height, width): multiples of the stride, square and not
+SHAPES_32 = [(1, 32, 32), (2, 64, 32), (3, 32, 96)]
+SHAPES_64 = [(1, 64, 64), (2, 128, 64)]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A tiny trained U-Net with batch norm (so running statistics are not the defaults)."""
+    root = tmp_path_factory.mktemp("export")
+    write_pairs(root / "data", "train", 4)
+    return fit(tiny_config(root / "data", root / "run"), progress=False)
+
+
+@pytest.fixture(scope="module")
+def trained(run_dir) -> Pix2Pix:
+    return Pix2Pix.load(run_dir, device="cpu")
+
+
+def fresh_model(**model_changes) -> Pix2Pix:
+    """An untrained small generator; 64 px gives the U-Net a dropout layer."""
+    config = RunConfig(data=DataConfig(load_size=64, crop_size=64), model=ModelConfig(base_channels=8, **model_changes))
+    torch.manual_seed(0)
+    return Pix2Pix(build_generator_for(config), config, torch.device("cpu"))
+
+
+def random_batch(shape, channels=3, seed=0) -> torch.Tensor:
+    batch, height, width = shape
+    return torch.rand(batch, channels, height, width, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def reference(model: Pix2Pix, batch: torch.Tensor, **mode) -> torch.Tensor:
+    return model.translate_tensor(batch, **(mode or {"dropout": False, "norm_stats": "running"}))
+
+
+MODELS = {
+    "trained-unet": (None, SHAPES_32),
+    "unet-dropout-resize-conv": ({"upsample": "resize-conv"}, SHAPES_64),
+    "resnet-instance-gray": (
+        {"generator": "resnet_6blocks", "norm": "instance", "in_channels": 1},
+        [(1, 64, 64), (2, 32, 48)],
+    ),
+}
+
+
+@pytest.fixture(params=list(MODELS))
+def model_and_shapes(request, trained):
+    changes, shapes = MODELS[request.param]
+    return (trained if changes is None else fresh_model(**changes)), shapes
+
+
+def test_onnx_matches_pytorch_at_several_sizes(model_and_shapes, tmp_path):
+    model, shapes = model_and_shapes
+    exported = Pix2Pix.load(export_onnx(model, tmp_path / "g.onnx"))
+    assert isinstance(exported, OnnxPix2Pix)
+    for i, shape in enumerate(shapes):
+        batch = random_batch(shape, model.config.model.in_channels, seed=i)
+        difference = (exported.translate_tensor(batch) - reference(model, batch)).abs().max().item()
+        assert difference < TOLERANCE, (shape, difference)
+
+
+def test_torchscript_matches_pytorch_at_several_sizes(model_and_shapes, tmp_path):
+    model, shapes = model_and_shapes
+    scripted = torch.jit.load(str(export_torchscript(model, tmp_path / "g.ts")))
+    for i, shape in enumerate(shapes):
+        batch = random_batch(shape, model.config.model.in_channels, seed=i)
+        with torch.no_grad():
+            difference = (scripted(batch) - reference(model, batch)).abs().max().item()
+        assert difference < TOLERANCE, (shape, difference)
+
+
+def test_torchscript_can_carry_the_papers_protocol(tmp_path):
+    model = fresh_model()  # 64 px U-Net: has dropout and batch norm
+    scripted = torch.jit.load(str(export_torchscript(model, tmp_path / "g.ts", dropout=True, norm_stats="batch")))
+    batch = random_batch((2, 64, 64))
+    torch.manual_seed(3)  # the module draws dropout masks from the global RNG, as translate_tensor(seed=3) does
+    with torch.no_grad():
+        scripted_output = scripted(batch)
+    expected = reference(model, batch, dropout=True, norm_stats="batch", seed=3)
+    assert (scripted_output - expected).abs().max().item() < TOLERANCE
+    assert (expected - reference(model, batch)).abs().max().item() > 1e-3  # the mode really differs
+
+
+def test_exports_embed_the_config_and_call_metadata(trained, tmp_path):
+    import onnx
+
+    onnx_path = export_onnx(trained, tmp_path / "g.onnx")
+    proto = onnx.load(onnx_path)
+    metadata = {entry.key: entry.value for entry in proto.metadata_props}
+    assert RunConfig.from_dict(json.loads(metadata["config"])) == trained.config
+    assert (metadata["stride"], metadata["in_channels"], metadata["out_channels"]) == ("32", "3", "3")
+    assert (metadata["dropout"], metadata["norm_stats"]) == ("off", "running")
+    assert max(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")) >= 17
+    dims = [d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    assert dims[0] and dims[2] and dims[3]  # batch, height and width are symbolic
+
+    extra_files = {TORCHSCRIPT_CONFIG: "", TORCHSCRIPT_EXPORT: ""}
+    torch.jit.load(str(export_torchscript(trained, tmp_path / "g.ts")), _extra_files=extra_files)
+    assert RunConfig.from_dict(json.loads(extra_files[TORCHSCRIPT_CONFIG])) == trained.config
+    assert json.loads(extra_files[TORCHSCRIPT_EXPORT])["stride"] == "32"
+
+
+def test_onnx_model_translates_images_like_the_checkpoint(trained, tmp_path):
+    exported = Pix2Pix.load(export_onnx(trained, tmp_path / "g.onnx"))
+    assert exported.config == trained.config and exported.stride == trained.stride
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (45, 70, 3), dtype=np.uint8))
+    ours = np.asarray(exported.translate(image), dtype=np.int16)
+    theirs = np.asarray(trained.translate(image, dropout=False, norm_stats="running"), dtype=np.int16)
+    assert ours.shape == (45, 70, 3)
+    assert np.abs(ours - theirs).max() <= 1  # float noise may flip a rounding
+
+
+def test_onnx_refuses_modes_it_cannot_run(trained, tmp_path):
+    with pytest.raises(ValueError, match="torchscript"):
+        export_onnx(trained, tmp_path / "batch.onnx", norm_stats="batch")
+    exported = Pix2Pix.load(export_onnx(trained, tmp_path / "g.onnx"))
+    with pytest.raises(ValueError, match="exported with dropout off"):
+        exported.translate_tensor(random_batch((1, 32, 32)), dropout=True)
+    with pytest.raises(ValueError, match="stride 32"):
+        exported.translate_tensor(random_batch((1, 32, 40)))
+
+
+def test_loading_a_bad_onnx_file_is_a_clear_error(tmp_path):
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="garbage.onnx: not a readable ONNX model"):
+        Pix2Pix.load(garbage)
+    with pytest.raises(FileNotFoundError, match="missing.onnx"):
+        Pix2Pix.load(tmp_path / "missing.onnx")
+
+
+def test_export_command(run_dir, tmp_path, capsys):
+    assert CLI_FORMATS == EXPORT_FORMATS
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(run_dir), "--format", "onnx", "--out", str(out)]) == 0
+    assert Pix2Pix.load(out).stride == 32
+    ts = tmp_path / "model.ts"
+    args = ["export", "--checkpoint", str(run_dir), "--format", "torchscript", "--out", str(ts), "--dropout", "on"]
+    assert main([*args, "--norm-stats", "batch"]) == 0 and ts.exists()
+    bad = ["export", "--checkpoint", str(run_dir), "--format", "onnx", "--out", str(tmp_path / "b.onnx")]
+    assert main([*bad, "--dropout", "on"]) == 2
+    assert "pix2pix export: error: ONNX export supports only the deterministic mode" in capsys.readouterr().err

@@ -1,0 +1,195 @@
+"""Faults never cost a run: signals, kills, non-finite losses, damaged checkpoints, bad images."""
+
+import csv
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from PIL import Image
+
+import pix2pix.training.loop as loop
+from pix2pix.checkpoint import load_checkpoint, read_checkpoint_file, resolve_checkpoint
+from pix2pix.cli import main
+from pix2pix.training.loop import TrainingInterrupted, TrainingStopped, fit
+from pix2pix.training.step import train_step
+from tests.helpers import tiny_config, write_pairs
+
+
+def read_rows(run):
+    with (run / "log.csv").open() as f:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+
+def call_after(count: int, action):
+    """A train_step that runs `action` (with the step's arguments) on its `count`-th call."""
+    calls = {"n": 0}
+
+    def step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == count:
+            args = action(*args) or args
+        return train_step(*args, **kwargs)
+
+    return step
+
+
+def test_sigterm_mid_epoch_checkpoints_and_resume_matches_an_uninterrupted_run(tiny_dataset, tmp_path, monkeypatch):
+    config = tiny_config(tiny_dataset, tmp_path / "full").replace("optim", n_epochs=2, n_epochs_decay=1)
+    full = fit(config, progress=False)
+
+    stopped = config.replace("train", out=str(tmp_path / "stopped"))
+
+    def send_sigterm(*args):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(loop, "train_step", call_after(9, send_sigterm))  # iteration 9: mid-epoch 2
+    with pytest.raises(TrainingInterrupted, match="--resume auto"):
+        fit(stopped, progress=False)
+    state, _ = load_checkpoint(tmp_path / "stopped")
+    assert (state["epoch"], state["batch"], state["iteration"]) == (1, 3, 9)
+
+    monkeypatch.setattr(loop, "train_step", train_step)
+    resumed = fit(stopped, resume="auto", progress=False)
+    assert read_rows(resumed) == read_rows(full)
+    final_full, _ = load_checkpoint(full)
+    final_resumed, _ = load_checkpoint(resumed)
+    for name, tensor in final_full["generator"].items():
+        assert torch.equal(tensor, final_resumed["generator"][name]), name
+
+
+def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_dataset, tmp_path, monkeypatch):
+    config = tiny_config(tiny_dataset, tmp_path / "run").replace("train", save_every_iters=2)
+
+    def inject_inf(generator, discriminator, opt_g, opt_d, source, target):
+        return generator, discriminator, opt_g, opt_d, source * float("inf"), target
+
+    monkeypatch.setattr(loop, "train_step", call_after(5, inject_inf))
+    with pytest.raises(TrainingStopped, match="iteration 5") as stopped:
+        fit(config, progress=False)
+    assert "G_L1" in str(stopped.value) or "D_" in str(stopped.value)
+    state, _ = load_checkpoint(tmp_path / "run")
+    assert state["iteration"] == 4
+    assert all(torch.isfinite(t).all() for t in state["generator"].values() if t.is_floating_point())
+
+
+def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tiny_dataset, tmp_path):
+    run = fit(tiny_config(tiny_dataset, tmp_path / "run"), progress=False)
+    latest = run / "checkpoints" / "latest.pt"
+    latest.write_bytes(latest.read_bytes()[:1000])  # truncated, as by a failing disk
+    with pytest.warns(UserWarning, match="latest.pt"):
+        assert resolve_checkpoint(run).name == "epoch_0002.pt"
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        read_checkpoint_file(latest)
+
+
+def test_only_the_newest_k_epoch_checkpoints_are_kept(tiny_dataset, tmp_path):
+    config = tiny_config(tiny_dataset, tmp_path / "run").replace("optim", n_epochs=4, n_epochs_decay=0)
+    run = fit(config.replace("train", keep_checkpoints=2), progress=False)
+    assert sorted(p.name for p in (run / "checkpoints").glob("*.pt")) == [
+        "epoch_0003.pt",
+        "epoch_0004.pt",
+        "latest.pt",
+    ]
+
+
+def test_bad_images_are_listed_at_start_and_skip_bad_trains_on_the_rest(tmp_path, capsys):
+    data = write_pairs(tmp_path / "data", "train", 4)
+    (data / "train" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    (data / "train" / "text.jpg").write_text("not an image")
+    Image.new("RGB", (33, 16)).save(data / "train" / "odd.png")
+    argv = [
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "run"),
+        "--load-size",
+        "32",
+        "--crop-size",
+        "32",
+        "--base-channels",
+        "8",
+        "--disc-channels",
+        "8",
+        "--n-epochs",
+        "1",
+        "--n-epochs-decay",
+        "0",
+        "--no-tensorboard",
+        "--quiet",
+        "--no-report",
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "3 unusable" in err and all(name in err for name in ("corrupt.png", "text.jpg", "odd.png"))
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    with pytest.warns(UserWarning, match="skipping"):
+        assert main([*argv, "--skip-bad"]) == 0
+    state, _ = load_checkpoint(tmp_path / "run")
+    assert state["iteration"] == 4
+
+
+def run_cli_subprocess(args, tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "pix2pix", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_sigterm_and_sigkill_in_a_real_process_always_resume_to_the_same_end(tiny_dataset, tmp_path):
+    total_iterations = 6 * 60
+    args = [
+        "train",
+        "--data",
+        str(tiny_dataset),
+        "--load-size",
+        "32",
+        "--crop-size",
+        "32",
+        "--base-channels",
+        "8",
+        "--disc-channels",
+        "8",
+        "--n-epochs",
+        "30",
+        "--n-epochs-decay",
+        "30",
+        "--save-every-iters",
+        "20",
+        "--no-tensorboard",
+        "--no-report",
+        "--quiet",
+    ]
+    rng = random.Random(0)
+    for trial, sig in enumerate([signal.SIGTERM, signal.SIGKILL, signal.SIGKILL]):
+        out = tmp_path / f"run{trial}"
+        process = run_cli_subprocess([*args, "--out", str(out)], tmp_path)
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoints" / "latest.pt").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.5))  # the run has hundreds of iterations left: the kill lands mid-run
+        process.send_signal(sig)
+        stdout, stderr = process.communicate(timeout=120)
+        if sig == signal.SIGTERM and process.returncode == 0 and "stopped at" not in stdout:
+            pytest.fail(f"SIGTERM exit 0 without a resume message: {stdout} {stderr}")
+        if sig == signal.SIGTERM:
+            assert process.returncode == 0, stderr
+        interrupted, _ = load_checkpoint(out)  # never unreadable
+        assert interrupted["iteration"] < total_iterations, "the signal came after the run had finished"
+        for path in (out / "checkpoints").glob("*.pt"):
+            read_checkpoint_file(path)
+        resumed = run_cli_subprocess([*args, "--out", str(out), "--resume", "auto"], tmp_path)
+        _, stderr = resumed.communicate(timeout=300)
+        assert resumed.returncode == 0, stderr
+        state, _ = load_checkpoint(out)
+        assert state["iteration"] == total_iterations

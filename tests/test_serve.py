@@ -1,0 +1,266 @@
+"""The HTTP API: good images, every kind of bad request, limits, the ONNX backend, and a loopback load test."""
+
+from __future__ import annotations
+
+import io
+import socket
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import httpx
+import numpy as np
+import pytest
+import torch
+import uvicorn
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from pix2pix.checkpoint import build_generator_for
+from pix2pix.config import DataConfig, ModelConfig, RunConfig
+from pix2pix.data.synthetic import SYNTHETIC_PALETTE
+from pix2pix.export import export_onnx
+from pix2pix.inference import Pix2Pix
+from pix2pix.serve.app import create_app
+
+
+def untrained_model(data: str, crop_size: int = 32) -> Pix2Pix:
+    """A small untrained U-Net; the server does not care how good it is."""
+    config = RunConfig(
+        data=DataConfig(data=data, load_size=crop_size, crop_size=crop_size), model=ModelConfig(base_channels=8)
+    )
+    torch.manual_seed(0)
+    return Pix2Pix(build_generator_for(config), config, torch.device("cpu"))
+
+
+def label_model(crop_size: int = 64) -> Pix2Pix:
+    """Configured as the built-in labels -> photo model, so the page offers the facade palette."""
+    return untrained_model("builtin", crop_size)
+
+
+@pytest.fixture(scope="module")
+def model() -> Pix2Pix:
+    return untrained_model("datasets/edges2shoes")
+
+
+@pytest.fixture(scope="module")
+def client(model) -> Iterator[TestClient]:
+    with TestClient(create_app(model, workers=2)) as test_client:
+        yield test_client
+
+
+def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def random_image(width: int, height: int, mode: str = "RGB", seed: int = 0) -> Image.Image:
+    channels = {"RGB": 3, "RGBA": 4}[mode]
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, channels), dtype=np.uint8)
+    return Image.fromarray(pixels, mode)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares width x height but holds one tiny IDAT: a decompression bomb's header."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grayscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+def decode_png(response) -> Image.Image:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    image = Image.open(io.BytesIO(response.content))
+    assert image.format == "PNG"
+    image.load()
+    return image
+
+
+def test_translates_a_multipart_upload(client):
+    files = {"file": ("in.png", encode(random_image(40, 24)), "image/png")}
+    assert decode_png(client.post("/translate", files=files)).size == (40, 24)
+
+
+@pytest.mark.parametrize(
+    "image, fmt, content_type",
+    [
+        (random_image(32, 32), "PNG", "image/png"),
+        (random_image(50, 30), "JPEG", "image/jpeg"),
+        (random_image(32, 64, "RGBA"), "PNG", "application/octet-stream"),
+        (random_image(32, 32).convert("L"), "WEBP", "image/webp"),
+    ],
+)
+def test_translates_a_raw_body(client, image, fmt, content_type):
+    response = client.post("/translate", content=encode(image, fmt), headers={"content-type": content_type})
+    output = decode_png(response)
+    assert output.size == image.size and output.mode == "RGB"
+
+
+def test_direction_must_match_the_model(client):
+    body, headers = encode(random_image(32, 32)), {"content-type": "image/png"}
+    assert client.post("/translate?direction=AtoB", content=body, headers=headers).status_code == 200
+    response = client.post("/translate?direction=BtoA", content=body, headers=headers)
+    assert response.status_code == 400 and "translates AtoB" in response.json()["detail"]
+
+
+def test_health_and_info(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    info = client.get("/info").json()
+    assert info["direction"] == "AtoB" and info["stride"] == 32 and info["crop_size"] == 32
+    assert info["model"]["backend"] == "torch" and info["model"]["norm_stats"] == "running"
+    assert info["drawing"] == "sketch" and info["palette"] is None
+    assert info["max_upload_bytes"] == 10 * 1024 * 1024 and info["max_pixels"] == 16_000_000
+
+
+def test_label_models_publish_the_facade_palette():
+    with TestClient(create_app(label_model(), workers=1)) as label_client:
+        info = label_client.get("/info").json()
+    assert info["drawing"] == "labels"
+    assert [entry["name"] for entry in info["palette"]] == list(SYNTHETIC_PALETTE)
+    assert info["palette"][0]["color"] == "#0000de"  # background (0, 0, 222)
+
+
+def test_serves_the_page_and_its_assets(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "<canvas" in page.text
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert client.get(asset).status_code == 200
+
+
+TRUNCATED = encode(random_image(64, 64))[:300]
+
+
+@pytest.mark.parametrize(
+    "body, content_type, status, message",
+    [
+        (b"hello, not an image", "image/png", 400, "not a readable image"),
+        (TRUNCATED, "image/png", 400, "truncated or corrupt"),
+        (b"", "image/png", 400, "empty image"),
+        (encode(random_image(8, 8)), "text/plain", 415, "expected an image"),
+        (encode(random_image(8, 8)), None, 415, "expected an image"),
+        (b'{"image": 1}', "application/json", 415, "expected an image"),
+        (png_header_only(5000, 5000), "image/png", 413, "5000x5000 is over the limit of 16000000 pixels"),
+        (png_header_only(100_000, 100_000), "image/png", 413, "decompression bomb"),  # Pillow's own limit
+        (encode(random_image(8, 8), "PPM"), "image/x-portable-pixmap", 415, "unsupported image format PPM"),
+    ],
+    ids=["text", "truncated", "empty", "text-type", "no-type", "json", "too-many-pixels", "bomb", "ppm"],
+)
+def test_bad_bodies_get_a_json_4xx(client, body, content_type, status, message):
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/translate", content=body, headers=headers)
+    assert response.status_code == status
+    assert message in response.json()["detail"]
+    assert client.get("/healthz").status_code == 200  # still up
+
+
+def test_bad_multipart_forms_get_a_json_4xx(client):
+    text_file = {"file": ("notes.txt", b"hello", "text/plain")}
+    assert client.post("/translate", files=text_file).status_code == 415
+    no_file = client.post("/translate", data={"name": "value"}, files={})
+    assert no_file.status_code in (400, 415)  # urlencoded without files: not a multipart form
+    only_fields = client.post(
+        "/translate",
+        content=b'--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n--b--\r\n',
+        headers={"content-type": "multipart/form-data; boundary=b"},
+    )
+    assert only_fields.status_code == 400 and "no file field" in only_fields.json()["detail"]
+    two_files = [("a", ("a.png", b"1", "image/png")), ("b", ("b.png", b"2", "image/png"))]
+    assert client.post("/translate", files=two_files).status_code == 400
+    garbled = {"content-type": "multipart/form-data; boundary=b"}
+    assert client.post("/translate", content=b"--b\r\nnonsense", headers=garbled).status_code == 400
+
+
+def test_size_limits_are_configurable(model):
+    with TestClient(create_app(model, max_upload_bytes=2000, max_pixels=40 * 40, workers=1)) as small:
+        big = encode(random_image(64, 64))  # incompressible noise: well over 2000 bytes
+        too_many_bytes = small.post("/translate", content=big, headers={"content-type": "image/png"})
+        assert too_many_bytes.status_code == 413 and "2000 bytes" in too_many_bytes.json()["detail"]
+        multipart = small.post("/translate", files={"file": ("big.png", big, "image/png")})
+        assert multipart.status_code == 413
+
+        flat = encode(Image.new("RGB", (64, 64), "white"))  # few bytes, too many pixels
+        assert len(flat) < 2000
+        too_many_pixels = small.post("/translate", content=flat, headers={"content-type": "image/png"})
+        assert too_many_pixels.status_code == 413 and "64x64" in too_many_pixels.json()["detail"]
+
+        fits = encode(Image.new("RGB", (40, 40), "white"))
+        assert small.post("/translate", content=fits, headers={"content-type": "image/png"}).status_code == 200
+    with pytest.raises(ValueError, match="max_pixels must be at least 1"):
+        create_app(model, max_pixels=0)
+
+
+def test_serves_an_onnx_export(model, tmp_path):
+    exported = Pix2Pix.load(export_onnx(model, tmp_path / "g.onnx"))
+    image = random_image(48, 32)
+    with TestClient(create_app(exported, workers=1)) as onnx_client:
+        assert onnx_client.get("/info").json()["model"]["backend"] == "onnxruntime"
+        response = onnx_client.post("/translate", content=encode(image), headers={"content-type": "image/png"})
+    served = np.asarray(decode_png(response), dtype=np.int16)
+    expected = np.asarray(model.translate(image, dropout=False, norm_stats="running"), dtype=np.int16)
+    assert np.abs(served - expected).max() <= 1
+    with pytest.raises(ValueError, match="cannot translate with dropout on"):
+        create_app(exported, dropout=True)
+
+
+def find_free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_server(app) -> Iterator[str]:
+    """A real uvicorn server on a free loopback port, in a thread; yields its base URL."""
+    port = find_free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_load_on_loopback(model):
+    """200 requests, 16 at a time, against a real server: every answer is the right PNG."""
+    sizes = [(32, 32), (48, 40), (64, 32), (20, 36)]
+    bodies = [encode(random_image(*size, seed=i)) for i, size in enumerate(sizes)]
+    total, concurrency = 200, 16
+
+    with running_server(create_app(model, workers=2)) as url, httpx.Client(base_url=url, timeout=60) as http:
+
+        def send(i: int) -> tuple[float, int, tuple[int, int]]:
+            began = time.perf_counter()
+            response = http.post("/translate", content=bodies[i % 4], headers={"content-type": "image/png"})
+            latency = time.perf_counter() - began
+            size = decode_png(response).size if response.status_code == 200 else (0, 0)
+            return latency, response.status_code, size
+
+        began = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            results = list(pool.map(send, range(total)))
+        elapsed = time.perf_counter() - began
+        # a bad request in the middle of the load does not disturb the server
+        assert http.post("/translate", content=b"junk", headers={"content-type": "image/png"}).status_code == 400
+        assert http.get("/healthz").status_code == 200
+
+    assert [status for _, status, _ in results] == [200] * total
+    assert [size for _, _, size in results] == [sizes[i % 4] for i in range(total)]
+    latencies = sorted(latency for latency, _, _ in results)
+    p95 = latencies[int(0.95 * total) - 1]
+    throughput = total / elapsed
+    print(f"\nload test: {total} requests, {concurrency} concurrent: {throughput:.1f} req/s, p95 {p95 * 1000:.0f} ms")
