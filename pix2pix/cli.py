@@ -10,7 +10,7 @@ from pathlib import Path
 from pix2pix.data.tools.commands import add_data_command
 from pix2pix.evaluate.commands import add_eval_command, add_summary_command
 from pix2pix.export_commands import add_export_command
-from pix2pix.flags import add_config_flags, build_config, recipe_names
+from pix2pix.flags import add_config_flags, add_test_time_flags, build_config, recipe_names
 from pix2pix.serve.commands import add_serve_command
 
 
@@ -94,13 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--output", required=True, help="folder for the translations and index.html")
     test.add_argument("--split", default="test", help="split to use when --input is a dataset root (default: test)")
     test.add_argument("--paired", action="store_true", help="--input holds side-by-side A|B pairs; shows targets")
-    test.add_argument("--dropout", choices=("on", "off"), default="on", help="dropout at test time (paper: on)")
-    test.add_argument(
-        "--norm-stats",
-        choices=("batch", "running"),
-        default="batch",
-        help="batch norm statistics at test time (paper: batch)",
-    )
+    add_test_time_flags(test)  # default: the paper's protocol
     test.add_argument("--seed", type=int, default=0, help="seed of the dropout draws")
     test.add_argument("--samples", type=int, default=1, help="dropout samples per input")
     test.add_argument("--device", default="auto")

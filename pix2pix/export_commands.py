@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from pix2pix.flags import add_test_time_flags
+
 EXPORT_FORMATS = ("onnx", "torchscript")  # as pix2pix.export.EXPORT_FORMATS, without importing torch
 
 
@@ -24,16 +26,6 @@ def add_export_command(commands: Any) -> None:
     export.add_argument("--checkpoint", required=True, help="run folder, checkpoint file, or official latest_net_G.pth")
     export.add_argument("--format", choices=EXPORT_FORMATS, required=True)
     export.add_argument("--out", required=True, help="file to write (e.g. model.onnx, model.ts)")
-    export.add_argument(
-        "--dropout",
-        choices=("on", "off"),
-        default="off",
-        help="dropout in the exported network (default: off; on needs torchscript)",
-    )
-    export.add_argument(
-        "--norm-stats",
-        choices=("batch", "running"),
-        default="running",
-        help="batch norm statistics in the exported network (default: running; batch: torchscript)",
-    )
+    # deterministic by default: ONNX can express only that mode (dropout on / batch statistics: torchscript)
+    add_test_time_flags(export, dropout="off", norm_stats="running")
     export.set_defaults(run=run_export)

@@ -66,3 +66,15 @@ def build_config(args: argparse.Namespace) -> RunConfig:
             if field.name in given:
                 sections.setdefault(section.name, {})[field.name] = given[field.name]
     return RunConfig.from_dict(sections)
+
+
+def add_test_time_flags(parser: argparse.ArgumentParser, *, dropout: str = "on", norm_stats: str = "batch") -> None:
+    """The two independent test-time switches; the defaults are the paper's protocol unless a command
+    (serve, export) has a reason for the deterministic mode."""
+    parser.add_argument("--dropout", choices=("on", "off"), default=dropout, help=f"dropout (default: {dropout})")
+    parser.add_argument(
+        "--norm-stats",
+        choices=("batch", "running"),
+        default=norm_stats,
+        help=f"batch norm statistics: of the image itself, or the running averages (default: {norm_stats})",
+    )

@@ -3,24 +3,9 @@ import pytest
 from PIL import Image
 
 from pix2pix.cli import main
-from tests.helpers import write_pairs
+from tests.helpers import TINY_FLAGS, write_pairs
 
-TINY = [
-    "--load-size",
-    "32",
-    "--crop-size",
-    "32",
-    "--base-channels",
-    "8",
-    "--disc-channels",
-    "8",
-    "--n-epochs",
-    "1",
-    "--n-epochs-decay",
-    "1",
-    "--no-tensorboard",
-    "--quiet",
-]
+TINY = [*TINY_FLAGS, "--n-epochs", "1", "--n-epochs-decay", "1"]
 
 
 def test_train_then_test_end_to_end(tiny_dataset, tmp_path):

@@ -17,7 +17,7 @@ from pix2pix.checkpoint import load_checkpoint, read_checkpoint_file, resolve_ch
 from pix2pix.cli import main
 from pix2pix.training.loop import TrainingInterrupted, TrainingStopped, fit
 from pix2pix.training.step import train_step
-from tests.helpers import tiny_config, write_pairs
+from tests.helpers import TINY_FLAGS, tiny_config, write_pairs
 
 
 def read_rows(run):
@@ -102,28 +102,8 @@ def test_bad_images_are_listed_at_start_and_skip_bad_trains_on_the_rest(tmp_path
     (data / "train" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     (data / "train" / "text.jpg").write_text("not an image")
     Image.new("RGB", (33, 16)).save(data / "train" / "odd.png")
-    argv = [
-        "train",
-        "--data",
-        str(data),
-        "--out",
-        str(tmp_path / "run"),
-        "--load-size",
-        "32",
-        "--crop-size",
-        "32",
-        "--base-channels",
-        "8",
-        "--disc-channels",
-        "8",
-        "--n-epochs",
-        "1",
-        "--n-epochs-decay",
-        "0",
-        "--no-tensorboard",
-        "--quiet",
-        "--no-report",
-    ]
+    argv = ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY_FLAGS, "--no-report"]
+    argv += ["--n-epochs", "1", "--n-epochs-decay", "0"]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "3 unusable" in err and all(name in err for name in ("corrupt.png", "text.jpg", "odd.png"))
@@ -148,28 +128,8 @@ def run_cli_subprocess(args, tmp_path):
 
 def test_sigterm_and_sigkill_in_a_real_process_always_resume_to_the_same_end(tiny_dataset, tmp_path):
     total_iterations = 6 * 60
-    args = [
-        "train",
-        "--data",
-        str(tiny_dataset),
-        "--load-size",
-        "32",
-        "--crop-size",
-        "32",
-        "--base-channels",
-        "8",
-        "--disc-channels",
-        "8",
-        "--n-epochs",
-        "30",
-        "--n-epochs-decay",
-        "30",
-        "--save-every-iters",
-        "20",
-        "--no-tensorboard",
-        "--no-report",
-        "--quiet",
-    ]
+    args = ["train", "--data", str(tiny_dataset), *TINY_FLAGS, "--no-report", "--save-every-iters", "20"]
+    args += ["--n-epochs", "30", "--n-epochs-decay", "30"]
     rng = random.Random(0)
     for trial, sig in enumerate([signal.SIGTERM, signal.SIGKILL, signal.SIGKILL]):
         out = tmp_path / f"run{trial}"

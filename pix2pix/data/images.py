@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +23,30 @@ def load_image(path: Path | str, channels: int) -> Image.Image:
     """Fully decode `path` and return it as "L" (channels=1) or "RGB" (channels=3)."""
     if channels not in _CHANNEL_MODES:
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    with explain_image_errors(path, "cannot decode image (truncated or corrupt)"), Image.open(path) as image:
+        image.load()  # open() reads only the header; decode now so bad bytes fail here
+        return convert_channels(image, channels)
+
+
+def read_image_header(path: Path | str) -> tuple[int, int]:
+    """(width, height) from the file header, after Pillow's integrity check; DataError if unusable.
+
+    Much cheaper than decoding: meant for checking a whole dataset before a run starts.
+    """
+    with explain_image_errors(path, "corrupt image header"), Image.open(path) as image:
+        size = image.size
+        image.verify()  # structure and checksums where the format has them (PNG CRCs)
+        return size
+
+
+@contextmanager
+def explain_image_errors(path: Path | str, corrupt: str) -> Iterator[None]:
+    """Turn Pillow's many failure types into one-line DataErrors naming the file."""
     try:
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that; a dataset should refuse both.
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image.load()  # open() reads only the header; decode now so bad bytes fail here
-                return convert_channels(image, channels)
+            yield
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise DataError(f"{path}: refusing a possible decompression bomb ({_one_line(err)})") from err
     except FileNotFoundError as err:
@@ -36,27 +55,7 @@ def load_image(path: Path | str, channels: int) -> Image.Image:
         raise DataError(f"{path}: not a readable image (unknown format or not an image)") from err
     # Pillow's decoders fail with many exception types (OSError, SyntaxError, struct.error...).
     except Exception as err:
-        raise DataError(f"{path}: cannot decode image (truncated or corrupt): {_one_line(err)}") from err
-
-
-def read_image_header(path: Path | str) -> tuple[int, int]:
-    """(width, height) from the file header, after Pillow's integrity check; DataError if unusable.
-
-    Much cheaper than decoding: meant for checking a whole dataset before a run starts.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                size = image.size
-                image.verify()  # structure and checksums where the format has them (PNG CRCs)
-                return size
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise DataError(f"{path}: refusing a possible decompression bomb ({_one_line(err)})") from err
-    except UnidentifiedImageError as err:
-        raise DataError(f"{path}: not a readable image (unknown format or not an image)") from err
-    except Exception as err:
-        raise DataError(f"{path}: corrupt image header: {_one_line(err)}") from err
+        raise DataError(f"{path}: {corrupt}: {_one_line(err)}") from err
 
 
 def convert_channels(image: Image.Image, channels: int) -> Image.Image:

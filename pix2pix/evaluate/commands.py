@@ -10,6 +10,8 @@ import argparse
 import os
 from pathlib import Path
 
+from pix2pix.flags import add_test_time_flags
+
 FCN_MODES = ("auto", "on", "off")  # as pipeline.FCN_MODES, not imported from there: it loads torch
 
 
@@ -54,13 +56,7 @@ def add_eval_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--fcn-size", type=int, default=64, help="segmenter resolution in pixels (default: 64)")
     parser.add_argument("--fcn-iterations", type=int, default=1500, help="segmenter training steps (default: 1500)")
     parser.add_argument("--fcn-seed", type=int, default=0, help="seed of the segmenter's training")
-    parser.add_argument("--dropout", choices=("on", "off"), default="on", help="dropout at test time (paper: on)")
-    parser.add_argument(
-        "--norm-stats",
-        choices=("batch", "running"),
-        default="batch",
-        help="batch norm statistics at test time (paper: batch)",
-    )
+    add_test_time_flags(parser)  # as `pix2pix test`: the paper's protocol by default
     parser.add_argument("--seed", type=int, default=0, help="seed of the dropout draws")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

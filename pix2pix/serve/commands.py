@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from pix2pix.flags import add_test_time_flags
+
 # as pix2pix.serve.app's defaults, repeated here so that building the parser imports nothing heavy
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 16_000_000
@@ -49,12 +51,8 @@ def add_serve_command(commands: Any) -> None:
         help=f"largest accepted image, width x height (default: {DEFAULT_MAX_PIXELS})",
     )
     serve.add_argument("--workers", type=int, help="translation threads sharing the model (default: min(4, cores))")
-    serve.add_argument("--dropout", choices=("on", "off"), default="off", help="dropout at translation")
-    serve.add_argument(
-        "--norm-stats",
-        choices=("batch", "running"),
-        default="running",
-        help="batch norm statistics when translating (default: running; an .onnx file has only its own)",
-    )
+    # deterministic by default: a demo should answer the same drawing with the same picture;
+    # an .onnx file has only the mode it was exported with
+    add_test_time_flags(serve, dropout="off", norm_stats="running")
     serve.add_argument("--device", default="auto")
     serve.set_defaults(run=run_serve)
