@@ -13,6 +13,18 @@ from pix2pix.export_commands import add_export_command
 from pix2pix.flags import add_config_flags, add_test_time_flags, build_config, recipe_names
 from pix2pix.serve.commands import add_serve_command
 
+# optional packages -> the extra that installs them (the base install stays light)
+OPTIONAL_EXTRAS = {
+    "skimage": "eval",
+    "matplotlib": "eval",
+    "scipy": "eval",
+    "onnx": "export",
+    "onnxruntime": "export",
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "multipart": "serve",
+}
+
 
 def run_train(args: argparse.Namespace) -> None:
     from pix2pix.training.loop import TrainingInterrupted, TrainingStopped, fit  # late: keeps --help fast
@@ -120,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("PIX2PIX_DEBUG"):
             raise
         print(f"pix2pix {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as error:
+        extra = OPTIONAL_EXTRAS.get((error.name or "").split(".")[0])
+        if extra is None or os.environ.get("PIX2PIX_DEBUG"):
+            raise
+        print(f"pix2pix {args.command}: error: needs {error.name}: pip install 'pix2pix[{extra}]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

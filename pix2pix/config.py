@@ -20,6 +20,7 @@ GeneratorName = Literal["unet", "unet_256", "unet_128", "resnet_6blocks", "resne
 DiscriminatorName = Literal["patch", "pixel"]
 Upsample = Literal["transpose", "resize-conv"]
 GanMode = Literal["vanilla", "lsgan"]
+ColorSpace = Literal["rgb", "lab"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class DataConfig:
     crop_size: int = 256
     flip: bool = True
     val_split: str = "val"  # folder whose first images give the sample grids; falls back to train
+    color_space: ColorSpace = "rgb"  # "lab": colorization, L -> ab of the target photo (in 1, out 2 channels)
     num_workers: int = -1  # -1: chosen from the device and core count
 
 

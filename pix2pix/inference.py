@@ -9,12 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
 from pix2pix.checkpoint import build_generator_for, load_checkpoint, read_checkpoint_file, resolve_checkpoint
 from pix2pix.config import DataConfig, ModelConfig, RunConfig
 from pix2pix.data.images import convert_channels
+from pix2pix.data.lab import image_to_lab_tensors, lab_tensors_to_image
 from pix2pix.data.transforms import image_to_tensor, resize_for_inference, tensor_to_image
 from pix2pix.devices import resolve_device
 from pix2pix.nn.modes import set_inference_mode
@@ -93,14 +95,28 @@ class Pix2Pix:
 
         Defaults follow the paper's protocol (dropout on, batch statistics); `seed` fixes the dropout
         draw (None leaves the global RNG alone). `dropout=False, norm_stats="running"` is the
-        deterministic evaluation mode.
+        deterministic evaluation mode. Lab (colorization) models return an RGB image.
         """
+        if self.config.data.color_space == "lab":
+            return self.colorize(image, dropout=dropout, norm_stats=norm_stats, seed=seed)
         source = convert_channels(image, self.config.model.in_channels)
         resized = resize_for_inference(source, self.network_size(source.size))
         batch = image_to_tensor(resized)[None].to(self.device)  # (1, C, H, W)
         output = self.translate_tensor(batch, dropout=dropout, norm_stats=norm_stats, seed=seed)[0]
         result = tensor_to_image(output.cpu())
         return result if result.size == image.size else result.resize(image.size, Image.Resampling.BICUBIC)
+
+    @torch.no_grad()
+    def colorize(
+        self, image: Image.Image, *, dropout: bool = True, norm_stats: str = "batch", seed: int | None = 0
+    ) -> Image.Image:
+        """Lab models: ab predicted from L at the network size, joined to the image's own full-size L."""
+        rgb = image.convert("RGB")
+        lightness, _ = image_to_lab_tensors(resize_for_inference(rgb, self.network_size(rgb.size)))
+        ab = self.translate_tensor(lightness[None].to(self.device), dropout=dropout, norm_stats=norm_stats, seed=seed)
+        ab = F.interpolate(ab.cpu().float(), size=(rgb.height, rgb.width), mode="bilinear", align_corners=False)
+        full_lightness, _ = image_to_lab_tensors(rgb)  # (1, H, W): the output keeps the input's luminance
+        return lab_tensors_to_image(full_lightness, ab[0])
 
     @torch.no_grad()
     def translate_tensor(

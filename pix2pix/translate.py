@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from pix2pix.data.dataset import PairFile, find_pairs, load_pair
 from pix2pix.data.images import IMAGE_EXTENSIONS, DataError, load_image
+from pix2pix.data.lab import image_to_gray
 from pix2pix.inference import Pix2Pix
 from pix2pix.visuals import write_index_html
 
@@ -41,6 +42,9 @@ def list_inputs(path: Path, *, split: str, paired: bool) -> tuple[list[PairFile]
 def iterate_items(model: Pix2Pix, pairs: list[PairFile], images: list[Path]) -> Iterator[TestItem]:
     """Decode lazily so a large split never sits in memory."""
     channels = model.config.model
+    if model.config.data.color_space == "lab":
+        yield from iterate_colorization_items(model, pairs, images)
+        return
     for pair in pairs:
         source, target = load_pair(
             pair,
@@ -51,6 +55,15 @@ def iterate_items(model: Pix2Pix, pairs: list[PairFile], images: list[Path]) -> 
         yield TestItem(pair.name, source, target)
     for path in images:
         yield TestItem(path.stem, load_image(path, channels.in_channels), None)
+
+
+def iterate_colorization_items(model: Pix2Pix, pairs: list[PairFile], images: list[Path]) -> Iterator[TestItem]:
+    """Lab models: the input is the gray (L only) version of the photo, the target the photo itself (RGB)."""
+    for pair in pairs:
+        _, photo = load_pair(pair, direction=model.config.data.direction, in_channels=3, out_channels=3)
+        yield TestItem(pair.name, image_to_gray(photo), photo)
+    for path in images:
+        yield TestItem(path.stem, image_to_gray(load_image(path, 3)), None)
 
 
 def translate_to_folder(

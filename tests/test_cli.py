@@ -119,3 +119,13 @@ def test_two_folder_name_mismatch_is_named(tmp_path, capsys):
 def test_unknown_option_and_bad_choice_fail_at_start(tmp_path):
     with pytest.raises(SystemExit):
         main(["train", "--direction", "sideways"])
+
+
+def test_a_missing_optional_package_names_the_extra(monkeypatch, capsys):
+    def needs_scikit_image(args):
+        raise ModuleNotFoundError("No module named 'skimage'", name="skimage")
+
+    monkeypatch.setattr("pix2pix.cli.run_test", needs_scikit_image)
+    argv = ["test", "--checkpoint", "x", "--input", "y", "--output", "z"]
+    assert main(argv) == 2
+    assert "pix2pix[eval]" in one_line_error(capsys)

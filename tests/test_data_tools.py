@@ -11,9 +11,7 @@ from PIL import Image
 
 from pix2pix.cli import main
 from pix2pix.data import PairedDataset, find_pairs, load_pair
-from pix2pix.data.tools.check import check_dataset, compute_difference_hash
-from pix2pix.data.tools.combine import combine_folders
-from pix2pix.data.tools.lab import (
+from pix2pix.data.lab import (
     image_to_lab_tensors,
     lab_batch_to_rgb,
     lab_tensors_to_image,
@@ -22,6 +20,8 @@ from pix2pix.data.tools.lab import (
     rgb_to_lab,
     tensors_to_lab,
 )
+from pix2pix.data.tools.check import check_dataset, compute_difference_hash
+from pix2pix.data.tools.combine import combine_folders
 from pix2pix.data.tools.pairs import KINDS, assign_splits, build_pairs, make_input
 
 SHARED_FACADES = Path(__file__).resolve().parents[2] / "shared" / "data" / "facades"

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -115,7 +116,9 @@ def test_bad_images_are_listed_at_start_and_skip_bad_trains_on_the_rest(tmp_path
 
 
 def run_cli_subprocess(args, tmp_path):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # the code under test, whichever copy of the package the environment has installed
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": repo}
     return subprocess.Popen(
         [sys.executable, "-m", "pix2pix", *args],
         cwd=tmp_path,

@@ -24,6 +24,7 @@ from pix2pix.data.images import (
     read_image_header,
     split_pair,
 )
+from pix2pix.data.lab import check_color_space, image_to_lab_tensors
 from pix2pix.data.transforms import (
     Jitter,
     apply_preprocess,
@@ -92,6 +93,9 @@ def load_pair(
 class PairedDataset(Dataset):
     """Pairs of `root/split` as {"source": (in_channels, H, W), "target": (out_channels, H, W), "name"}.
 
+    With `color_space="lab"` (colorization) only the target photo is read: source is its L (1, H, W)
+    and target its ab (2, H, W), as in pix2pix-tensorflow's `lab_colorization`.
+
     Images are decoded per item, never cached. Training jitter comes from an RNG seeded by
     (seed, epoch, index), so it does not depend on the number of DataLoader workers and a resumed
     run sees the same crops. Call `set_epoch` before each epoch's DataLoader is iterated (with
@@ -114,11 +118,13 @@ class PairedDataset(Dataset):
         train: bool = True,
         seed: int = 0,
         pairs: Sequence[PairFile] | None = None,
+        color_space: str = "rgb",
     ) -> None:
         if direction not in DIRECTIONS:
             raise ValueError(f"unknown direction {direction!r}; allowed: {', '.join(DIRECTIONS)}")
+        check_color_space(color_space, in_channels=in_channels, out_channels=out_channels)
         for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if channels not in (1, 3):
+            if color_space == "rgb" and channels not in (1, 3):
                 raise ValueError(f"{name} must be 1 or 3, got {channels!r}")
         check_preprocess(preprocess, load_size=load_size, crop_size=crop_size, size_multiple=size_multiple)
         # `pairs` lets a caller pass a checked subset (e.g. with bad files skipped)
@@ -133,6 +139,7 @@ class PairedDataset(Dataset):
         self.size_multiple = size_multiple
         self.train = train
         self.seed = seed
+        self.color_space = color_space
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -144,31 +151,31 @@ class PairedDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         index = range(len(self.pairs))[index]  # IndexError when out of range; -1 -> last
         pair = self.pairs[index]
+        if self.color_space == "lab":
+            _, photo = load_pair(pair, direction=self.direction, in_channels=3, out_channels=3)
+            (photo,) = self._preprocess([photo], index, pair)
+            lightness, ab = image_to_lab_tensors(photo)  # one jittered photo, so L and ab always line up
+            return {"source": lightness, "target": ab, "name": pair.name}
         channels = {"in_channels": self.in_channels, "out_channels": self.out_channels}
         source, target = load_pair(pair, direction=self.direction, **channels)
-        source, target = self._preprocess(source, target, index, pair)
+        source, target = self._preprocess([source, target], index, pair)
         return {"source": image_to_tensor(source), "target": image_to_tensor(target), "name": pair.name}
 
-    def _preprocess(
-        self, source: Image.Image, target: Image.Image, index: int, pair: PairFile
-    ) -> tuple[Image.Image, Image.Image]:
+    def _preprocess(self, images: list[Image.Image], index: int, pair: PairFile) -> list[Image.Image]:
+        """The same resize, crop and flip for every image of the pair."""
         options = {"preprocess": self.preprocess, "load_size": self.load_size, "crop_size": self.crop_size}
         if not self.train and self.preprocess not in ("none", "scale_width"):
-            size = self.crop_size
-            return resize_for_inference(source, size), resize_for_inference(target, size)
+            return [resize_for_inference(image, self.crop_size) for image in images]
         if self.train:
             # hash() of a tuple of ints does not depend on PYTHONHASHSEED, so every process agrees.
             rng = random.Random(hash((self.seed, self.epoch, index)))
             try:
-                jitter = sample_jitter(rng, source.size, flip=self.flip, **options)
+                jitter = sample_jitter(rng, images[0].size, flip=self.flip, **options)
             except ValueError as err:  # e.g. an image smaller than crop_size
                 raise DataError(f"{pair.a_path}: {err}") from err
         else:
             jitter = Jitter(0, 0, flip=False)
-        return (
-            apply_preprocess(source, jitter, size_multiple=self.size_multiple, **options),
-            apply_preprocess(target, jitter, size_multiple=self.size_multiple, **options),
-        )
+        return [apply_preprocess(image, jitter, size_multiple=self.size_multiple, **options) for image in images]
 
 
 def check_pair_headers(pair: PairFile) -> None:

@@ -35,6 +35,7 @@ from pix2pix.checkpoint import (
 from pix2pix.config import RunConfig
 from pix2pix.data import DataError, PairedDataset, PairFile, find_bad_pairs, find_pairs
 from pix2pix.data.builtin import resolve_data_root
+from pix2pix.data.lab import lab_batch_to_rgb
 from pix2pix.devices import default_num_workers, resolve_device
 from pix2pix.nn.modes import set_inference_mode, set_training_mode
 from pix2pix.training.step import train_step
@@ -116,6 +117,7 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
         train=True,
         seed=config.train.seed,
         pairs=pairs,
+        color_space=config.data.color_space,
     )
     sample_batch = load_sample_batch(config, data_root, generator.stride)
     val_dataset = None
@@ -265,7 +267,8 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
 
             if (epoch + 1) % config.train.sample_every == 0 or last:
                 samples_dir = run_dir / "samples"
-                save_sample_grid(generator, sample_batch, device, samples_dir / f"epoch_{epoch + 1:04d}.png")
+                grid_path = samples_dir / f"epoch_{epoch + 1:04d}.png"
+                save_sample_grid(generator, sample_batch, device, grid_path, color_space=config.data.color_space)
                 write_progress_gif(sorted(samples_dir.glob("epoch_*.png")), samples_dir / "progress.gif")
             if (epoch + 1) % config.train.save_every == 0 or last:
                 save(f"epoch_{epoch + 1:04d}.pt", epoch + 1, 0)
@@ -313,6 +316,7 @@ def build_eval_dataset(config: RunConfig, data_root: Path, split: str, size_mult
         flip=False,
         size_multiple=size_multiple,
         train=False,
+        color_space=config.data.color_space,
     )
 
 
@@ -346,7 +350,10 @@ def validate(generator, dataset: PairedDataset, device: torch.device) -> dict[st
 
     items = [dataset[i] for i in range(len(dataset))]
     outputs = translate_as_at_test_time(generator, [item["source"] for item in items], device)
-    scores = evaluate_pairs(outputs, [item["target"] for item in items])
+    triples = [
+        to_rgb(item["source"], output, item["target"], dataset.color_space) for item, output in zip(items, outputs)
+    ]
+    scores = evaluate_pairs([output for _, output, _ in triples], [target for _, _, target in triples])
     return {name: scores[name] for name in VAL_METRICS}
 
 
@@ -356,10 +363,26 @@ def is_improvement(scores: dict[str, float], best: dict[str, float] | None, metr
     return scores[metric] < best[metric] if metric == "l1" else scores[metric] > best[metric]
 
 
-def save_sample_grid(generator, batch: dict[str, torch.Tensor], device: torch.device, path: Path) -> None:
+def to_rgb(
+    source: torch.Tensor, output: torch.Tensor, target: torch.Tensor, color_space: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input, output, target) as images to look at and measure: Lab runs show L as gray, L + ab in RGB."""
+    if color_space != "lab":
+        return source, output, target
+    lightness, no_colour = source[None], torch.zeros_like(target)  # (1, 1, H, W), (2, H, W)
+    gray, colorized, real = (lab_batch_to_rgb(lightness, ab[None])[0] for ab in (no_colour, output, target))
+    return gray, colorized, real
+
+
+def save_sample_grid(
+    generator, batch: dict[str, torch.Tensor], device: torch.device, path: Path, *, color_space: str = "rgb"
+) -> None:
     """input | output | target rows, translated as at test time by default (dropout on, batch stats)."""
     outputs = translate_as_at_test_time(generator, batch["source"], device)
-    rows = [[source, output, target] for source, output, target in zip(batch["source"], outputs, batch["target"])]
+    rows = [
+        list(to_rgb(source, output, target, color_space))
+        for source, output, target in zip(batch["source"], outputs, batch["target"])
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     make_grid(rows).save(path)
 

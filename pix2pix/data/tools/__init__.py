@@ -1,4 +1,4 @@
-"""Dataset tools behind `pix2pix data`: download, combine, pairs, check, and Lab conversions."""
+"""Dataset tools behind `pix2pix data`: download, combine, pairs and check (Lab conversions: pix2pix.data.lab)."""
 
 from pix2pix.data.tools.check import CheckReport, check_dataset, format_check_report
 from pix2pix.data.tools.combine import CombineReport, combine_folders, format_combine_report

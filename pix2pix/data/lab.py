@@ -1,8 +1,9 @@
-"""CIE Lab conversions for L -> ab colorization (pix2pix-tensorflow's `lab_colorization`).
+"""CIE Lab conversions for L -> ab colorization (`--color-space lab`, pix2pix-tensorflow's `lab_colorization`).
 
 The network sees the lightness L (1 channel) and predicts the two colour channels ab; the output image
 is L (from the input) + ab (predicted), converted back to RGB. Tensors are scaled to [-1, 1] like every
 other pix2pix tensor: L in [0, 100] -> (L / 50) - 1, and ab (about [-110, 110] for sRGB colours) / 110.
+Needs scikit-image (the `data` extra).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+COLOR_SPACES = ("rgb", "lab")
 L_SCALE = 50.0  # L in [0, 100]
 AB_SCALE = 110.0  # |a|, |b| stay below ~108 for sRGB colours
 
@@ -55,6 +57,23 @@ def image_to_lab_tensors(image: Image.Image) -> tuple[torch.Tensor, torch.Tensor
 def lab_tensors_to_image(lightness: torch.Tensor, ab: torch.Tensor) -> Image.Image:
     """L (1, H, W) and ab (2, H, W) in [-1, 1] -> RGB PIL image."""
     return Image.fromarray(lab_to_rgb(tensors_to_lab(lightness, ab)))
+
+
+def image_to_gray(image: Image.Image) -> Image.Image:
+    """The image's L alone (zero ab) as an RGB image: exactly what a colorization model sees."""
+    lightness, ab = image_to_lab_tensors(image)
+    return lab_tensors_to_image(lightness, torch.zeros_like(ab))
+
+
+def check_color_space(color_space: str, *, in_channels: int, out_channels: int) -> None:
+    """Lab runs translate L (1 channel) into ab (2 channels); any other pairing is a configuration error."""
+    if color_space not in COLOR_SPACES:
+        raise ValueError(f"unknown color space {color_space!r}; allowed: {', '.join(COLOR_SPACES)}")
+    if color_space == "lab" and (in_channels, out_channels) != (1, 2):
+        raise ValueError(
+            f"color space lab translates L into ab, so it needs in_channels 1 and out_channels 2 "
+            f"(--in-channels 1 --out-channels 2), got {in_channels} and {out_channels}"
+        )
 
 
 def lab_batch_to_rgb(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
