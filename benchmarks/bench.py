@@ -1,24 +1,52 @@
-"""Training iterations/s and translated images/s at 256x256, batch 1, on the current device.
+"""Ours vs a straightforward eager implementation of the official algorithm, measured side by side.
 
-    python benchmarks/bench.py [--device cuda] [--iters 10] [--size 256]
+    python benchmarks/bench.py [--device cuda] [--size 256] [--iters 6] [--warmup 2] [--profile]
 
-The networks are the paper's defaults (U-Net 256, ngf 64, batch norm, 70x70 PatchGAN). Median of
-`--iters` timed iterations after `--warmup` untimed ones; the machine is often shared, so medians.
+Baseline: the official update order (G forward; D step on the detached fake; G step with D frozen)
+written out below with plain `torch.optim.Adam` and eager inference in eval mode. The networks are our
+own classes, whose maths is the official networks' (tests/test_official.py loads official weights).
+Ours: `train_step` with `build_optimizer` (fused Adam); inference with batch norm folded into the convs
+under `torch.inference_mode`, and the ONNX export run by onnxruntime (CPU only).
+
+Training at `--size` (U-Net depth from the size: 256 -> 8) and at half of it (depth 7), batch 1;
+inference at `--size`, dropout off, running statistics. Each row alternates its variants iteration by
+iteration and reports medians, so load from other processes hits both alike; ratios are ours/baseline.
+Also: data-loading throughput of `PairedDataset`, FLOPs of one training iteration
+(`torch.utils.flop_counter`), achieved GFLOP/s and its fraction of the machine's ceiling, measured in
+the same run as a 2048^3 fp32 matmul and a k4 s2 convolution.
+
+On a machine shared with other processes, compare with `OMP_WAIT_POLICY=PASSIVE` set (README,
+"Performance"): with the default policy torch's threads spin while waiting for a busy core.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import os
 import statistics
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from pix2pix.checkpoint import build_discriminator_for, build_generator_for
 from pix2pix.config import DataConfig, RunConfig
+from pix2pix.data import PairedDataset
+from pix2pix.data.builtin import resolve_data_root
 from pix2pix.devices import resolve_device
+from pix2pix.nn.fold import fold_batch_norm
 from pix2pix.nn.modes import set_inference_mode
+from pix2pix.nn.subpixel import SubpixelConvTranspose2d
+from pix2pix.training.optim import build_optimizer
 from pix2pix.training.step import train_step
+
+REAL_FACADES = Path(__file__).resolve().parents[2] / "shared" / "data" / "facades"
+LR, BETAS, L1_WEIGHT = 2e-4, (0.5, 0.999), 100.0
 
 
 def synchronize(device: torch.device) -> None:
@@ -26,61 +54,240 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_calls(fn, device: torch.device, iters: int, warmup: int) -> float:
-    """Median seconds per call."""
+def time_interleaved(variants: dict[str, Callable[[], object]], device: torch.device, iters: int, warmup: int):
+    """Median seconds per call of each variant, the variants alternating call by call."""
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in variants.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(iters):
-        synchronize(device)
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in variants.items():
+            synchronize(device)
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU ({torch.get_num_threads()} threads, torch {torch.__version__})"
+    wait_policy = os.environ.get("OMP_WAIT_POLICY", "unset")
+    return f"CPU ({torch.get_num_threads()} threads, OMP_WAIT_POLICY {wait_policy}, torch {torch.__version__})"
+
+
+def build_networks(size: int, device: torch.device) -> tuple[nn.Module, nn.Module]:
+    """The paper's networks (U-Net with depth from `size`, ngf 64, batch norm; 70x70 PatchGAN), seed 0."""
+    config = RunConfig(data=DataConfig(crop_size=size, load_size=size))
+    torch.manual_seed(0)
+    return build_generator_for(config).to(device), build_discriminator_for(config).to(device)
+
+
+def make_official_iteration(generator: nn.Module, discriminator: nn.Module, source, target) -> Callable[[], None]:
+    """One iteration as the official `Pix2PixModel.optimize_parameters`, with plain Adam."""
+    opt_g = torch.optim.Adam(generator.parameters(), lr=LR, betas=BETAS)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=LR, betas=BETAS)
+    bce, l1 = nn.BCEWithLogitsLoss(), nn.L1Loss()
+
+    def iteration() -> None:
+        fake = generator(source)
+        discriminator.requires_grad_(True)
+        opt_d.zero_grad()
+        pred_fake = discriminator(torch.cat([source, fake.detach()], 1))
+        pred_real = discriminator(torch.cat([source, target], 1))
+        loss_d = 0.5 * (bce(pred_fake, torch.zeros_like(pred_fake)) + bce(pred_real, torch.ones_like(pred_real)))
+        loss_d.backward()
+        opt_d.step()
+        discriminator.requires_grad_(False)
+        opt_g.zero_grad()
+        pred_fake = discriminator(torch.cat([source, fake], 1))
+        loss_g = bce(pred_fake, torch.ones_like(pred_fake)) + L1_WEIGHT * l1(fake, target)
+        loss_g.backward()
+        opt_g.step()
+
+    return iteration
+
+
+def make_our_iteration(generator: nn.Module, discriminator: nn.Module, source, target) -> Callable[[], None]:
+    opt_g = build_optimizer(generator.parameters(), lr=LR, betas=BETAS)
+    opt_d = build_optimizer(discriminator.parameters(), lr=LR, betas=BETAS)
+    return lambda: train_step(
+        generator, discriminator, opt_g, opt_d, source, target, gan_mode="vanilla", l1_weight=L1_WEIGHT
+    )
+
+
+def use_subpixel_transposes(module: nn.Module) -> nn.Module:
+    """Replace every k4 s2 ConvTranspose2d by its sub-pixel form, keeping the weights."""
+    for name, child in module.named_children():
+        if type(child) is nn.ConvTranspose2d and child.kernel_size == (4, 4):
+            subpixel = SubpixelConvTranspose2d(child.in_channels, child.out_channels, bias=child.bias is not None)
+            subpixel.load_state_dict(child.state_dict())
+            module.add_module(name, subpixel.to(child.weight.device))
+        else:
+            use_subpixel_transposes(child)
+    return module
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def bench_training(size: int, device: torch.device, args, *, subpixel: bool) -> dict[str, float]:
+    generator, discriminator = build_networks(size, device)
+    source = torch.randn(1, 3, size, size, device=device)
+    target = torch.randn(1, 3, size, size, device=device)
+    variants = {
+        "baseline": make_official_iteration(copy.deepcopy(generator), copy.deepcopy(discriminator), source, target),
+        "ours": make_our_iteration(copy.deepcopy(generator), copy.deepcopy(discriminator), source, target),
+    }
+    if subpixel:
+        variants["ours, sub-pixel"] = make_our_iteration(
+            use_subpixel_transposes(copy.deepcopy(generator)), copy.deepcopy(discriminator), source, target
+        )
+    seconds = time_interleaved(variants, device, args.iters, args.warmup)
+    seconds["flops"] = count_flops(variants["ours"])
+    return seconds
+
+
+def bench_inference(size: int, device: torch.device, args) -> tuple[dict[str, float], dict[str, float]]:
+    """Seconds per image of each variant, and each fast variant's max difference from the eager output."""
+    generator, _ = build_networks(size, device)
+    # a few training-mode forwards give the running statistics non-trivial values to fold
+    with torch.no_grad():
+        for _ in range(3):
+            generator(torch.randn(1, 3, size, size, device=device))
+    set_inference_mode(generator, dropout=False, norm_stats="running")
+    folded = fold_batch_norm(generator)
+    source = torch.rand(1, 3, size, size, device=device) * 2 - 1
+
+    def run_eager() -> torch.Tensor:
+        with torch.no_grad():
+            return generator(source)
+
+    def run_folded() -> torch.Tensor:
+        with torch.inference_mode():
+            return folded(source)
+
+    variants: dict[str, Callable[[], torch.Tensor]] = {"baseline": run_eager, "ours, torch": run_folded}
+    if device.type == "cpu":
+        variants["ours, onnxruntime"] = make_onnx_runner(generator, size, source)
+    reference = run_eager()
+    errors = {name: (fn() - reference).abs().max().item() for name, fn in variants.items() if name != "baseline"}
+    return time_interleaved(variants, device, args.iters, args.warmup), errors
+
+
+def make_onnx_runner(generator: nn.Module, size: int, source: torch.Tensor) -> Callable[[], torch.Tensor]:
+    from pix2pix.export import export_onnx
+    from pix2pix.inference import Pix2Pix
+    from pix2pix.onnx_model import OnnxPix2Pix
+
+    config = RunConfig(data=DataConfig(crop_size=size, load_size=size))
+    with tempfile.TemporaryDirectory() as folder:
+        path = export_onnx(Pix2Pix(generator, config, torch.device("cpu")), Path(folder) / "generator.onnx")
+        model = OnnxPix2Pix.from_file(path, device="cpu")  # the session holds the model in memory
+    return lambda: model.translate_tensor(source, dropout=False, norm_stats="running")
+
+
+def bench_data(size: int, count: int) -> tuple[str, float]:
+    """Seconds per training pair (decode, split, resize to size * 286/256, crop, flip) in one process."""
+    root = REAL_FACADES if (REAL_FACADES / "train").is_dir() else resolve_data_root("builtin")
+    dataset = PairedDataset(root, "train", load_size=size * 286 // 256, crop_size=size)
+    count = min(count, len(dataset))
+    start = time.perf_counter()
+    for index in range(count):
+        dataset[index]
+    return str(root), (time.perf_counter() - start) / count
+
+
+def measure_ceiling(device: torch.device, args) -> dict[str, float]:
+    """GFLOP/s of a 2048^3 fp32 matmul and of a k4 s2 convolution (128 -> 256 channels, 128x128 input)."""
+    a, b = torch.randn(2048, 2048, device=device), torch.randn(2048, 2048, device=device)
+    conv = nn.Conv2d(128, 256, 4, stride=2, padding=1, bias=False).to(device)
+    x = torch.randn(1, 128, 128, 128, device=device)
+    variants = {"matmul 2048^3": lambda: a @ b, "conv k4 s2": lambda: conv(x)}
+    with torch.no_grad():
+        flops = {name: count_flops(fn) for name, fn in variants.items()}
+        seconds = time_interleaved(variants, device, max(args.iters, 5), 1)
+    return {name: flops[name] / seconds[name] / 1e9 for name in variants}
+
+
+def print_profile(size: int, device: torch.device) -> None:
+    """Top operators (self time) of one of our training iterations."""
+    from torch.profiler import ProfilerActivity, profile
+
+    generator, discriminator = build_networks(size, device)
+    source = torch.randn(1, 3, size, size, device=device)
+    iteration = make_our_iteration(generator, discriminator, source, source.clone())
+    iteration()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as profiler:
+        iteration()
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(profiler.key_averages().table(sort_by=sort, row_limit=12))
+
+
+def format_row(name: str, baseline: str, ours: str, ratio: str) -> str:
+    return f"{name:<40}{baseline:>14}{ours:>14}{ratio:>10}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--iters", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--iters", type=int, default=6, help="timed iterations per variant (medians)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed iterations per variant first")
+    parser.add_argument("--data-pairs", type=int, default=40, help="pairs decoded for the data-loading rate")
+    parser.add_argument("--profile", action="store_true", help="also print the top operators of one iteration")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
-    config = RunConfig(data=DataConfig(crop_size=args.size, load_size=args.size))
-    torch.manual_seed(0)
-    generator = build_generator_for(config).to(device)
-    discriminator = build_discriminator_for(config).to(device)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    source = torch.randn(1, 3, args.size, args.size, device=device)
-    target = torch.randn(1, 3, args.size, args.size, device=device)
+    small = args.size // 2
+    print(f"device: {device_name(device)}", flush=True)
+    ceiling = measure_ceiling(device, args)
+    large = bench_training(args.size, device, args, subpixel=True)
+    half = bench_training(small, device, args, subpixel=False)
+    inference, errors = bench_inference(args.size, device, args)
+    data_root, data_seconds = bench_data(args.size, args.data_pairs)
+    peak = max(ceiling.values())
 
-    def train_iteration() -> None:
-        train_step(generator, discriminator, opt_g, opt_d, source, target, gan_mode="vanilla", l1_weight=100.0)
+    rows = [format_row("measure", "baseline", "ours", "ours/base")]
 
-    train_seconds = time_calls(train_iteration, device, args.iters, args.warmup)
+    def add_rate(name: str, seconds: dict[str, float], ours: str, unit: str) -> None:
+        base, fast = 1 / seconds["baseline"], 1 / seconds[ours]
+        rows.append(format_row(name, f"{base:.3f} {unit}", f"{fast:.3f} {unit}", f"{fast / base:.2f}x"))
 
-    set_inference_mode(generator, dropout=False, norm_stats="running")
+    for size, result in ((args.size, large), (small, half)):
+        add_rate(f"train {size}px b1 (it/s)", result, "ours", "")
+        gflops = {name: result["flops"] / result[name] / 1e9 for name in ("baseline", "ours")}
+        rows.append(format_row(f"  GFLOP/s ({result['flops'] / 1e9:.1f} GFLOP/it)", *gflops_cells(gflops)))
+        rows.append(format_row("  fraction of ceiling", *fraction_cells(gflops, peak)))
+    add_rate(f"  train {args.size}px with sub-pixel transposes", large, "ours, sub-pixel", "")
+    for name in inference:
+        if name != "baseline":
+            add_rate(f"translate {args.size}px b1, {name.removeprefix('ours, ')} (img/s)", inference, name, "")
+    rows.append(format_row(f"data: {args.size}px pairs/s, 1 process", "", f"{1 / data_seconds:.1f}", ""))
+    fraction = data_seconds / large["ours"]
+    rows.append(
+        format_row("  data wait per iteration, 0 workers", "", f"{data_seconds * 1000:.1f} ms", f"{fraction:.1%}")
+    )
+    for name, value in ceiling.items():
+        rows.append(format_row(f"ceiling: {name} (GFLOP/s)", "", f"{value:.1f}", ""))
+    print("\n".join(rows))
+    differences = ", ".join(f"{name} {error:.1e}" for name, error in errors.items())
+    print(f"max |output - eager output|: {differences}; data: {data_root}")
+    if args.profile:
+        print_profile(args.size, device)
 
-    @torch.no_grad()
-    def translate() -> None:
-        generator(source)
 
-    infer_seconds = time_calls(translate, device, args.iters, args.warmup)
+def gflops_cells(gflops: dict[str, float]) -> tuple[str, str, str]:
+    return f"{gflops['baseline']:.1f}", f"{gflops['ours']:.1f}", f"{gflops['ours'] / gflops['baseline']:.2f}x"
 
-    print(f"device: {device_name(device)}")
-    print(f"{'measure':<32}{'median':>12}{'per second':>14}")
-    print(f"{f'train iteration {args.size}px b1':<32}{train_seconds * 1000:>10.0f}ms{1 / train_seconds:>11.2f} it/s")
-    print(f"{f'translate {args.size}px b1 (eval)':<32}{infer_seconds * 1000:>10.0f}ms{1 / infer_seconds:>10.2f} img/s")
+
+def fraction_cells(gflops: dict[str, float], peak: float) -> tuple[str, str, str]:
+    return f"{gflops['baseline'] / peak:.0%}", f"{gflops['ours'] / peak:.0%}", ""
 
 
 if __name__ == "__main__":

@@ -36,8 +36,17 @@ from pix2pix.config import RunConfig
 from pix2pix.data import DataError, PairedDataset, PairFile, find_bad_pairs, find_pairs
 from pix2pix.data.builtin import resolve_data_root
 from pix2pix.data.lab import lab_batch_to_rgb
-from pix2pix.devices import default_num_workers, resolve_device
+from pix2pix.devices import default_num_workers
 from pix2pix.nn.modes import set_inference_mode, set_training_mode
+from pix2pix.training.distributed import (
+    Process,
+    end_process,
+    shard_order,
+    start_process,
+    sum_across_processes,
+    wrap_for_training,
+)
+from pix2pix.training.optim import build_optimizer
 from pix2pix.training.step import train_step
 from pix2pix.visuals import make_grid, write_progress_gif
 
@@ -94,8 +103,16 @@ class StopRequest:
 
 def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) -> Path:
     """Train pix2pix as `config` says; returns the run folder."""
-    run_dir = Path(config.train.out)
-    device = resolve_device(config.train.device)
+    process = start_process(config.train.device)
+    try:
+        return train(config, process, resume=resume, progress=progress and process.is_main)
+    finally:
+        end_process(process)
+
+
+def train(config: RunConfig, process: Process, *, resume: str | None, progress: bool) -> Path:
+    """The run itself, in every process; only the main process (rank 0) writes files."""
+    run_dir, device = Path(config.train.out), process.device
     torch.manual_seed(config.train.seed)
     random.seed(config.train.seed)
 
@@ -126,8 +143,8 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
 
     optim = config.optim
     betas = (optim.beta1, optim.beta2)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=optim.lr, betas=betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=optim.lr, betas=betas) if discriminator else None
+    opt_g = build_optimizer(generator.parameters(), lr=optim.lr, betas=betas)
+    opt_d = build_optimizer(discriminator.parameters(), lr=optim.lr, betas=betas) if discriminator else None
     lr_factor = linear_decay(optim.n_epochs, optim.n_epochs_decay)
     schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lr_factor) for opt in (opt_g, opt_d) if opt]
 
@@ -142,21 +159,38 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
         if discriminator is not None and opt_d is not None:
             discriminator.load_state_dict(state["discriminator"])
             opt_d.load_state_dict(state["opt_d"])
+        start_epoch, start_batch, iteration = state["epoch"], state["batch"], state["iteration"]
         for scheduler, scheduler_state in zip(schedulers, state["schedulers"]):
             scheduler.load_state_dict(scheduler_state)
-        start_epoch, start_batch, iteration = state["epoch"], state["batch"], state["iteration"]
+            # the schedule follows this run's config (e.g. a resume that adds decay epochs), not the saved lr
+            for group, base_lr in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
+                group["lr"] = base_lr * lr_factor(start_epoch)
         totals, best_scores = state["epoch_totals"], state["best_scores"]
         restore_rng_state(state["rng"])
+    # the updates go through DDP wrappers when distributed; checkpoints and samples use the bare networks
+    step_generator = wrap_for_training(generator, process)
+    step_discriminator = wrap_for_training(discriminator, process) if discriminator else None
+    if process.distributed and process.is_main and "batch" in (config.model.norm, config.model.disc_norm):
+        warnings.warn(
+            f"batch norm across {process.world_size} processes normalises each process's "
+            f"{config.optim.batch_size} image(s) on its own, unlike one process with the whole batch; "
+            "use --norm instance --disc-norm instance for runs that match a single process",
+            stacklevel=2,
+        )
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.save_json(run_dir / "config.json")
-    log = EpochLog(run_dir, keep_through_epoch=start_epoch)
-    writer = open_tensorboard(run_dir) if config.train.tensorboard else None
+    log, writer = None, None
+    if process.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.save_json(run_dir / "config.json")
+        log = EpochLog(run_dir, keep_through_epoch=start_epoch)
+        writer = open_tensorboard(run_dir) if config.train.tensorboard else None
     num_workers = config.data.num_workers if config.data.num_workers >= 0 else default_num_workers(device)
     checkpoint_dir = run_dir / CHECKPOINT_DIR
 
     def save(name: str | None, epoch: int, batch: int) -> None:
-        """latest.pt always; `name` too (an epoch checkpoint), pruned to the newest K."""
+        """latest.pt always; `name` too (an epoch checkpoint), pruned to the newest K. Main process only."""
+        if not process.is_main:
+            return
         state = {
             "config": config.to_dict(),
             "generator": generator.state_dict(),
@@ -182,7 +216,7 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
         for epoch in range(start_epoch, total_epochs):
             started = time.perf_counter()
             dataset.set_epoch(epoch)
-            order = epoch_order(len(dataset), config.train.seed, epoch)
+            order = shard_order(epoch_order(len(dataset), config.train.seed, epoch), process)
             first_batch = start_batch if epoch == start_epoch else 0
             loader = DataLoader(
                 dataset,
@@ -191,7 +225,7 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
                 num_workers=num_workers,
                 pin_memory=device.type == "cuda",
             )
-            batches_in_epoch = math.ceil(len(dataset) / optim.batch_size)
+            batches_in_epoch = math.ceil(len(order) / optim.batch_size)
             if first_batch == 0:
                 totals = dict.fromkeys(LOSS_NAMES, 0.0)
             bar = tqdm(
@@ -206,8 +240,8 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
                 source = batch["source"].to(device, non_blocking=True)
                 target = batch["target"].to(device, non_blocking=True)
                 losses = train_step(
-                    generator,
-                    discriminator,
+                    step_generator,
+                    step_discriminator,
                     opt_g,
                     opt_d,
                     source,
@@ -216,10 +250,13 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
                     l1_weight=config.loss.l1_weight,
                 )
                 bad = [name for name, value in losses.items() if not math.isfinite(value)]
-                if bad:
+                # every process must stop at the same iteration, or the others would wait forever
+                stop_votes, bad_votes = sum_across_processes([float(stop.requested), float(bool(bad))], process)
+                if bad_votes:
                     # the weights are already poisoned: keep latest.pt as it was, the last good state
+                    terms = ", ".join(f"{name}={losses[name]}" for name in bad) or "in another process"
                     raise TrainingStopped(
-                        f"loss {', '.join(f'{name}={losses[name]}' for name in bad)} at iteration {iteration + 1} "
+                        f"non-finite loss ({terms}) at iteration {iteration + 1} "
                         f"(epoch {epoch + 1}); stopped. The last good checkpoint is kept in {checkpoint_dir}; "
                         "try a lower --lr, and check the data for broken images"
                     )
@@ -227,9 +264,9 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
                 for name in LOSS_NAMES:
                     totals[name] += losses.get(name, 0.0)
                 bar.set_postfix({name: f"{losses.get(name, 0.0):.3f}" for name in LOSS_NAMES})
-                if stop.requested or (config.train.save_every_iters and iteration % config.train.save_every_iters == 0):
+                if stop_votes or (config.train.save_every_iters and iteration % config.train.save_every_iters == 0):
                     save(None, epoch, batch_index + 1)
-                if stop.requested:
+                if stop_votes:
                     bar.close()
                     raise TrainingInterrupted(
                         f"stopped at epoch {epoch + 1}, iteration {iteration}; checkpoint saved. "
@@ -239,15 +276,18 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
             lr = opt_g.param_groups[0]["lr"]
             for scheduler in schedulers:
                 scheduler.step()
-            means = {name: total / batches_in_epoch for name, total in totals.items()}
+            summed = sum_across_processes([totals[name] for name in LOSS_NAMES], process)
+            means = {name: total / (batches_in_epoch * process.world_size) for name, total in zip(LOSS_NAMES, summed)}
             row = {"epoch": epoch + 1, "iteration": iteration, "lr": lr, **means}
             last = epoch + 1 == total_epochs
+            if not process.is_main:
+                continue  # the rest of the epoch is logging, samples and checkpoints: rank 0's work
             scores = {}
             if val_dataset is not None and ((epoch + 1) % config.train.val_every == 0 or last):
                 scores = validate(generator, val_dataset, device)
                 row.update({f"val_{name}": value for name, value in scores.items()})
             row["seconds"] = time.perf_counter() - started
-            log.append(row)
+            log.append(row)  # type: ignore[union-attr]
             if writer is not None:
                 for name in (*LOSS_NAMES, "lr"):
                     writer.add_scalar(f"train/{name}", row[name], epoch + 1)

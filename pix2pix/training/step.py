@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from pix2pix.losses import discriminator_loss, generator_loss
+from pix2pix.training.distributed import unwrap
 
 
 def train_step(
@@ -38,7 +39,9 @@ def train_step(
         opt_d.step()
         # frozen for the G step so its backward pass skips D's weight gradients
         discriminator.requires_grad_(False)
-        fake_logits = discriminator(torch.cat([source, fake_target], 1))
+        # the bare network: under DDP, a forward whose parameters get no gradient would leave the
+        # gradient reducer waiting; D needs no synchronisation here since it is not updated
+        fake_logits = unwrap(discriminator)(torch.cat([source, fake_target], 1))
 
     losses.update(generator_loss(fake_logits, fake_target, target, gan_mode, l1_weight))
     opt_g.zero_grad(set_to_none=True)

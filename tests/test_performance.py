@@ -1,0 +1,144 @@
+"""The speed-ups compute what the plain implementations compute: fused Adam, the sub-pixel transposed
+convolution, and batch norm folded into the convs for inference. No timings here (see benchmarks/)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pix2pix.checkpoint import build_discriminator_for, build_generator_for
+from pix2pix.nn import build_generator
+from pix2pix.nn.fold import fold_batch_norm
+from pix2pix.nn.modes import set_inference_mode
+from pix2pix.nn.subpixel import SubpixelConvTranspose2d
+from pix2pix.training.optim import build_optimizer
+from pix2pix.training.step import train_step
+from tests.helpers import tiny_config
+
+STEPS = 5
+
+
+def run_official_order(generator, discriminator, batches) -> list[float]:
+    """The official optimize_parameters with plain Adam: the baseline the benchmark times."""
+    opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    torch.manual_seed(1)  # dropout draws
+    losses = []
+    for source, target in batches:
+        fake = generator(source)
+        discriminator.requires_grad_(True)
+        opt_d.zero_grad()
+        pred_fake = discriminator(torch.cat([source, fake.detach()], 1))
+        pred_real = discriminator(torch.cat([source, target], 1))
+        loss_d = 0.5 * (
+            F.binary_cross_entropy_with_logits(pred_fake, torch.zeros_like(pred_fake))
+            + F.binary_cross_entropy_with_logits(pred_real, torch.ones_like(pred_real))
+        )
+        loss_d.backward()
+        opt_d.step()
+        discriminator.requires_grad_(False)
+        opt_g.zero_grad()
+        pred_fake = discriminator(torch.cat([source, fake], 1))
+        loss_g = F.binary_cross_entropy_with_logits(pred_fake, torch.ones_like(pred_fake)) + 100.0 * F.l1_loss(
+            fake, target
+        )
+        loss_g.backward()
+        opt_g.step()
+        losses += [loss_d.item(), loss_g.item()]
+    return losses
+
+
+def run_ours(generator, discriminator, batches) -> list[float]:
+    opt_g = build_optimizer(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = build_optimizer(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    torch.manual_seed(1)
+    losses = []
+    for source, target in batches:
+        step = train_step(generator, discriminator, opt_g, opt_d, source, target, gan_mode="vanilla", l1_weight=100.0)
+        losses += [step["D"], step["G"]]
+    return losses
+
+
+def test_build_optimizer_is_adam_with_a_fast_implementation():
+    optimizer = build_optimizer([nn.Parameter(torch.zeros(3))], lr=1e-3, betas=(0.5, 0.999))
+    assert isinstance(optimizer, torch.optim.Adam)
+    assert optimizer.defaults["fused"] or optimizer.defaults["foreach"]
+    assert optimizer.defaults["lr"] == 1e-3 and optimizer.defaults["betas"] == (0.5, 0.999)
+
+
+def test_our_training_matches_the_official_update_with_plain_adam(tmp_path):
+    config = tiny_config(tmp_path, tmp_path / "run")
+    torch.manual_seed(0)
+    generator, discriminator = build_generator_for(config), build_discriminator_for(config)
+    batches = [(torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1) for _ in range(STEPS)]
+    official_g, official_d = copy.deepcopy(generator), copy.deepcopy(discriminator)
+
+    expected = run_official_order(official_g, official_d, batches)
+    actual = run_ours(generator, discriminator, batches)
+
+    assert actual == pytest.approx(expected, rel=1e-5)
+    for ours, official in ((generator, official_g), (discriminator, official_d)):
+        for (name, value), reference in zip(ours.state_dict().items(), official.state_dict().values(), strict=True):
+            torch.testing.assert_close(value, reference, rtol=1e-5, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}")
+
+
+@pytest.mark.parametrize(
+    ("in_channels", "out_channels", "height", "width", "bias"), [(6, 4, 5, 7, True), (8, 3, 1, 1, False)]
+)
+def test_subpixel_transpose_matches_conv_transpose_forward_and_backward(in_channels, out_channels, height, width, bias):
+    torch.manual_seed(0)
+    reference = nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=bias)
+    subpixel = SubpixelConvTranspose2d(in_channels, out_channels, bias=bias)
+    subpixel.load_state_dict(reference.state_dict())  # same parameter names and layout (in, out, 4, 4)
+    x = torch.randn(2, in_channels, height, width, requires_grad=True)
+    x_subpixel = x.detach().clone().requires_grad_(True)
+    upstream = torch.randn(2, out_channels, 2 * height, 2 * width)
+
+    expected, actual = reference(x), subpixel(x_subpixel)
+    (expected * upstream).sum().backward()
+    (actual * upstream).sum().backward()
+
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(x_subpixel.grad, x.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(subpixel.weight.grad, reference.weight.grad, rtol=1e-5, atol=1e-5)
+    if bias:
+        torch.testing.assert_close(subpixel.bias.grad, reference.bias.grad, rtol=1e-5, atol=1e-5)
+
+
+def build_eval_generator(name: str, norm: str) -> nn.Module:
+    torch.manual_seed(0)
+    generator = build_generator(
+        name,
+        in_channels=3,
+        out_channels=3,
+        image_size=64,
+        base_channels=8,
+        norm=norm,
+        dropout=True,
+        upsample="transpose",
+    )
+    with torch.no_grad():  # training-mode forwards move the running statistics away from (0, 1)
+        for _ in range(3):
+            generator(torch.randn(2, 3, 64, 64))
+    return set_inference_mode(generator, dropout=False, norm_stats="running")
+
+
+@pytest.mark.parametrize("name", ["unet", "resnet_6blocks"])
+def test_folded_batch_norm_gives_the_eval_outputs(name):
+    generator = build_eval_generator(name, "batch")
+    folded = fold_batch_norm(generator)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), generator(x), rtol=0, atol=1e-5)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in generator.modules()), "the original is left unchanged"
+
+
+def test_folding_refuses_batch_statistics():
+    generator = set_inference_mode(build_eval_generator("unet", "batch"), dropout=False, norm_stats="batch")
+    with pytest.raises(ValueError, match="running statistics"):
+        fold_batch_norm(generator)
