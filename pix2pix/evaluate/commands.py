@@ -10,7 +10,7 @@ import argparse
 import os
 from pathlib import Path
 
-from pix2pix.flags import add_test_time_flags
+from pix2pix.flags import add_config_flags, add_test_time_flags, build_config, recipe_names
 
 FCN_MODES = ("auto", "on", "off")  # as pipeline.FCN_MODES, not imported from there: it loads torch
 
@@ -65,8 +65,6 @@ def add_eval_command(commands: argparse._SubParsersAction) -> None:
 
 def add_summary_command(commands: argparse._SubParsersAction) -> None:
     # the training flags, so `--config demo --base-channels 32` summarises exactly what `train` would build
-    from pix2pix.flags import add_config_flags, recipe_names
-
     parser = commands.add_parser("summary", help="layers, output shapes and parameter counts of G and D")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--config", help=f"a .toml/.json config or a built-in recipe: {', '.join(recipe_names())}")
@@ -183,7 +181,6 @@ def print_evaluation(evaluation) -> None:
 
 def run_summary(args: argparse.Namespace) -> None:
     from pix2pix.evaluate.summary import summarize_checkpoint, summarize_config
-    from pix2pix.flags import build_config
 
     if args.checkpoint:
         print(summarize_checkpoint(args.checkpoint, layers=args.layers))
