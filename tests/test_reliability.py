@@ -3,6 +3,7 @@
 import csv
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -156,3 +157,13 @@ def test_sigterm_and_sigkill_in_a_real_process_always_resume_to_the_same_end(tin
         assert resumed.returncode == 0, stderr
         state, _ = load_checkpoint(out)
         assert state["iteration"] == total_iterations
+
+
+def test_a_disk_too_full_for_checkpoints_is_refused_at_start(tiny_dataset, tmp_path, monkeypatch, capsys):
+    real_usage = shutil.disk_usage
+    monkeypatch.setattr(loop.shutil, "disk_usage", lambda path: real_usage(path)._replace(free=1000))
+    argv = ["train", "--data", str(tiny_dataset), "--out", str(tmp_path / "run"), *TINY_FLAGS, "--no-report"]
+    assert main([*argv, "--n-epochs", "1", "--n-epochs-decay", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "MiB free" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import math
 import random
+import shutil
 import signal
 import threading
 import time
@@ -181,6 +182,7 @@ def train(config: RunConfig, process: Process, *, resume: str | None, progress: 
     log, writer = None, None
     if process.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        check_free_space(run_dir, [generator, discriminator])
         config.save_json(run_dir / "config.json")
         log = EpochLog(run_dir, keep_through_epoch=start_epoch)
         writer = open_tensorboard(run_dir) if config.train.tensorboard else None
@@ -318,6 +320,21 @@ def train(config: RunConfig, process: Process, *, resume: str | None, progress: 
     if writer is not None:
         writer.close()
     return run_dir
+
+
+def check_free_space(run_dir: Path, networks: list) -> None:
+    """Refuse to start when the disk cannot hold two checkpoints (weights + two Adam moments each).
+
+    A full disk found hours in would end the run; found now it costs nothing.
+    """
+    values = sum(t.numel() for net in networks if net is not None for t in (*net.parameters(), *net.buffers()))
+    needed = 2 * 3 * 4 * values  # two files, float32 weights plus Adam's two moments
+    free = shutil.disk_usage(run_dir).free
+    if free < needed:
+        raise ValueError(
+            f"{run_dir}: {free / 2**20:.0f} MiB free, but checkpoints need about {needed / 2**20:.0f} MiB; "
+            "free some space or choose another --out"
+        )
 
 
 def checked_pairs(data_root: Path, *, skip_bad: bool) -> list[PairFile]:
