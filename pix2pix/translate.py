@@ -10,7 +10,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from pix2pix.data.dataset import PairFile, find_pairs, load_pair
-from pix2pix.data.images import IMAGE_EXTENSIONS, DataError, load_image
+from pix2pix.data.images import DataError, list_images, load_image
 from pix2pix.data.lab import image_to_gray
 from pix2pix.inference import Pix2Pix
 from pix2pix.visuals import write_index_html
@@ -33,7 +33,7 @@ def list_inputs(path: Path, *, split: str, paired: bool) -> tuple[list[PairFile]
         return find_pairs(path, split), []
     if paired or ((path / "A").is_dir() and (path / "B").is_dir()):
         return find_pairs(path.parent, path.name), []
-    images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+    images = list(list_images(path).values())
     if not images:
         raise DataError(f"{path}: no images found")
     return [], images

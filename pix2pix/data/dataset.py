@@ -20,6 +20,7 @@ from pix2pix.data.images import (
     IMAGE_EXTENSIONS,
     DataError,
     convert_channels,
+    list_images,
     load_image,
     read_image_header,
     split_pair,
@@ -202,16 +203,8 @@ def find_bad_pairs(pairs: Iterable[PairFile]) -> list[tuple[PairFile, str]]:
 
 
 def _scan_images(folder: Path) -> dict[str, Path]:
-    """Image files of `folder` by stem; hidden files and other files (README...) are skipped."""
-    found: dict[str, Path] = {}
-    for path in folder.iterdir():
-        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS:
-            continue
-        if not path.is_file():
-            continue
-        if path.stem in found:
-            raise DataError(f"{folder}: {found[path.stem].name} and {path.name} share the name {path.stem!r}; keep one")
-        found[path.stem] = path
+    """`list_images`, where a split without images is an error."""
+    found = list_images(folder)
     if not found:
         extensions = ", ".join(sorted(IMAGE_EXTENSIONS))
         raise DataError(f"{folder}: no images found (looked for {extensions})")

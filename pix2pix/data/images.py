@@ -19,6 +19,19 @@ class DataError(ValueError):
     """A dataset file or folder that cannot be used; the message is one line naming it."""
 
 
+def list_images(folder: Path) -> dict[str, Path]:
+    """Image files directly in `folder`, by stem, sorted by name; hidden and non-image files (README...)
+    are left out. Two files with one stem would give one output name, so that is an error."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
+            continue
+        if path.stem in found:
+            raise DataError(f"{folder}: {found[path.stem].name} and {path.name} share the name {path.stem!r}; keep one")
+        found[path.stem] = path
+    return found
+
+
 def load_image(path: Path | str, channels: int) -> Image.Image:
     """Fully decode `path` and return it as "L" (channels=1) or "RGB" (channels=3)."""
     if channels not in _CHANNEL_MODES:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from pix2pix.data.builtin import resolve_data_root
 from pix2pix.data.dataset import find_pairs
-from pix2pix.data.images import IMAGE_EXTENSIONS, DataError, load_image
+from pix2pix.data.images import DataError, list_images, load_image
 from pix2pix.evaluate import fcn_score
 from pix2pix.evaluate.report import render_error_map, write_report
 from pix2pix.inference import Pix2Pix
@@ -72,7 +72,7 @@ def list_result_images(folder: Path) -> list[ImageFiles]:
     """The NAME.png + targets/NAME.png (+ inputs/NAME.png) triples of a `pix2pix test` output folder."""
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: results folder not found")
-    outputs = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+    outputs = list(list_images(folder).values())
     if not outputs:
         raise DataError(f"{folder}: no translated images (NAME.png) found")
     items = []

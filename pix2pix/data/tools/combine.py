@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from pix2pix.data.images import IMAGE_EXTENSIONS, DataError, load_image
+from pix2pix.data.images import DataError, list_images, load_image
 
 _MAX_LISTED = 10  # names printed per problem before "+N more"
 
@@ -31,18 +31,6 @@ class CombineReport:
     @property
     def total(self) -> int:
         return sum(self.written.values())
-
-
-def list_images(folder: Path) -> dict[str, Path]:
-    """Image files directly in `folder`, by stem; hidden and non-image files are left out."""
-    found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
-            continue
-        if path.stem in found:
-            raise DataError(f"{folder}: {found[path.stem].name} and {path.name} share the name {path.stem!r}; keep one")
-        found[path.stem] = path
-    return found
 
 
 def combine_folders(

@@ -19,8 +19,7 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 from tqdm import tqdm
 
-from pix2pix.data.images import DataError, load_image
-from pix2pix.data.tools.combine import list_images
+from pix2pix.data.images import DataError, list_images, load_image
 
 KINDS = ("edges", "gray", "sketch", "blur", "lowres")
 SPLITS = ("train", "val", "test")
