@@ -19,7 +19,7 @@ from pix2pix.data.images import convert_channels
 from pix2pix.data.lab import image_to_lab_tensors, lab_tensors_to_image
 from pix2pix.data.transforms import image_to_tensor, resize_for_inference, tensor_to_image
 from pix2pix.devices import resolve_device
-from pix2pix.nn.modes import set_inference_mode
+from pix2pix.nn.modes import run_for_inference
 from pix2pix.nn.official import convert_official_state_dict, describe_official_generator
 from pix2pix.nn.registry import build_generator
 
@@ -123,10 +123,4 @@ class Pix2Pix:
         self, batch: torch.Tensor, *, dropout: bool = True, norm_stats: str = "batch", seed: int | None = 0
     ) -> torch.Tensor:
         """(B, in, H, W) in [-1, 1] -> (B, out, H, W); H and W must be multiples of `stride`."""
-        set_inference_mode(self.generator, dropout=dropout, norm_stats=norm_stats)
-        if seed is None:
-            return self.generator(batch)
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            return self.generator(batch)
+        return run_for_inference(self.generator, batch, dropout=dropout, norm_stats=norm_stats, seed=seed)

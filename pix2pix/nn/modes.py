@@ -7,6 +7,7 @@ a deterministic model (dropout off, running statistics). The official code coupl
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 NORM_STATS = ("batch", "running")
@@ -26,6 +27,20 @@ def set_inference_mode(generator: nn.Module, *, dropout: bool, norm_stats: str) 
             # change the model, so stop tracking while batch statistics are used
             module.track_running_stats = not batch_stats
     return generator
+
+
+@torch.no_grad()
+def run_for_inference(
+    generator: nn.Module, batch: torch.Tensor, *, dropout: bool, norm_stats: str, seed: int | None
+) -> torch.Tensor:
+    """Forward in the given test-time mode. `seed` fixes the dropout draw on a forked RNG, so the result
+    is reproducible and the caller's RNG (e.g. a training run's) does not move; None uses the global RNG."""
+    set_inference_mode(generator, dropout=dropout, norm_stats=norm_stats)
+    if seed is None:
+        return generator(batch)
+    with torch.random.fork_rng(devices=[batch.device] if batch.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        return generator(batch)
 
 
 def set_training_mode(generator: nn.Module) -> nn.Module:

@@ -38,7 +38,7 @@ from pix2pix.data import DataError, PairedDataset, PairFile, find_bad_pairs, fin
 from pix2pix.data.builtin import resolve_data_root
 from pix2pix.data.lab import lab_batch_to_rgb
 from pix2pix.devices import default_num_workers
-from pix2pix.nn.modes import set_inference_mode, set_training_mode
+from pix2pix.nn.modes import run_for_inference, set_training_mode
 from pix2pix.training.distributed import (
     Process,
     end_process,
@@ -386,18 +386,14 @@ def load_sample_batch(config: RunConfig, data_root: Path, size_multiple: int) ->
     return {key: torch.stack([item[key] for item in items]) for key in ("source", "target")}
 
 
-@torch.no_grad()
 def translate_as_at_test_time(generator, sources, device: torch.device) -> list[torch.Tensor]:
-    """Outputs as `pix2pix test` makes them by default: dropout on, batch statistics, seed 0.
-
-    The RNG is forked so these draws neither vary between calls nor shift the training run's RNG.
-    """
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(0)
-        set_inference_mode(generator, dropout=True, norm_stats="batch")
-        # one image at a time: batch statistics over several images would mix them
-        outputs = [generator(source[None].to(device))[0].cpu() for source in sources]
-        set_training_mode(generator)
+    """Outputs as `pix2pix test` makes them by default: dropout on, batch statistics, seed 0, one image
+    at a time (batch statistics over several images would mix them)."""
+    outputs = [
+        run_for_inference(generator, source[None].to(device), dropout=True, norm_stats="batch", seed=0)[0].cpu()
+        for source in sources
+    ]
+    set_training_mode(generator)
     return outputs
 
 
