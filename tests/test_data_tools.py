@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,9 @@ from pix2pix.data.lab import (
 )
 from pix2pix.data.tools.check import check_dataset, compute_difference_hash
 from pix2pix.data.tools.combine import combine_folders
+from pix2pix.data.tools.holdout import carve_holdout
 from pix2pix.data.tools.pairs import KINDS, assign_splits, build_pairs, make_input
+from tests.helpers import write_pairs
 
 SHARED_FACADES = Path(__file__).resolve().parents[2] / "shared" / "data" / "facades"
 
@@ -155,6 +158,55 @@ def test_pairs_rejects_bad_split_ratios(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["data", "pairs", "--photos", str(tmp_path), "--kind", "gray", "--out", str(tmp_path), "--split", "1,2"])
     assert "three non-negative proportions" in capsys.readouterr().err
+
+
+# --- holdout -----------------------------------------------------------------------------------------
+
+
+def test_holdout_carves_a_seeded_disjoint_val_split_and_links_the_rest(tmp_path, capsys):
+    source = write_pairs(tmp_path / "source", "train", 20)
+    write_pairs(source, "test", 3, seed=1)
+    out = tmp_path / "carved"
+    assert main(["data", "holdout", str(source), "--out", str(out), "--fraction", "0.2", "--seed", "3"]) == 0
+    assert "train 16, val 4 pairs" in capsys.readouterr().out
+    train, val = ({p.name for p in find_pairs(out, split)} for split in ("train", "val"))
+    assert len(val) == 4 and not train & val and train | val == {p.name for p in find_pairs(source, "train")}
+    assert all((out / "val" / f"{name}.png").is_symlink() for name in val)
+    assert len(find_pairs(out, "test")) == 3  # other splits come along unchanged
+    record = json.loads((out / "holdout.json").read_text())
+    assert set(record["val"]) == val and record["seed"] == 3 and record["fraction"] == 0.2
+    assert not (source / "val").exists() and len(find_pairs(source, "train")) == 20  # the source is untouched
+
+    again = carve_holdout(source, tmp_path / "again", fraction=0.2, seed=3, copy=True)
+    assert again == {"train": 16, "val": 4}
+    assert {p.name for p in find_pairs(tmp_path / "again", "val")} == val  # same seed, same split
+    assert not (tmp_path / "again" / "val" / f"{min(val)}.png").is_symlink()
+    carve_holdout(source, tmp_path / "other", fraction=0.2, seed=4)
+    assert {p.name for p in find_pairs(tmp_path / "other", "val")} != val
+
+
+def test_holdout_keeps_the_a_b_folder_layout(tmp_path):
+    source = tmp_path / "source"
+    for side in ("A", "B"):
+        write_photos(source / "train" / side, 10)
+    carve_holdout(source, tmp_path / "out", fraction=0.3)
+    pairs = find_pairs(tmp_path / "out", "val")
+    assert len(pairs) == 3 and all(p.a_path.parent.name == "A" and p.b_path.parent.name == "B" for p in pairs)
+
+
+def test_holdout_refuses_what_it_cannot_do_safely(tmp_path):
+    source = write_pairs(tmp_path / "source", "train", 4)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "keep.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty"):
+        carve_holdout(source, tmp_path / "busy")
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        carve_holdout(source, tmp_path / "out", fraction=1.0)
+    with pytest.raises(ValueError, match="cannot give both"):
+        carve_holdout(source, tmp_path / "out", fraction=0.01)
+    write_pairs(source, "val", 1)
+    with pytest.raises(ValueError, match="already has a val split"):
+        carve_holdout(source, tmp_path / "out")
 
 
 # --- check -----------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`pix2pix data download|combine|pairs|check`: argparse wiring; the work happens in the sibling modules."""
+"""`pix2pix data download|combine|pairs|holdout|check`: argparse wiring; the work happens in the sibling modules."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pix2pix.data.images import DataError
 from pix2pix.data.tools.check import NEAR_THRESHOLD, check_dataset, format_check_report
 from pix2pix.data.tools.combine import combine_folders, format_combine_report
 from pix2pix.data.tools.download import DATASETS, URL_VARIABLE, download_dataset
+from pix2pix.data.tools.holdout import carve_holdout
 from pix2pix.data.tools.pairs import KINDS, build_pairs
 
 _MAX_LISTED = 10
@@ -45,6 +46,14 @@ def add_data_command(commands: argparse._SubParsersAction) -> None:
     pairs.add_argument("--size", type=int, help="centre-crop photos to squares of SIZE px (default: keep)")
     pairs.add_argument("--quiet", action="store_true")
     pairs.set_defaults(run=run_pairs)
+
+    holdout = tools.add_parser("holdout", help="carve a fixed, seeded validation split out of ROOT/train")
+    holdout.add_argument("root", help="dataset root holding train/ (and no val/)")
+    holdout.add_argument("--out", required=True, help="new dataset root: train/ and val/ link to ROOT's files")
+    holdout.add_argument("--fraction", type=float, default=0.1, help="share of train held out (default: 0.1)")
+    holdout.add_argument("--seed", type=int, default=0, help="seed of the choice (default: 0)")
+    holdout.add_argument("--copy", action="store_true", help="copy the files instead of symlinking them")
+    holdout.set_defaults(run=run_holdout)
 
     check = tools.add_parser("check", help="check a dataset; exit code 2 when it cannot be trained on")
     check.add_argument("root", help="dataset root (holding train/, val/, test/)")
@@ -98,6 +107,11 @@ def run_pairs(args: argparse.Namespace) -> None:
             print(f"  {problem}")
     if not counts:
         raise DataError(f"{args.photos}: no readable photos")
+
+
+def run_holdout(args: argparse.Namespace) -> None:
+    counts = carve_holdout(args.root, args.out, fraction=args.fraction, seed=args.seed, copy=args.copy)
+    print(f"{args.out}: train {counts['train']}, val {counts['val']} pairs (seed {args.seed}; see holdout.json)")
 
 
 def run_check(args: argparse.Namespace) -> None:

@@ -1,0 +1,185 @@
+"""Reproduce every number and grid of the README's "Results on real data" section.
+
+    python experiments/reproduce.py                      # all datasets, CPU recipes (about 1 h 15 min on 2 cores)
+    python experiments/reproduce.py --only facades       # one dataset
+    python experiments/reproduce.py --data-root DIR      # where facades/ maps/ edges2shoes_swapped/ live
+
+For each dataset: carve the fixed validation split (`pix2pix data holdout`, 10%, seed 0) into
+datasets/NAME, train each recipe of configs/ (resuming a stopped run, skipping a finished one), evaluate
+the final checkpoint on the validation split with `pix2pix eval`, then write experiments/results.md (the
+tables, the hardware and the wall times) and docs/results/NAME.jpg (input | each model | target for the
+same validation images). Every step is the CLI a user would type, so the script is also the recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+GRID_IMAGES = 4  # validation images per grid
+GRID_CELL = 128  # pixels per grid cell
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    dataset: str  # folder under --data-root, carved into datasets/<dataset>
+    recipes: tuple[tuple[str, str], ...]  # (configs/NAME.toml, label in the table)
+    fcn_score: bool  # the photos' other side is a colour-coded label map
+
+
+EXPERIMENTS = (
+    Experiment(
+        "facades",
+        "facades",
+        (
+            ("facades_cpu_l1", "L1 only"),
+            ("facades_cpu", "L1 + cGAN (paper)"),
+            ("facades_cpu_resizeconv", "L1 + cGAN, resize-conv"),
+        ),
+        fcn_score=True,
+    ),
+    Experiment("maps", "maps", (("maps_cpu", "L1 + cGAN (paper)"),), fcn_score=False),
+    Experiment("edges2shoes", "edges2shoes_swapped", (("edges2shoes_cpu", "L1 + cGAN (paper)"),), fcn_score=False),
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--only", nargs="+", choices=[e.name for e in EXPERIMENTS], help="datasets to run")
+    parser.add_argument("--no-train", action="store_true", help="only evaluate and write the results")
+    args = parser.parse_args()
+    os.chdir(REPO)  # the recipes name datasets/ and runs/ relative to the repository
+    chosen = [e for e in EXPERIMENTS if not args.only or e.name in args.only]
+    sections = []
+    for experiment in chosen:
+        prepare_dataset(args.data_root / experiment.dataset, Path("datasets") / experiment.dataset)
+        runs = [train(recipe, skip=args.no_train) for recipe, _ in experiment.recipes]
+        evaluate(runs, fcn_score=experiment.fcn_score)
+        write_grid(runs, Path("docs/results") / f"{experiment.name}.jpg")
+        sections.append(format_section(experiment, runs))
+    results = Path("experiments/results.md")
+    results.write_text(format_header() + "\n".join(sections))
+    print(f"wrote {results} and docs/results/*.jpg")
+
+
+def pix2pix(*arguments: str) -> None:
+    command = [sys.executable, "-m", "pix2pix", *arguments]
+    print("$", " ".join(command[2:]), flush=True)
+    subprocess.run(command, check=True)
+
+
+def prepare_dataset(source: Path, target: Path) -> None:
+    if target.exists():
+        return
+    if not (source / "train").is_dir():
+        sys.exit(f"{source}/train not found: pass --data-root (the folder holding facades/, maps/, ...)")
+    pix2pix("data", "holdout", str(source), "--out", str(target), "--fraction", "0.1", "--seed", "0")
+
+
+def train(recipe: str, *, skip: bool) -> Path:
+    """Train configs/RECIPE.toml to the end (resuming a stopped run); returns the run folder."""
+    config_path = Path("configs") / f"{recipe}.toml"
+    config = tomllib.loads(config_path.read_text())
+    run = Path(config["train"]["out"])
+    total_epochs = config["optim"]["n_epochs"] + config["optim"]["n_epochs_decay"]
+    if not skip and finished_epochs(run) < total_epochs:
+        resume = ["--resume", "auto"] if (run / "checkpoints" / "latest.pt").exists() else []
+        pix2pix("train", "--config", str(config_path), "--quiet", *resume)
+    return run
+
+
+def finished_epochs(run: Path) -> int:
+    log = run / "log.csv"
+    if not log.exists():
+        return 0
+    with log.open() as f:
+        return max((int(row["epoch"]) for row in csv.DictReader(f)), default=0)
+
+
+def training_minutes(run: Path) -> float:
+    with (run / "log.csv").open() as f:
+        return sum(float(row["seconds"]) for row in csv.DictReader(f)) / 60
+
+
+def evaluate(runs: list[Path], *, fcn_score: bool) -> None:
+    checkpoints = [str(run) for run in runs]
+    fcn = "on" if fcn_score else "off"
+    pix2pix("eval", "--checkpoint", *checkpoints, "--split", "val", "--fcn-score", fcn, "--quiet")
+
+
+def write_grid(runs: list[Path], path: Path) -> None:
+    """input | each run's output | target, for the first validation images (same for every run)."""
+    images = [run / "eval-val" / "images" for run in runs]
+    names = [row["name"] for row in read_metrics(runs[0])["images"][:GRID_IMAGES]]
+    columns = 2 + len(runs)
+    grid = Image.new("RGB", (columns * GRID_CELL, len(names) * GRID_CELL), "white")
+    for row, name in enumerate(names):
+        cells = [images[0] / "inputs" / f"{name}.png", *(folder / f"{name}.png" for folder in images)]
+        cells.append(images[0] / "targets" / f"{name}.png")
+        for column, cell in enumerate(cells):
+            with Image.open(cell) as image:
+                thumbnail = image.convert("RGB").resize((GRID_CELL, GRID_CELL), Image.Resampling.LANCZOS)
+            grid.paste(thumbnail, (column * GRID_CELL, row * GRID_CELL))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(path, quality=90)
+
+
+def read_metrics(run: Path) -> dict:
+    return json.loads((run / "eval-val" / "metrics.json").read_text())
+
+
+def format_section(experiment: Experiment, runs: list[Path]) -> str:
+    headers = ["model", "recipe", "L1 [0,255] ↓", "PSNR (dB) ↑", "SSIM ↑"]
+    if experiment.fcn_score:
+        headers += ["FCN per-pixel acc ↑", "FCN per-class acc ↑", "FCN class IoU ↑"]
+    headers.append("train time (min)")
+    lines = [f"### {experiment.name}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    real = None
+    for (recipe, label), run in zip(experiment.recipes, runs, strict=True):
+        metrics = read_metrics(run)
+        summary = metrics["summary"]
+        cells = [label, f"`configs/{recipe}.toml`"]
+        for name, digits in (("l1_255", 2), ("psnr", 2), ("ssim", 3)):
+            stats = summary[name]
+            cells.append(f"{stats['mean']:.{digits}f} ± {(stats['ci_high'] - stats['ci_low']) / 2:.{digits}f}")
+        if experiment.fcn_score:
+            fcn = metrics["fcn_score"]
+            cells += [f"{fcn['generated'][key]:.3f}" for key in ("pixel_acc", "class_acc", "class_iou")]
+            real = fcn.get("real")
+        cells.append(f"{training_minutes(run):.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    if real:
+        upper_bound = [f"{real[key]:.3f}" for key in ("pixel_acc", "class_acc", "class_iou")]
+        cells = ["real photos (upper bound)", "", "", "", "", *upper_bound, ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    count = read_metrics(runs[0])["n_images"]
+    lines += ["", f"{count} validation images; ± is the half-width of the 95% confidence interval of the mean.", ""]
+    return "\n".join(lines) + "\n"
+
+
+def format_header() -> str:
+    import torch
+
+    return (
+        "# Results on real data (written by experiments/reproduce.py)\n\n"
+        f"Date {datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"torch {torch.__version__}, seed 0 for the split, the training and the evaluation.\n\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
