@@ -16,7 +16,9 @@ from pix2pix.data import (
     DataError,
     Jitter,
     PairedDataset,
+    PairFile,
     apply_preprocess,
+    check_pair_headers,
     find_pairs,
     image_to_tensor,
     load_image,
@@ -24,6 +26,7 @@ from pix2pix.data import (
     sample_jitter,
     tensor_to_image,
 )
+from tests.helpers import write_pairs
 
 HALF_W, HALF_H = 48, 40  # each half of a generated pair
 
@@ -320,6 +323,28 @@ def test_undecodable_files_raise_data_error_naming_them(tmp_path: Path, kind: st
     with pytest.raises(DataError) as err:
         dataset[0]
     assert_one_line_naming(err, name)
+
+
+def test_skip_bad_replaces_a_pair_that_fails_to_decode_despite_a_good_header(tmp_path: Path) -> None:
+    write_pairs(tmp_path, "train", 3, size=32)
+    (tmp_path / "train" / "1.png").unlink()
+    truncated = write_bytes_file(tmp_path, "1.jpg", jpeg_bytes(tmp_path)[:1500])
+    check_pair_headers(PairFile("1", truncated, None))  # the start-up check cannot see this one
+
+    strict = PairedDataset(tmp_path, "train", load_size=32, crop_size=32)
+    with pytest.raises(DataError, match="1.jpg"):
+        strict[1]
+    lenient = PairedDataset(tmp_path, "train", load_size=32, crop_size=32, skip_bad=True)
+    with pytest.warns(UserWarning, match=r"skipping .*1\.jpg"):
+        item = lenient[1]
+    assert item["name"] == "2"  # the next readable pair stands in
+    assert lenient[0]["name"] == "0"
+
+
+def test_skip_bad_gives_up_when_nothing_decodes(tmp_path: Path) -> None:
+    write_bytes_file(tmp_path, "1.jpg", jpeg_bytes(tmp_path)[:1500])
+    with pytest.warns(UserWarning), pytest.raises(DataError, match="no pair of 1 could be decoded"):
+        PairedDataset(tmp_path, "train", skip_bad=True)[0]
 
 
 def test_odd_width_is_a_data_error_naming_file_and_width(tmp_path: Path) -> None:

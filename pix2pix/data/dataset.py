@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,9 @@ class PairedDataset(Dataset):
     (seed, epoch, index), so it does not depend on the number of DataLoader workers and a resumed
     run sees the same crops. Call `set_epoch` before each epoch's DataLoader is iterated (with
     persistent workers, the workers keep the epoch they were started with).
+
+    With `skip_bad`, a pair that fails to decode (e.g. a JPEG truncated after a valid header, which the
+    start-up header check cannot see) is replaced by the next readable pair, with a warning naming it.
     """
 
     def __init__(
@@ -120,6 +124,7 @@ class PairedDataset(Dataset):
         seed: int = 0,
         pairs: Sequence[PairFile] | None = None,
         color_space: str = "rgb",
+        skip_bad: bool = False,
     ) -> None:
         if direction not in DIRECTIONS:
             raise ValueError(f"unknown direction {direction!r}; allowed: {', '.join(DIRECTIONS)}")
@@ -141,6 +146,7 @@ class PairedDataset(Dataset):
         self.train = train
         self.seed = seed
         self.color_space = color_space
+        self.skip_bad = skip_bad
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -151,6 +157,17 @@ class PairedDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         index = range(len(self.pairs))[index]  # IndexError when out of range; -1 -> last
+        if not self.skip_bad:
+            return self._load_item(index)
+        for offset in range(len(self.pairs)):
+            substitute = (index + offset) % len(self.pairs)
+            try:
+                return self._load_item(substitute)
+            except DataError as err:
+                warnings.warn(f"skipping {err}", stacklevel=2)
+        raise DataError(f"no pair of {len(self.pairs)} could be decoded (first: {self.pairs[0].a_path})")
+
+    def _load_item(self, index: int) -> dict[str, torch.Tensor | str]:
         pair = self.pairs[index]
         if self.color_space == "lab":
             _, photo = load_pair(pair, direction=self.direction, in_channels=3, out_channels=3)
