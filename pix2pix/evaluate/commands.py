@@ -16,7 +16,7 @@ FCN_MODES = ("auto", "on", "off")  # as pipeline.FCN_MODES, not imported from th
 
 
 def add_eval_command(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("eval", help="measure a model: L1, PSNR, SSIM, FCN-score, HTML report")
+    parser = commands.add_parser("eval", help="measure a model: L1, PSNR, SSIM, FCN-score, LPIPS, FID, HTML report")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--checkpoint",
@@ -56,6 +56,18 @@ def add_eval_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--fcn-size", type=int, default=64, help="segmenter resolution in pixels (default: 64)")
     parser.add_argument("--fcn-iterations", type=int, default=1500, help="segmenter training steps (default: 1500)")
     parser.add_argument("--fcn-seed", type=int, default=0, help="seed of the segmenter's training")
+    parser.add_argument(
+        "--fid-weights",
+        type=Path,
+        metavar="FILE",
+        help="TorchScript feature network for the FID, e.g. NVIDIA's inception-2015-12-05.pt (see README)",
+    )
+    parser.add_argument(
+        "--lpips-weights",
+        type=Path,
+        metavar="FILE",
+        help="TorchScript LPIPS network: (output, target) in [-1,1] -> one distance per image (see README)",
+    )
     add_test_time_flags(parser)  # as `pix2pix test`: the paper's protocol by default
     parser.add_argument("--seed", type=int, default=0, help="seed of the dropout draws")
     parser.add_argument("--device", default="auto")
@@ -104,6 +116,7 @@ def run_eval(args: argparse.Namespace) -> None:
     from pix2pix.data.builtin import resolve_data_root
     from pix2pix.evaluate.compare import write_comparison
     from pix2pix.evaluate.fcn_score import SegmenterSettings, load_palette
+    from pix2pix.evaluate.perceptual import load_perceptual_models
     from pix2pix.evaluate.pipeline import FcnOptions, evaluate_checkpoint, evaluate_images, list_result_images
 
     if args.fcn_size < 16 or args.fcn_iterations < 1:
@@ -115,6 +128,8 @@ def run_eval(args: argparse.Namespace) -> None:
         load_palette(args.palette),
         SegmenterSettings(size=args.fcn_size, iterations=args.fcn_iterations, seed=args.fcn_seed),
     )
+    # loaded and probed first, so a wrong file fails before any translation
+    perceptual = load_perceptual_models(args.fid_weights, args.lpips_weights, args.device)
     sources = args.checkpoint or args.results
     several = len(sources) > 1
     labels = label_runs(sources)
@@ -133,6 +148,7 @@ def run_eval(args: argparse.Namespace) -> None:
                 device=args.device,
                 label=label,
                 fcn=fcn,
+                perceptual=perceptual,
                 progress=not args.quiet,
             )
         else:
@@ -144,6 +160,7 @@ def run_eval(args: argparse.Namespace) -> None:
                 label=label,
                 split=args.split,
                 fcn=fcn,
+                perceptual=perceptual,
                 data_root=data_root,
                 settings={"results": str(source)},
                 progress=not args.quiet,
@@ -162,6 +179,8 @@ def print_evaluation(evaluation) -> None:
         f"{metric_label(name)} {format_value(stats['mean'])}" for name, stats in evaluation.summary.items()
     )
     print(f"{evaluation.label}: {len(evaluation.rows)} images  {means}")
+    if evaluation.fid:
+        print(f"  FID {format_value(evaluation.fid['value'])} ({evaluation.fid['n_images']} images per side)")
     if evaluation.fcn:
         scores = evaluation.fcn["generated"]
         real = evaluation.fcn.get("real")

@@ -23,11 +23,12 @@ MAX_GRID_ROWS = 50  # the grid is for looking; the metrics cover every image
 
 
 def summarize_evaluation(evaluation: Evaluation) -> dict[str, float | str | None]:
-    """One flat row: the means, and the FCN-scores of the generated images when measured."""
+    """One flat row: the means, the FID, and the FCN-scores of the generated images when measured."""
     row: dict[str, float | str | None] = {"run": evaluation.label, "n_images": len(evaluation.rows)}
     for name, stats in evaluation.summary.items():
         row[name] = stats["mean"]
         row[f"{name}_ci_low"], row[f"{name}_ci_high"] = stats["ci_low"], stats["ci_high"]
+    row["fid"] = evaluation.fid["value"] if evaluation.fid else None
     for key in FCN_LABELS:
         row[f"fcn_{key}"] = evaluation.fcn["generated"][key] if evaluation.fcn else None
     return row
@@ -35,8 +36,9 @@ def summarize_evaluation(evaluation: Evaluation) -> dict[str, float | str | None
 
 def render_comparison_table(evaluations: list[Evaluation], folder: Path) -> str:
     metric_names = list(dict.fromkeys(name for e in evaluations for name in e.metric_names))
-    with_fcn = any(e.fcn for e in evaluations)
+    with_fid, with_fcn = any(e.fid for e in evaluations), any(e.fcn for e in evaluations)
     headers = ["run", "images", *(metric_label(n) for n in metric_names)]
+    headers += ["FID"] if with_fid else []
     headers += [f"FCN {label}" for label in FCN_LABELS.values()] if with_fcn else []
     head = "".join(f'<th class="sortable" onclick="sortBy(this)">{html.escape(h)}</th>' for h in headers)
     body = []
@@ -55,13 +57,16 @@ def render_comparison_table(evaluations: list[Evaluation], folder: Path) -> str:
                 else f'<td data-value="{format_sort_key(stats["mean"])}">{format_value(stats["mean"])}'
                 f"<br><small>{format_interval(stats)}</small></td>"
             )
-        for key in FCN_LABELS if with_fcn else ():
-            value = evaluation.fcn["generated"][key] if evaluation.fcn else None
-            cells.append(
-                f'<td data-value="{format_sort_key(value)}">{format_value(value)}</td>'
-                if value is not None
-                else "<td></td>"
-            )
+        values = [evaluation.fid["value"] if evaluation.fid else None] if with_fid else []
+        values += (
+            [evaluation.fcn["generated"][key] if evaluation.fcn else None for key in FCN_LABELS] if with_fcn else []
+        )
+        cells += [
+            f'<td data-value="{format_sort_key(value)}">{format_value(value)}</td>'
+            if value is not None
+            else "<td></td>"
+            for value in values
+        ]
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table>"
 

@@ -1,5 +1,6 @@
 """One evaluation, read top to bottom: translate a split (or take a `pix2pix test` folder), measure each
-image, add the FCN-score where one side is a label map, write metrics.json, metrics.csv and the report.
+image, add LPIPS and FID when their networks are given and the FCN-score where one side is a label map,
+write metrics.json, metrics.csv and the report.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from pix2pix.data.builtin import resolve_data_root
 from pix2pix.data.dataset import find_pairs
 from pix2pix.data.images import DataError, list_images, load_image
 from pix2pix.evaluate import fcn_score
-from pix2pix.evaluate.report import render_error_map, write_report
+from pix2pix.evaluate.perceptual import FID_RELIABLE_IMAGES, PerceptualModels, compute_frechet_distance
+from pix2pix.evaluate.report import OPTIONAL_METRICS, render_error_map, write_report
 from pix2pix.inference import Pix2Pix
 from pix2pix.metrics import METRICS, compute_image_metrics, summarize_rows
 from pix2pix.translate import translate_to_folder
 
 FCN_MODES = ("auto", "on", "off")
+PERCEPTUAL_BATCH = 16  # images per forward of the LPIPS and FID networks
 
 
 @dataclass(frozen=True)
@@ -59,13 +62,14 @@ class Evaluation:
     rows: list[dict[str, Any]]  # per image: name, metrics, and the image paths ("input", "output", ...)
     summary: dict[str, dict[str, float]]  # metric -> {mean, ci_low, ci_high, n}
     fcn: dict[str, Any] | None = None
+    fid: dict[str, Any] | None = None  # value, n_images, feature_dim, weights
     notes: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     run_dir: Path | None = None  # the training run, for its loss curves
 
     @property
     def metric_names(self) -> list[str]:
-        return [*METRICS, *(["fcn_acc"] if self.fcn else [])]
+        return [*METRICS, *(name for name in OPTIONAL_METRICS if name in self.summary)]
 
 
 def list_result_images(folder: Path) -> list[ImageFiles]:
@@ -128,6 +132,7 @@ def evaluate_checkpoint(
     device: str = "auto",
     label: str | None = None,
     fcn: FcnOptions = FcnOptions(),
+    perceptual: PerceptualModels | None = None,
     progress: bool = True,
 ) -> Evaluation:
     """Translate `split` of `data` (default: the dataset the run was trained on) and evaluate it in `folder`."""
@@ -150,6 +155,7 @@ def evaluate_checkpoint(
         label=label or checkpoint.name,
         split=split,
         fcn=fcn,
+        perceptual=perceptual,
         data_root=data_root,
         run_dir=find_run_dir(checkpoint),
         settings=settings,
@@ -164,6 +170,7 @@ def evaluate_images(
     label: str,
     split: str,
     fcn: FcnOptions = FcnOptions(),
+    perceptual: PerceptualModels | None = None,
     data_root: Path | None = None,
     run_dir: Path | None = None,
     settings: dict[str, Any] | None = None,
@@ -186,11 +193,52 @@ def evaluate_images(
     evaluation = Evaluation(
         label, folder, split, rows, summarize_rows(rows, list(METRICS)), settings=dict(settings or {}), run_dir=run_dir
     )
+    if perceptual and (perceptual.lpips or perceptual.fid):
+        add_perceptual_scores(evaluation, items, perceptual, progress)
     if fcn.mode != "off":
         add_fcn_score(evaluation, items, fcn, data_root, progress)
     write_metrics(evaluation)
     write_report(evaluation)
     return evaluation
+
+
+def add_perceptual_scores(
+    evaluation: Evaluation, items: list[ImageFiles], models: PerceptualModels, progress: bool
+) -> None:
+    """Per-image LPIPS, and the FID between the generated and the target images, a batch at a time."""
+    distances: list[float] = []
+    output_features, target_features = [], []
+    for start in tqdm(range(0, len(items), PERCEPTUAL_BATCH), desc="LPIPS/FID", disable=not progress, leave=False):
+        batch = items[start : start + PERCEPTUAL_BATCH]
+        outputs = [np.asarray(load_image(item.output, 3)) for item in batch]
+        targets = [np.asarray(load_image(item.target, 3)) for item in batch]
+        if models.lpips:
+            distances += models.lpips.measure(outputs, targets)
+        if models.fid:
+            output_features.append(models.fid.extract(outputs))
+            target_features.append(models.fid.extract(targets))
+    if models.lpips:
+        evaluation.settings["LPIPS weights"] = str(models.lpips.path)
+        for row, distance in zip(evaluation.rows, distances):
+            row["lpips"] = distance
+        evaluation.summary["lpips"] = summarize_rows(evaluation.rows, ["lpips"])["lpips"]
+    if models.fid:
+        evaluation.settings["FID weights"] = str(models.fid.path)
+        if len(items) < 2:
+            evaluation.notes.append("FID skipped: it needs at least 2 images")
+            return
+        features = np.concatenate(output_features), np.concatenate(target_features)
+        evaluation.fid = {
+            "value": compute_frechet_distance(*features),
+            "n_images": len(items),
+            "feature_dim": features[0].shape[1],
+            "weights": str(models.fid.path),
+        }
+        if len(items) < FID_RELIABLE_IMAGES:
+            evaluation.notes.append(
+                f"FID from only {len(items)} images per side: biased upward, the more so the fewer the images; "
+                f"compare FIDs only at equal n (the usual advice is {FID_RELIABLE_IMAGES} or more)"
+            )
 
 
 def add_fcn_score(
@@ -264,6 +312,7 @@ def write_metrics(evaluation: Evaluation) -> None:
         "n_images": len(evaluation.rows),
         "summary": evaluation.summary,
         "fcn_score": evaluation.fcn,
+        "fid": evaluation.fid,
         "notes": evaluation.notes,
         "images": images,
     }

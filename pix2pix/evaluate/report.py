@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 # one fixed scale keeps the maps of different images and runs comparable
 ERROR_SCALE = 128.0
 LOSS_CURVES = ("G_GAN", "G_L1", "D_real", "D_fake")
+# per-image metrics measured only in some evaluations, as METRICS: name -> (label, True when higher is better)
+OPTIONAL_METRICS = {"lpips": ("LPIPS", False), "fcn_acc": ("FCN per-pixel acc", True)}
 FCN_LABELS = {"pixel_acc": "per-pixel accuracy", "class_acc": "per-class accuracy", "class_iou": "class IoU"}
 IMAGE_COLUMNS = ("input", "output", "target", "error")
 
@@ -116,7 +118,7 @@ def format_interval(stats: dict[str, float]) -> str:
 
 
 def metric_label(name: str) -> str:
-    return METRICS[name][0] if name in METRICS else "FCN per-pixel acc"
+    return {**METRICS, **OPTIONAL_METRICS}[name][0]
 
 
 def render_image_cell(path: Path | None, folder: Path) -> str:
@@ -131,12 +133,20 @@ def render_summary_table(evaluation: Evaluation) -> str:
     rows = []
     for name in evaluation.metric_names:
         stats = evaluation.summary[name]
-        better = "higher" if METRICS.get(name, ("", True))[1] else "lower"
+        better = "higher" if {**METRICS, **OPTIONAL_METRICS}[name][1] else "lower"
         rows.append(
             f"<tr><td>{html.escape(metric_label(name))}</td><td>{format_value(stats['mean'])}</td>"
             f"<td>{format_interval(stats)}</td><td>{better}</td></tr>"
         )
     return "<table><tr><th>metric</th><th>mean</th><th>95% CI</th><th>better</th></tr>" + "".join(rows) + "</table>"
+
+
+def render_fid(fid: dict) -> str:
+    return (
+        f"<p>FID between the {fid['n_images']} generated and the {fid['n_images']} target images: "
+        f"<b>{format_value(fid['value'])}</b> (lower is better; {fid['feature_dim']} features from "
+        f"{html.escape(Path(fid['weights']).name)})</p>"
+    )
 
 
 def render_fcn_table(fcn: dict) -> str:
@@ -182,6 +192,8 @@ def write_report(evaluation: Evaluation) -> Path:
     """Write evaluation.folder/index.html (and loss_curves.png when the run's log is known)."""
     folder = evaluation.folder
     sections = [render_summary_table(evaluation)]
+    if evaluation.fid:
+        sections.append(render_fid(evaluation.fid))
     if evaluation.fcn:
         sections.append(render_fcn_table(evaluation.fcn))
     sections += [f'<p class="note">{html.escape(note)}</p>' for note in evaluation.notes]
