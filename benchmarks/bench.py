@@ -1,6 +1,7 @@
 """Ours vs a straightforward eager implementation of the official algorithm, measured side by side.
 
     python benchmarks/bench.py [--device cuda] [--size 256] [--iters 6] [--warmup 2] [--profile]
+    python benchmarks/bench.py --distributed [--size 128] [--batch-size 1] [--iters 6] [--warmup 2]
 
 Baseline: the official update order (G forward; D step on the detached fake; G step with D frozen)
 written out below with plain `torch.optim.Adam` and eager inference in eval mode. The networks are our
@@ -15,6 +16,9 @@ Also: data-loading throughput of `PairedDataset`, FLOPs of one training iteratio
 (`torch.utils.flop_counter`), achieved GFLOP/s and its fraction of the machine's ceiling, measured in
 the same run as a 2048^3 fp32 matmul and a k4 s2 convolution.
 
+`--distributed` instead measures training images/s of 1 and 2 CPU processes under DDP (gloo), the
+CPU cores split evenly between the processes, and their ratio.
+
 On a machine shared with other processes, compare with `OMP_WAIT_POLICY=PASSIVE` set (README,
 "Performance"): with the default policy torch's threads spin while waiting for a busy core.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import socket
 import statistics
 import tempfile
 import time
@@ -42,6 +47,7 @@ from pix2pix.devices import resolve_device
 from pix2pix.nn.fold import fold_batch_norm
 from pix2pix.nn.modes import set_inference_mode
 from pix2pix.nn.subpixel import SubpixelConvTranspose2d
+from pix2pix.training.distributed import end_process, start_process, wrap_for_training
 from pix2pix.training.optim import build_optimizer
 from pix2pix.training.step import train_step
 
@@ -229,6 +235,67 @@ def print_profile(size: int, device: torch.device) -> None:
     print(profiler.key_averages().table(sort_by=sort, row_limit=12))
 
 
+def bench_distributed(args) -> None:
+    """Training images/s of 1 and 2 CPU processes (DDP over gloo), each with its share of the cores.
+
+    Weak scaling: every process trains on `--batch-size` images, so 2 processes see twice the images per
+    iteration and also pay an all-reduce of G's and D's gradients each step.
+    """
+    cores = os.cpu_count() or 1
+    print(f"distributed: {args.size}px, batch {args.batch_size} per process, gloo on {cores} CPU cores", flush=True)
+    rates = {}
+    for processes in (1, 2):
+        threads = max(1, cores // processes)
+        seconds = run_training_processes(processes, threads, args)
+        rates[processes] = processes * args.batch_size / seconds
+        print(f"{processes} process(es) x {threads} thread(s): {rates[processes]:.3f} img/s", flush=True)
+    print(f"2 processes / 1 process: {rates[2] / rates[1]:.2f}x")
+
+
+def run_training_processes(processes: int, threads: int, args) -> float:
+    """Seconds per iteration, as rank 0 measures it (DDP keeps the ranks in lockstep)."""
+    context = torch.multiprocessing.get_context("spawn")
+    results = context.SimpleQueue()
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = (processes, port, threads, args.size, args.batch_size, args.iters, args.warmup, results)
+    torch.multiprocessing.spawn(train_in_process, args=settings, nprocs=processes)
+    return results.get()
+
+
+def train_in_process(
+    rank: int, processes: int, port: int, threads: int, size: int, batch_size: int, iters: int, warmup: int, results
+) -> None:
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(processes)}
+    os.environ.update(env, RANK=str(rank), LOCAL_RANK=str(rank))
+    torch.set_num_threads(threads)
+    process = start_process("cpu")
+    try:
+        generator, discriminator = build_networks(size, process.device)
+        opt_g = build_optimizer(generator.parameters(), lr=LR, betas=BETAS)
+        opt_d = build_optimizer(discriminator.parameters(), lr=LR, betas=BETAS)
+        step_generator, step_discriminator = (wrap_for_training(net, process) for net in (generator, discriminator))
+        source, target = torch.randn(2, batch_size, 3, size, size)
+        for index in range(warmup + iters):
+            if index == warmup:
+                start = time.perf_counter()
+            train_step(
+                step_generator,
+                step_discriminator,
+                opt_g,
+                opt_d,
+                source,
+                target,
+                gan_mode="vanilla",
+                l1_weight=L1_WEIGHT,
+            )
+        if process.is_main:
+            results.put((time.perf_counter() - start) / iters)
+    finally:
+        end_process(process)
+
+
 def format_row(name: str, baseline: str, ours: str, ratio: str) -> str:
     return f"{name:<40}{baseline:>14}{ours:>14}{ratio:>10}"
 
@@ -241,7 +308,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations per variant first")
     parser.add_argument("--data-pairs", type=int, default=40, help="pairs decoded for the data-loading rate")
     parser.add_argument("--profile", action="store_true", help="also print the top operators of one iteration")
+    parser.add_argument("--distributed", action="store_true", help="only: training img/s of 1 vs 2 CPU processes")
+    parser.add_argument("--batch-size", type=int, default=1, help="per process, for --distributed")
     args = parser.parse_args()
+    if args.distributed:
+        bench_distributed(args)
+        return
 
     device = resolve_device(args.device)
     small = args.size // 2

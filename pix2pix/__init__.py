@@ -1,6 +1,10 @@
 """pix2pix: paired image-to-image translation with conditional GANs (Isola et al., 2017)."""
 
+from __future__ import annotations
+
+import importlib
 import os
+from typing import TYPE_CHECKING, Any
 
 # Before torch loads OpenMP: idle threads sleep instead of spinning. On a machine whose cores are
 # shared (laptops, CI, other jobs) spinning threads fight the busy ones; measured here, a training step
@@ -8,8 +12,26 @@ import os
 # setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from pix2pix.config import RunConfig  # noqa: E402
-from pix2pix.inference import Pix2Pix  # noqa: E402
+if TYPE_CHECKING:
+    from pix2pix.config import RunConfig
+    from pix2pix.inference import Pix2Pix
+    from pix2pix.onnx_model import OnnxPix2Pix
 
-__all__ = ["Pix2Pix", "RunConfig"]
+__all__ = ["OnnxPix2Pix", "Pix2Pix", "RunConfig"]
 __version__ = "0.1.0"
+
+# Imported on first use (PEP 562), so `import pix2pix` loads no torch: an exported model runs with
+# onnxruntime alone (`from pix2pix import OnnxPix2Pix`), and `pix2pix --help` stays fast.
+_LAZY = {"Pix2Pix": "pix2pix.inference", "OnnxPix2Pix": "pix2pix.onnx_model", "RunConfig": "pix2pix.config"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'pix2pix' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

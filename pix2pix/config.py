@@ -21,6 +21,8 @@ DiscriminatorName = Literal["patch", "pixel"]
 Upsample = Literal["transpose", "resize-conv"]
 GanMode = Literal["vanilla", "lsgan"]
 ColorSpace = Literal["rgb", "lab"]
+PrecisionName = Literal["auto", "fp32", "bf16", "fp16"]
+Toggle = Literal["auto", "on", "off"]  # "auto": whatever suits the device
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,10 @@ class TrainConfig:
     out: str = "runs/pix2pix"
     seed: int = 0
     device: str = "auto"  # auto: cuda when available, else cpu
+    precision: PrecisionName = "auto"  # auto: bf16 on CUDA GPUs with native bf16, else fp32; bf16/fp16 need CUDA
+    channels_last: Toggle = "auto"  # networks and batches in channels_last memory format; auto: on for CUDA only
+    compile: bool = False  # torch.compile G and D for the training step
+    sync_bn: bool = False  # under DDP on CUDA: batch norm statistics over the global batch (SyncBatchNorm)
     sample_every: int = 5  # epochs between sample grids
     save_every: int = 5  # epochs between checkpoints (the last epoch is always saved)
     save_every_iters: int = 0  # > 0: also refresh latest.pt every this many iterations (long epochs)

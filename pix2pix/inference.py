@@ -1,34 +1,31 @@
 """The one inference entry point: `Pix2Pix.load(path).translate(image)`.
 
 Used by `pix2pix test`, evaluation, export and the web demo. Loads our checkpoints (a run folder or a
-`.pt` file, no architecture flags needed) and official `latest_net_G.pth` state dicts.
+`.pt` file, no architecture flags needed), official `latest_net_G.pth` state dicts, and `.onnx` exports
+(those run in onnxruntime, see pix2pix.onnx_model, which also holds the image handling both share).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 
 from pix2pix.checkpoint import build_generator_for, load_checkpoint, read_checkpoint_file, resolve_checkpoint
 from pix2pix.config import DataConfig, ModelConfig, RunConfig
-from pix2pix.data.images import convert_channels
-from pix2pix.data.lab import image_to_lab_tensors, lab_tensors_to_image
-from pix2pix.data.transforms import image_to_tensor, resize_for_inference, tensor_to_image
 from pix2pix.devices import resolve_device
 from pix2pix.nn.modes import run_for_inference
 from pix2pix.nn.official import convert_official_state_dict, describe_official_generator
 from pix2pix.nn.registry import build_generator
-
-# preprocessing modes that keep the image's own scale; the others resize to the square training size
-SCALE_KEEPING = ("crop", "none", "scale_width", "scale_width_and_crop")
+from pix2pix.onnx_model import ImageTranslator, OnnxPix2Pix, is_onnx_file
 
 
-class Pix2Pix:
+class Pix2Pix(ImageTranslator):
     """A trained generator with its config, translating PIL images to PIL images."""
+
+    backend = "torch"
 
     def __init__(self, generator: nn.Module, config: RunConfig, device: torch.device):
         self.generator = generator.to(device)
@@ -38,15 +35,13 @@ class Pix2Pix:
     @classmethod
     def load(
         cls, path: str | Path, *, device: str = "auto", netg: str | None = None, norm: str | None = None
-    ) -> Pix2Pix:
+    ) -> Pix2Pix | OnnxPix2Pix:
         """Load a run folder, one of our checkpoints, or an official state dict.
 
         `netg` and `norm` are optional hints for official files (they are inferred from the keys).
         A `.onnx` file from `pix2pix export` gives an onnxruntime-backed model with the same interface.
         """
-        if str(path).endswith(".onnx"):
-            from pix2pix.onnx_model import OnnxPix2Pix  # onnxruntime is only needed for exported files
-
+        if is_onnx_file(path):
             return OnnxPix2Pix.from_file(path, device=device)
         target_device = resolve_device(device)
         path = resolve_checkpoint(path)
@@ -80,43 +75,12 @@ class Pix2Pix:
     def stride(self) -> int:
         return self.generator.stride
 
-    def network_size(self, size: tuple[int, int]) -> tuple[int, int]:
-        """(width, height) the network sees for an input of `size`."""
-        if self.config.data.preprocess in SCALE_KEEPING:
-            stride = self.stride
-            return tuple(max(stride, round(side / stride) * stride) for side in size)  # type: ignore[return-value]
-        return (self.config.data.crop_size, self.config.data.crop_size)
-
-    @torch.no_grad()
-    def translate(
-        self, image: Image.Image, *, dropout: bool = True, norm_stats: str = "batch", seed: int | None = 0
-    ) -> Image.Image:
-        """Translate one image; the output has the input's size.
-
-        Defaults follow the paper's protocol (dropout on, batch statistics); `seed` fixes the dropout
-        draw (None leaves the global RNG alone). `dropout=False, norm_stats="running"` is the
-        deterministic evaluation mode. Lab (colorization) models return an RGB image.
-        """
-        if self.config.data.color_space == "lab":
-            return self.colorize(image, dropout=dropout, norm_stats=norm_stats, seed=seed)
-        source = convert_channels(image, self.config.model.in_channels)
-        resized = resize_for_inference(source, self.network_size(source.size))
-        batch = image_to_tensor(resized)[None].to(self.device)  # (1, C, H, W)
-        output = self.translate_tensor(batch, dropout=dropout, norm_stats=norm_stats, seed=seed)[0]
-        result = tensor_to_image(output.cpu())
-        return result if result.size == image.size else result.resize(image.size, Image.Resampling.BICUBIC)
-
-    @torch.no_grad()
-    def colorize(
-        self, image: Image.Image, *, dropout: bool = True, norm_stats: str = "batch", seed: int | None = 0
-    ) -> Image.Image:
-        """Lab models: ab predicted from L at the network size, joined to the image's own full-size L."""
-        rgb = image.convert("RGB")
-        lightness, _ = image_to_lab_tensors(resize_for_inference(rgb, self.network_size(rgb.size)))
-        ab = self.translate_tensor(lightness[None].to(self.device), dropout=dropout, norm_stats=norm_stats, seed=seed)
-        ab = F.interpolate(ab.cpu().float(), size=(rgb.height, rgb.width), mode="bilinear", align_corners=False)
-        full_lightness, _ = image_to_lab_tensors(rgb)  # (1, H, W): the output keeps the input's luminance
-        return lab_tensors_to_image(full_lightness, ab[0])
+    def translate_array(
+        self, batch: np.ndarray, *, dropout: bool = True, norm_stats: str = "batch", seed: int | None = 0
+    ) -> np.ndarray:
+        source = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+        output = self.translate_tensor(source, dropout=dropout, norm_stats=norm_stats, seed=seed)
+        return output.float().cpu().numpy()
 
     @torch.no_grad()
     def translate_tensor(
@@ -124,3 +88,12 @@ class Pix2Pix:
     ) -> torch.Tensor:
         """(B, in, H, W) in [-1, 1] -> (B, out, H, W); H and W must be multiples of `stride`."""
         return run_for_inference(self.generator, batch, dropout=dropout, norm_stats=norm_stats, seed=seed)
+
+    def batch_coupling(self, *, dropout: bool, norm_stats: str) -> str | None:
+        modules = list(self.generator.modules())
+        if norm_stats == "batch" and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules):
+            return "batch norm normalises with the statistics of the whole batch (norm_stats batch)"
+        if dropout and any(isinstance(m, nn.Dropout) for m in modules):
+            # alone, every image is translated with the same seeded draw; in a batch each gets another
+            return "dropout draws depend on the batch (dropout on)"
+        return None

@@ -1,41 +1,124 @@
-"""An exported `.onnx` generator run by onnxruntime, behind the `Pix2Pix` interface.
+"""Torch-free inference: the image side of translation, and exported `.onnx` generators run by onnxruntime.
 
-`Pix2Pix.load("model.onnx")` returns one. Image handling (channel conversion, resizing to the network
-size and back) is inherited from `Pix2Pix`, so both backends translate images identically; only the
-network call differs. The network runs in onnxruntime; torch is still imported by the package for the
-tensor conversions around it (see the README).
+A deployment of an exported model needs onnxruntime, numpy and Pillow (and scikit-image for Lab
+models), no PyTorch: `OnnxPix2Pix.from_file("model.onnx").translate(image)`, or `python -m pix2pix.serve`.
+Nothing here imports torch, directly or through another pix2pix module.
+
+`ImageTranslator` turns a PIL image into the network's input array and the output array back into an
+image; both backends inherit it (`Pix2Pix`, torch, in pix2pix.inference; `OnnxPix2Pix` here), so they
+translate images identically and differ only in how the network runs. Its few conversions repeat those
+of pix2pix.data in numpy, because importing pix2pix.data loads torch; tests/test_export.py checks them
+against each other.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from pix2pix.config import RunConfig
-from pix2pix.export import INPUT_NAME
-from pix2pix.inference import Pix2Pix
-from pix2pix.nn.generators import check_divisible
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
+    from torch import Tensor
 
 REQUIRED_METADATA = ("config", "stride", "dropout", "norm_stats")
+# preprocessing modes that keep the image's own scale; the others resize to the square training size
+SCALE_KEEPING = ("crop", "none", "scale_width", "scale_width_and_crop")
+# as pix2pix.data.lab: L in [0, 100] -> L / 50 - 1; ab (|a|, |b| < ~108 for sRGB colours) -> ab / 110
+L_SCALE, AB_SCALE = 50.0, 110.0
 
 
-class OnnxPix2Pix(Pix2Pix):
-    """A Pix2Pix whose generator is an onnxruntime session; it runs only in the mode it was exported in."""
+def is_onnx_file(path: str | Path) -> bool:
+    return Path(path).suffix.lower() == ".onnx"
+
+
+class ImageTranslator:
+    """PIL image -> network input (C, H, W) in [-1, 1] -> network output -> PIL image of the input's size.
+
+    Subclasses provide `config`, `stride`, `translate_array` and `batch_coupling`.
+    """
+
+    config: RunConfig
+    backend: str  # "torch" or "onnxruntime", for /info and logs
+
+    @property
+    def stride(self) -> int:
+        raise NotImplementedError
+
+    def translate_array(
+        self, batch: np.ndarray, *, dropout: bool = True, norm_stats: str = "batch", seed: int | None = 0
+    ) -> np.ndarray:
+        """(B, in, H, W) float32 in [-1, 1] -> (B, out, H, W); H and W must be multiples of `stride`."""
+        raise NotImplementedError
+
+    def batch_coupling(self, *, dropout: bool, norm_stats: str) -> str | None:
+        """Why, in this mode, images translated in one batch would change each other's results; None
+        when each gets exactly what it gets alone (then requests may be batched)."""
+        raise NotImplementedError
+
+    def network_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) the network sees for an input of `size`."""
+        if self.config.data.preprocess in SCALE_KEEPING:
+            stride = self.stride
+            return tuple(max(stride, round(side / stride) * stride) for side in size)  # type: ignore[return-value]
+        return (self.config.data.crop_size, self.config.data.crop_size)
+
+    def prepare_source(self, image: Image.Image) -> np.ndarray:
+        """The network input for `image`: (in_channels, H, W) float32 at `network_size`; Lab models see L."""
+        if self.config.data.color_space == "lab":
+            rgb = image.convert("RGB")
+            return image_to_lab(resize(rgb, self.network_size(rgb.size)))[:1]
+        source = convert_channels(image, self.config.model.in_channels)
+        return image_to_array(resize(source, self.network_size(source.size)))
+
+    def finish_output(self, output: np.ndarray, image: Image.Image) -> Image.Image:
+        """The network's output (out_channels, H, W) for `image` as an image of `image`'s size.
+
+        Lab models predict ab at the network size; it is joined to the image's own full-size L, so
+        the output keeps the input's luminance (and is RGB).
+        """
+        if self.config.data.color_space == "lab":
+            rgb = image.convert("RGB")
+            ab = resize_bilinear(output, rgb.height, rgb.width)
+            return lab_to_image(np.concatenate([image_to_lab(rgb)[:1], ab]))
+        result = array_to_image(output)
+        return result if result.size == image.size else result.resize(image.size, Image.Resampling.BICUBIC)
+
+    def translate_many(self, sources: list[np.ndarray], **mode: Any) -> list[np.ndarray]:
+        """Network outputs for `prepare_source` results of one shape, run as one batch; `mode` is
+        `translate_array`'s keywords (dropout, norm_stats, seed)."""
+        return list(self.translate_array(np.stack(sources), **mode))
+
+    def translate(
+        self, image: Image.Image, *, dropout: bool = True, norm_stats: str = "batch", seed: int | None = 0
+    ) -> Image.Image:
+        """Translate one image; the output has the input's size.
+
+        Defaults follow the paper's protocol (dropout on, batch statistics); `seed` fixes the dropout
+        draw (None leaves the global RNG alone). `dropout=False, norm_stats="running"` is the
+        deterministic evaluation mode. Lab (colorization) models return an RGB image.
+        """
+        (output,) = self.translate_many([self.prepare_source(image)], dropout=dropout, norm_stats=norm_stats, seed=seed)
+        return self.finish_output(output, image)
+
+
+class OnnxPix2Pix(ImageTranslator):
+    """A generator exported by `pix2pix export --format onnx`; it runs only in the mode it was exported in."""
+
+    backend = "onnxruntime"
 
     def __init__(
         self, session: InferenceSession, config: RunConfig, *, stride: int, dropout: bool, norm_stats: str, source: Path
     ):
         self.session = session  # run() is thread-safe: the server's workers share it
+        self.input_name = session.get_inputs()[0].name
         self.config = config
-        self.device = torch.device("cpu")  # inputs are handed to onnxruntime as numpy arrays
         self.dropout = dropout
         self.norm_stats = norm_stats
         self.source = source
@@ -43,15 +126,14 @@ class OnnxPix2Pix(Pix2Pix):
 
     @classmethod
     def from_file(cls, path: str | Path, *, device: str = "auto") -> OnnxPix2Pix:
-        """Open a file written by `pix2pix export --format onnx`; `device` "cpu" keeps to the CPU provider."""
+        """Open a file written by `pix2pix export --format onnx`; `device` "cpu" keeps to the CPU provider
+        (else onnxruntime's best available, e.g. CUDA)."""
         import onnxruntime
 
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: ONNX model not found")
-        providers = onnxruntime.get_available_providers()
-        if device == "cpu":
-            providers = ["CPUExecutionProvider"]
+        providers = ["CPUExecutionProvider"] if device == "cpu" else onnxruntime.get_available_providers()
         try:
             session = onnxruntime.InferenceSession(str(path), providers=providers)
         except Exception as error:
@@ -77,7 +159,7 @@ class OnnxPix2Pix(Pix2Pix):
     def translate(
         self, image: Image.Image, *, dropout: bool | None = None, norm_stats: str | None = None, seed: int | None = 0
     ) -> Image.Image:
-        """As `Pix2Pix.translate`; the mode defaults to the exported one, the only one the file can run."""
+        """As `ImageTranslator.translate`; the mode defaults to the exported one, the only one the file can run."""
         return super().translate(
             image,
             dropout=self.dropout if dropout is None else dropout,
@@ -85,20 +167,34 @@ class OnnxPix2Pix(Pix2Pix):
             seed=seed,
         )
 
-    def translate_tensor(
+    def translate_array(
         self,
-        batch: torch.Tensor,
+        batch: np.ndarray,
         *,
         dropout: bool | None = None,
         norm_stats: str | None = None,
         seed: int | None = 0,
-    ) -> torch.Tensor:
+    ) -> np.ndarray:
         """(B, in, H, W) in [-1, 1] -> (B, out, H, W); `seed` is unused (the exported mode has no noise)."""
         self.check_mode(self.dropout if dropout is None else dropout, norm_stats or self.norm_stats)
-        check_divisible(batch, self.stride)
-        source = np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
-        (target,) = self.session.run(None, {INPUT_NAME: source})
-        return torch.from_numpy(target)
+        height, width = batch.shape[-2:]
+        if height % self.stride or width % self.stride:
+            raise ValueError(f"input size {height}x{width} (HxW) is not divisible by the stride {self.stride}")
+        (target,) = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
+        return target
+
+    def translate_tensor(
+        self, batch: Tensor, *, dropout: bool | None = None, norm_stats: str | None = None, seed: int | None = 0
+    ) -> Tensor:
+        """`translate_array` for callers holding torch tensors (parity tests, benchmarks), which have torch."""
+        import torch
+
+        source = batch.detach().cpu().numpy()
+        return torch.from_numpy(self.translate_array(source, dropout=dropout, norm_stats=norm_stats, seed=seed))
+
+    def batch_coupling(self, *, dropout: bool, norm_stats: str) -> str | None:
+        self.check_mode(dropout, norm_stats)
+        return None  # the only exportable mode: running statistics, no dropout, so images never interact
 
     def check_mode(self, dropout: bool, norm_stats: str) -> None:
         if dropout != self.dropout or norm_stats != self.norm_stats:
@@ -108,3 +204,71 @@ class OnnxPix2Pix(Pix2Pix):
                 f"{self.source}: exported with {exported}, cannot translate with {asked} "
                 "(use the checkpoint, or a TorchScript export, for other modes)"
             )
+
+
+def convert_channels(image: Image.Image, channels: int) -> Image.Image:
+    """A new 8-bit "L" (channels 1) or "RGB" (3) copy of `image`, as pix2pix.data.images.convert_channels:
+    16-bit values scaled (Pillow would clip them), transparent pixels shown on white."""
+    if image.mode.startswith("I"):
+        values = np.asarray(image, dtype=np.float64)
+        image = Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8))
+    elif "transparency" in image.info or image.mode in ("RGBA", "RGBa", "LA", "La", "PA"):
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return image.convert({1: "L", 3: "RGB"}[channels])
+
+
+def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    return image.copy() if image.size == size else image.resize(size, Image.Resampling.BICUBIC)
+
+
+def image_to_array(image: Image.Image) -> np.ndarray:
+    """8-bit "L"/"RGB" image -> float32 (C, H, W) in [-1, 1]."""
+    array = np.asarray(image, dtype=np.float32)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return np.ascontiguousarray(array.transpose(2, 0, 1)) / 127.5 - 1.0  # (H, W, C) -> (C, H, W)
+
+
+def array_to_image(array: np.ndarray) -> Image.Image:
+    """(C, H, W) in [-1, 1] with C = 1 or 3 -> "L"/"RGB" image (values clamped)."""
+    if array.ndim != 3 or array.shape[0] not in (1, 3):
+        raise ValueError(f"expected a (C, H, W) array with C = 1 or 3, got shape {array.shape}")
+    values = (np.clip(array.astype(np.float32), -1.0, 1.0) + 1.0) * 127.5
+    pixels = np.rint(values).astype(np.uint8).transpose(1, 2, 0)  # (H, W, C)
+    return Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+
+
+def image_to_lab(image: Image.Image) -> np.ndarray:
+    """RGB image -> (3, H, W) float32: L / 50 - 1 and ab / 110, both in [-1, 1]."""
+    from skimage.color import rgb2lab
+
+    lab = rgb2lab(np.asarray(image.convert("RGB"))).astype(np.float32).transpose(2, 0, 1)
+    return np.concatenate([lab[:1] / L_SCALE - 1.0, lab[1:] / AB_SCALE])
+
+
+def lab_to_image(lab: np.ndarray) -> Image.Image:
+    """The inverse of `image_to_lab`; colours outside the sRGB gamut are clipped."""
+    from skimage.color import lab2rgb
+
+    lab = np.concatenate([(lab[:1] + 1.0) * L_SCALE, lab[1:] * AB_SCALE]).astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # skimage warns about each out-of-gamut colour
+        rgb = lab2rgb(lab.transpose(1, 2, 0))
+    return Image.fromarray(np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8))
+
+
+def resize_bilinear(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(C, h, w) -> (C, height, width) by bilinear interpolation of pixel centres (torch's
+    `F.interpolate(mode="bilinear", align_corners=False)`)."""
+
+    def taps(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        position = np.maximum((np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5, 0.0)
+        low = position.astype(np.int64)
+        high = np.minimum(low + 1, in_size - 1)
+        return low, high, (position - low).astype(np.float32)
+
+    row_low, row_high, row_weight = taps(height, array.shape[1])
+    col_low, col_high, col_weight = taps(width, array.shape[2])
+    rows = array[:, row_low] * (1 - row_weight)[:, None] + array[:, row_high] * row_weight[:, None]
+    return rows[:, :, col_low] * (1 - col_weight) + rows[:, :, col_high] * col_weight

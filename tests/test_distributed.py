@@ -4,14 +4,16 @@ import csv
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
 from pix2pix.checkpoint import load_checkpoint
+from pix2pix.training.acceleration import plan_acceleration
 from pix2pix.training.distributed import Process, shard_order
-from tests.helpers import TINY_FLAGS
+from tests.helpers import TINY_FLAGS, tiny_config
 
 REPO = str(Path(__file__).resolve().parents[1])
 # instance norm and no dropout: per-sample maths and no per-process random draws, so the runs can agree
@@ -31,6 +33,21 @@ def test_ranks_take_interleaved_shards_that_rebuild_the_global_batches():
     assert shards == [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]]
     odd = [shard_order(list(range(5)), Process(rank, 2, torch.device("cpu"))) for rank in (0, 1)]
     assert [len(s) for s in odd] == [3, 3]  # padded by wrapping so both ranks take the same steps
+
+
+def test_batch_norm_across_processes_warns_and_suggests_sync_bn_or_instance_norm(tmp_path):
+    config = tiny_config(tmp_path, tmp_path / "run", device="cpu")  # batch norm in G and D, batch 1
+    rank0, rank1 = (Process(rank, 2, torch.device("cpu")) for rank in (0, 1))
+    with pytest.warns(UserWarning, match=r"1 image\(s\) on its own.*global batch of 2; use --sync-bn.*--norm instance"):
+        plan_acceleration(config, rank0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plan_acceleration(config, rank1)  # the other ranks stay quiet
+        instance = config.replace("model", norm="instance", disc_norm="instance")
+        assert not plan_acceleration(instance, rank0).sync_bn
+        plan_acceleration(config, Process(0, 1, torch.device("cpu")))  # one process: nothing to say
+    with pytest.raises(ValueError, match="--sync-bn needs CUDA"):
+        plan_acceleration(config.replace("train", sync_bn=True), rank0)
 
 
 def test_two_gloo_processes_match_one_process_with_the_global_batch_and_resume(tiny_dataset, tmp_path):

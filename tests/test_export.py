@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from pix2pix.checkpoint import build_generator_for
@@ -19,6 +24,7 @@ from pix2pix.onnx_model import OnnxPix2Pix
 from pix2pix.training.loop import fit
 from tests.helpers import tiny_config, write_pairs
 
+ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-4
 # (batch, height, width): multiples of the stride, square and not
 SHAPES_32 = [(1, 32, 32), (2, 64, 32), (3, 32, 96)]
@@ -161,3 +167,118 @@ def test_export_command(run_dir, tmp_path, capsys):
     bad = ["export", "--checkpoint", str(run_dir), "--format", "onnx", "--out", str(tmp_path / "b.onnx")]
     assert main([*bad, "--dropout", "on"]) == 2
     assert "pix2pix export: error: ONNX export supports only the deterministic mode" in capsys.readouterr().err
+
+
+TORCH_FREE_SCRIPT = """
+import sys
+sys.modules["torch"] = None  # any `import torch` now fails, as where torch is not installed
+import numpy as np
+from PIL import Image
+from pix2pix import OnnxPix2Pix
+
+inputs = np.load(sys.argv[1])
+results = {}
+for name in ("rgb", "lab"):
+    model = OnnxPix2Pix.from_file(inputs[name + "_model"].item(), device="cpu")
+    results[name + "_batch"] = model.translate_array(inputs[name + "_batch"])
+    for key in inputs.files:
+        if key.startswith(name + "_image"):
+            results[key] = np.asarray(model.translate(Image.fromarray(inputs[key])))
+np.savez(sys.argv[2], **results)
+"""
+
+
+def test_onnx_model_runs_where_torch_cannot_be_imported(trained, tmp_path):
+    """Export with torch here, then translate in a Python without torch: the same outputs."""
+    pytest.importorskip("skimage", reason="the Lab model needs scikit-image")
+    lab = fresh_model(in_channels=1, out_channels=2)
+    lab.config = lab.config.replace("data", color_space="lab")
+    rng = np.random.default_rng(0)
+    images = {
+        "rgb_image_odd": rng.integers(0, 256, (45, 70, 3), dtype=np.uint8),
+        "rgb_image_rgba": rng.integers(0, 256, (32, 40, 4), dtype=np.uint8),
+        "rgb_image_gray": rng.integers(0, 256, (33, 31), dtype=np.uint8),
+        "lab_image_photo": rng.integers(0, 256, (50, 30, 3), dtype=np.uint8),
+    }
+    inputs = {
+        "rgb_model": str(export_onnx(trained, tmp_path / "rgb.onnx")),
+        "rgb_batch": random_batch((2, 64, 32)).numpy(),
+        "lab_model": str(export_onnx(lab, tmp_path / "lab.onnx")),
+        "lab_batch": random_batch((2, 64, 64), channels=1).numpy(),
+        **images,
+    }
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    script = tmp_path / "torch_free.py"
+    script.write_text(TORCH_FREE_SCRIPT)
+    subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "inputs.npz"), str(tmp_path / "outputs.npz")],
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    outputs = np.load(tmp_path / "outputs.npz")
+    for model, name in ((trained, "rgb"), (lab, "lab")):
+        expected = reference(model, torch.from_numpy(inputs[f"{name}_batch"])).numpy()
+        assert np.abs(outputs[f"{name}_batch"] - expected).max() < TOLERANCE
+        for key, pixels in images.items():
+            if key.startswith(name):
+                torch_image = model.translate(Image.fromarray(pixels), dropout=False, norm_stats="running")
+                difference = np.abs(outputs[key].astype(int) - np.asarray(torch_image, int)).max()
+                assert difference <= 1, (key, difference)  # float noise may flip a rounding
+
+
+def test_torch_free_image_handling_matches_pix2pix_data():
+    """onnx_model repeats a few conversions of pix2pix.data in numpy; they must agree exactly."""
+    pytest.importorskip("skimage")
+    from pix2pix import onnx_model
+    from pix2pix.data.images import convert_channels
+    from pix2pix.data.lab import image_to_lab_tensors, lab_tensors_to_image
+    from pix2pix.data.transforms import image_to_tensor, tensor_to_image
+
+    rng = np.random.default_rng(0)
+    rgba = Image.fromarray(rng.integers(0, 256, (9, 7, 4), dtype=np.uint8))
+    palette = Image.fromarray(rng.integers(0, 256, (9, 7), dtype=np.uint8)).convert("P")
+    palette.info["transparency"] = 3
+    images = [
+        rgba,
+        rgba.convert("RGB"),
+        rgba.convert("LA"),
+        rgba.convert("L"),
+        rgba.convert("1"),
+        rgba.convert("CMYK"),
+        palette,
+        Image.fromarray(rng.integers(0, 65536, (9, 7), dtype=np.uint16)),  # 16-bit ("I;16")
+        Image.fromarray(rng.integers(0, 65536, (9, 7), dtype=np.int32)),  # "I"
+    ]
+    for image in images:
+        for channels in (1, 3):
+            ours = onnx_model.convert_channels(image, channels)
+            assert ours.mode == {1: "L", 3: "RGB"}[channels]
+            assert np.array_equal(np.asarray(ours), np.asarray(convert_channels(image, channels))), image.mode
+            assert np.array_equal(onnx_model.image_to_array(ours), image_to_tensor(ours).numpy())
+
+    outputs = rng.uniform(-1.2, 1.2, (3, 5, 6)).astype(np.float32)  # out of range too: clamped
+    for array in (outputs, outputs[:1]):
+        expected = tensor_to_image(torch.from_numpy(array))
+        assert np.array_equal(np.asarray(onnx_model.array_to_image(array)), np.asarray(expected))
+
+    photo = Image.fromarray(rng.integers(0, 256, (9, 7, 3), dtype=np.uint8))
+    lightness, ab = image_to_lab_tensors(photo)
+    assert np.array_equal(onnx_model.image_to_lab(photo), torch.cat([lightness, ab]).numpy())
+    lab = np.concatenate([lightness.numpy(), rng.uniform(-1, 1, (2, 9, 7)).astype(np.float32)])
+    expected = lab_tensors_to_image(torch.from_numpy(lab[:1]), torch.from_numpy(lab[1:]))
+    assert np.array_equal(np.asarray(onnx_model.lab_to_image(lab)), np.asarray(expected))
+
+    ab_map = torch.from_numpy(rng.uniform(-1, 1, (2, 16, 12)).astype(np.float32))
+    for height, width in ((45, 37), (16, 12), (7, 5), (16, 30)):  # up, same, down, mixed
+        expected = F.interpolate(ab_map[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+        ours = onnx_model.resize_bilinear(ab_map.numpy(), height, width)
+        assert ours.shape == (2, height, width) and np.abs(ours - expected.numpy()).max() < 1e-5
+
+
+def test_onnx_models_batch_exactly(trained, tmp_path):
+    exported = Pix2Pix.load(export_onnx(trained, tmp_path / "g.onnx"))
+    assert exported.batch_coupling(dropout=False, norm_stats="running") is None
+    sources = list(random_batch((3, 32, 64)).numpy())
+    batched = exported.translate_many(sources)
+    for source, output in zip(sources, batched, strict=True):
+        assert np.abs(output - exported.translate_many([source])[0]).max() < 1e-5

@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -5,8 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
+import pix2pix
 from pix2pix import Pix2Pix
+from pix2pix.checkpoint import build_generator_for
 from pix2pix.cli import main
+from pix2pix.config import DataConfig, ModelConfig, RunConfig
 from pix2pix.training.loop import fit
 from tests.helpers import tiny_config, write_pairs
 
@@ -83,3 +88,62 @@ def test_loading_a_file_that_is_not_a_checkpoint_is_a_clear_error(tmp_path, caps
     ]
     assert main(argv) == 2
     assert "junk.pt" in capsys.readouterr().err
+
+
+def small_model(**model_changes) -> Pix2Pix:
+    """Untrained, 64 px: the U-Net has batch norm and a dropout layer; batch norm gets non-default
+    running statistics, so the two norm modes really differ."""
+    config = RunConfig(data=DataConfig(load_size=64, crop_size=64), model=ModelConfig(base_channels=8, **model_changes))
+    torch.manual_seed(0)
+    generator = build_generator_for(config)
+    for module in generator.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+    return Pix2Pix(generator, config, torch.device("cpu"))
+
+
+@pytest.mark.parametrize(
+    "changes, dropout, norm_stats, coupled",
+    [
+        ({}, False, "running", None),
+        ({}, False, "batch", "batch norm"),
+        ({}, True, "running", "dropout"),
+        ({"norm": "instance"}, False, "batch", None),  # per-image statistics in every mode
+        ({"generator": "resnet_6blocks", "norm": "instance", "dropout": False}, True, "batch", None),
+    ],
+    ids=["eval", "batch-stats", "dropout", "instance-norm", "nothing-to-couple"],
+)
+def test_batching_is_exact_exactly_when_batch_coupling_says_so(changes, dropout, norm_stats, coupled):
+    """The server batches requests only when `batch_coupling` is None: then a batch must give every
+    image what it gets alone; otherwise the reason must be real (the batch changes the results)."""
+    model = small_model(**changes)
+    mode = {"dropout": dropout, "norm_stats": norm_stats, "seed": 0}
+    reason = model.batch_coupling(dropout=dropout, norm_stats=norm_stats)
+    assert (reason is None) if coupled is None else (coupled in reason)
+    generator = torch.Generator().manual_seed(1)
+    sources = list((torch.rand(4, 3, 64, 64, generator=generator) * 2 - 1).numpy())
+    batched = model.translate_many(sources, **mode)
+    alone = [model.translate_many([source], **mode)[0] for source in sources]
+    difference = max(np.abs(b - a).max() for b, a in zip(batched, alone, strict=True))
+    # batched convolutions may round differently (~1e-7); a coupled mode changes results by more
+    assert difference < 1e-5 if coupled is None else difference > 1e-5
+
+
+def test_translate_many_gives_the_images_of_translate():
+    model = small_model()
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8))
+    source = model.prepare_source(image)
+    assert source.shape == (3, 64, 64) and source.dtype == np.float32  # resize_and_crop: the square crop size
+    (output,) = model.translate_many([source, source], dropout=False, norm_stats="running")[:1]
+    expected = model.translate(image, dropout=False, norm_stats="running")
+    assert np.array_equal(np.asarray(model.finish_output(output, image)), np.asarray(expected))
+
+
+def test_importing_the_package_does_not_import_torch():
+    code = "import sys, pix2pix; from pix2pix import RunConfig, OnnxPix2Pix; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+    assert pix2pix.Pix2Pix is Pix2Pix  # resolved on first use
+    with pytest.raises(AttributeError, match="no attribute 'Pix2Pixx'"):
+        _ = pix2pix.Pix2Pixx

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -114,6 +115,21 @@ def test_bad_images_are_listed_at_start_and_skip_bad_trains_on_the_rest(tmp_path
         assert main([*argv, "--skip-bad"]) == 0
     state, _ = load_checkpoint(tmp_path / "run")
     assert state["iteration"] == 4
+
+
+def test_skip_bad_also_skips_a_file_whose_data_is_truncated_behind_a_good_header(tmp_path, capsys):
+    data = write_pairs(tmp_path / "data", "train", 4)
+    whole = tmp_path / "whole.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 64, 3), np.uint8)).save(whole)
+    (data / "train" / "truncated.jpg").write_bytes(whole.read_bytes()[:1500])  # passes the header check
+    argv = ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY_FLAGS, "--no-report"]
+    argv += ["--n-epochs", "1", "--n-epochs-decay", "0", "--num-workers", "0"]
+    assert main(argv) == 2
+    assert "truncated.jpg" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match=r"skipping .*truncated\.jpg"):
+        assert main([*argv, "--skip-bad"]) == 0
+    state, _ = load_checkpoint(tmp_path / "run")
+    assert state["iteration"] == 5  # the epoch keeps its length: a readable pair stands in
 
 
 def run_cli_subprocess(args, tmp_path):

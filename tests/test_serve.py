@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -25,13 +30,17 @@ from pix2pix.config import DataConfig, ModelConfig, RunConfig
 from pix2pix.data.synthetic import SYNTHETIC_PALETTE
 from pix2pix.export import export_onnx
 from pix2pix.inference import Pix2Pix
-from pix2pix.serve.app import create_app
+from pix2pix.serve.app import FACADE_PALETTE, MAX_BATCH, create_app
+from pix2pix.serve.batching import MicroBatcher
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def untrained_model(data: str, crop_size: int = 32) -> Pix2Pix:
+def untrained_model(data: str, crop_size: int = 32, **data_changes) -> Pix2Pix:
     """A small untrained U-Net; the server does not care how good it is."""
     config = RunConfig(
-        data=DataConfig(data=data, load_size=crop_size, crop_size=crop_size), model=ModelConfig(base_channels=8)
+        data=DataConfig(data=data, load_size=crop_size, crop_size=crop_size, **data_changes),
+        model=ModelConfig(base_channels=8),
     )
     torch.manual_seed(0)
     return Pix2Pix(build_generator_for(config), config, torch.device("cpu"))
@@ -116,8 +125,11 @@ def test_health_and_info(client):
     info = client.get("/info").json()
     assert info["direction"] == "AtoB" and info["stride"] == 32 and info["crop_size"] == 32
     assert info["model"]["backend"] == "torch" and info["model"]["norm_stats"] == "running"
+    assert info["color_space"] == "rgb" and (info["input_mode"], info["output_mode"]) == ("RGB", "RGB")
+    assert info["preprocess"] == "resize_and_crop" and info["resizes_to"] == [32, 32]
     assert info["drawing"] == "sketch" and info["palette"] is None
     assert info["max_upload_bytes"] == 10 * 1024 * 1024 and info["max_pixels"] == 16_000_000
+    assert info["batching"] == {"active": True, "window_ms": 2.0, "max_batch": MAX_BATCH, "reason": None}
 
 
 def test_label_models_publish_the_facade_palette():
@@ -126,6 +138,30 @@ def test_label_models_publish_the_facade_palette():
     assert info["drawing"] == "labels"
     assert [entry["name"] for entry in info["palette"]] == list(SYNTHETIC_PALETTE)
     assert info["palette"][0]["color"] == "#0000de"  # background (0, 0, 222)
+    assert FACADE_PALETTE == SYNTHETIC_PALETTE  # the server's torch-free copy
+
+
+def test_colorization_models_ask_for_photos_not_drawings():
+    pytest.importorskip("skimage", reason="Lab models need scikit-image")
+    config = RunConfig(
+        data=DataConfig(data="builtin", load_size=32, crop_size=32, color_space="lab", preprocess="none"),
+        model=ModelConfig(base_channels=8, in_channels=1, out_channels=2),
+    )
+    lab_model = Pix2Pix(build_generator_for(config), config, torch.device("cpu"))
+    with TestClient(create_app(lab_model, workers=1)) as lab_client:
+        info = lab_client.get("/info").json()
+        # builtin AtoB would be the facade labels, but a colorization model takes photos: no palette, no pen
+        assert info["drawing"] == "photo" and info["palette"] is None
+        assert (info["color_space"], info["input_mode"], info["output_mode"]) == ("lab", "L", "RGB")
+        assert info["resizes_to"] is None  # preprocess none: the image's own size, rounded to the stride
+        photo = random_image(40, 24)
+        response = lab_client.post("/translate", content=encode(photo), headers={"content-type": "image/png"})
+    output = decode_png(response)
+    assert output.size == (40, 24) and output.mode == "RGB"
+    expected = lab_model.translate(photo, dropout=False, norm_stats="running")
+    assert np.abs(np.asarray(output, int) - np.asarray(expected, int)).max() <= 1
+    page_script = (ROOT / "pix2pix" / "serve" / "static" / "app.js").read_text()
+    assert 'info.drawing === "photo"' in page_script  # the page hides its drawing tools for these
 
 
 def test_serves_the_page_and_its_assets(client):
@@ -159,6 +195,16 @@ def test_bad_bodies_get_a_json_4xx(client, body, content_type, status, message):
     assert response.status_code == status
     assert message in response.json()["detail"]
     assert client.get("/healthz").status_code == 200  # still up
+
+
+def test_images_the_model_cannot_take_get_a_json_415():
+    config = RunConfig(data=DataConfig(load_size=32, crop_size=32), model=ModelConfig(base_channels=8, in_channels=1))
+    gray_model = Pix2Pix(build_generator_for(config), config, torch.device("cpu"))
+    with TestClient(create_app(gray_model, workers=1)) as gray_client:
+        lab_tiff = encode(Image.new("LAB", (8, 8)), "TIFF")  # Pillow cannot convert CIE Lab to gray
+        response = gray_client.post("/translate", content=lab_tiff, headers={"content-type": "image/tiff"})
+        assert response.status_code == 415 and "cannot use a LAB image" in response.json()["detail"]
+        assert gray_client.get("/healthz").status_code == 200
 
 
 def test_bad_multipart_forms_get_a_json_4xx(client):
@@ -210,6 +256,128 @@ def test_serves_an_onnx_export(model, tmp_path):
         create_app(exported, dropout=True)
 
 
+TORCH_FREE_SERVER = """
+import sys
+sys.modules["torch"] = None  # any `import torch` now fails, as where torch is not installed
+from fastapi.testclient import TestClient
+from pix2pix.onnx_model import OnnxPix2Pix
+from pix2pix.serve.__main__ import main
+from pix2pix.serve.app import create_app
+
+model_path, image_path, out_path = sys.argv[1:]
+with TestClient(create_app(OnnxPix2Pix.from_file(model_path), workers=1)) as client:
+    info = client.get("/info").json()
+    assert info["model"]["backend"] == "onnxruntime" and info["drawing"] == "labels", info
+    assert info["batching"]["active"], info
+    with open(image_path, "rb") as image:
+        response = client.post("/translate", content=image.read(), headers={"content-type": "image/png"})
+    assert response.status_code == 200, response.text
+with open(out_path, "wb") as out:
+    out.write(response.content)
+# the command-line entry point gets as far as loading the model
+assert main(["--checkpoint", model_path + ".missing.onnx"]) == 2
+"""
+
+
+def test_serves_an_onnx_export_without_torch(tmp_path, capfd):
+    labels = label_model(crop_size=32)
+    image = random_image(48, 32)
+    (tmp_path / "in.png").write_bytes(encode(image))
+    script = tmp_path / "torch_free_server.py"
+    script.write_text(TORCH_FREE_SERVER)
+    model_path = export_onnx(labels, tmp_path / "labels.onnx")
+    subprocess.run(
+        [sys.executable, str(script), str(model_path), str(tmp_path / "in.png"), str(tmp_path / "out.png")],
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert "ONNX model not found" in capfd.readouterr().err
+    served = np.asarray(Image.open(tmp_path / "out.png"), dtype=np.int16)
+    expected = np.asarray(labels.translate(image, dropout=False, norm_stats="running"), dtype=np.int16)
+    assert np.abs(served - expected).max() <= 1
+
+
+def test_batching_only_where_it_is_exact(model):
+    """Batch statistics make each image's result depend on its batch-mates: such a mode is served one
+    request at a time, and /info says why."""
+    with TestClient(create_app(label_model(), workers=1, norm_stats="batch")) as batch_stats:
+        batching = batch_stats.get("/info").json()["batching"]
+    assert not batching["active"] and "batch norm" in batching["reason"]
+    with TestClient(create_app(model, workers=1, batch_window_ms=0)) as unbatched:
+        batching = unbatched.get("/info").json()["batching"]
+        assert not batching["active"] and batching["reason"] == "the batch window is 0"
+        body = encode(random_image(32, 32))
+        assert decode_png(unbatched.post("/translate", content=body, headers={"content-type": "image/png"}))
+    with pytest.raises(ValueError, match="batch_window_ms must be at least 0"):
+        create_app(model, batch_window_ms=-1)
+
+
+def test_micro_batcher_groups_inputs_by_shape_and_answers_each_caller():
+    batches: list[list[tuple[int, ...]]] = []
+
+    def double(sources):
+        batches.append([source.shape for source in sources])
+        return [source * 2 for source in sources]
+
+    async def scenario():
+        with ThreadPoolExecutor(2) as pool:
+            batcher = MicroBatcher(double, window_s=0.05, max_batch=3, executor=pool)
+            sources = [np.full((1, 2 + i % 2, 2), i, np.float32) for i in range(8)]  # two shapes, 4 each
+            gone = asyncio.ensure_future(batcher.translate(sources[0]))
+            await asyncio.sleep(0)
+            gone.cancel()  # a client that hangs up while waiting is left out of the batch
+            outputs = await asyncio.gather(*(batcher.translate(source) for source in sources))
+        return sources, outputs
+
+    sources, outputs = asyncio.run(scenario())
+    for source, output in zip(sources, outputs, strict=True):
+        assert np.array_equal(output, source * 2)
+    assert sorted(len(batch) for batch in batches) == [1, 1, 3, 3]  # per shape: 3 (max_batch), then 1
+    assert all(len(set(batch)) == 1 for batch in batches)
+
+
+def test_micro_batcher_passes_errors_to_every_caller_of_the_batch():
+    def fail(sources):
+        raise RuntimeError(f"failed on {len(sources)}")
+
+    async def scenario():
+        with ThreadPoolExecutor(1) as pool:
+            batcher = MicroBatcher(fail, window_s=0.01, max_batch=4, executor=pool)
+            source = np.zeros((1, 2, 2), np.float32)
+            return await asyncio.gather(*(batcher.translate(source) for _ in range(2)), return_exceptions=True)
+
+    assert [str(error) for error in asyncio.run(scenario())] == ["failed on 2", "failed on 2"]
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer():
+    # preprocess "none": the network sees each image at its own size, so sizes are batched apart
+    model = untrained_model("datasets/edges2shoes", preprocess="none")
+    images = [random_image(*((32, 32) if i % 3 else (64, 32)), seed=i) for i in range(12)]
+    expected = [np.asarray(model.translate(image, dropout=False, norm_stats="running"), int) for image in images]
+    app = create_app(model, workers=2, batch_window_ms=200)
+    batches: list[list[tuple[int, ...]]] = []
+    translate_many = model.translate_many
+
+    def record(sources, **mode):
+        batches.append([source.shape for source in sources])
+        return translate_many(sources, **mode)
+
+    model.translate_many = record  # type: ignore[method-assign]
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=60) as http:
+
+        def send(image: Image.Image) -> np.ndarray:
+            response = http.post("/translate", content=encode(image), headers={"content-type": "image/png"})
+            return np.asarray(decode_png(response), int)
+
+        with ThreadPoolExecutor(len(images)) as pool:
+            answers = list(pool.map(send, images))
+    for answer, reference in zip(answers, expected, strict=True):
+        assert answer.shape == reference.shape and np.abs(answer - reference).max() <= 1
+    assert sum(len(batch) for batch in batches) == len(images)
+    assert max(len(batch) for batch in batches) > 1  # they did share forward passes
+    assert all(len(set(batch)) == 1 for batch in batches)  # of one input size each
+
+
 def find_free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -238,17 +406,22 @@ def running_server(app) -> Iterator[str]:
 def test_load_on_loopback(model):
     """200 requests, 16 at a time, against a real server: every answer is the right PNG."""
     sizes = [(32, 32), (48, 40), (64, 32), (20, 36)]
-    bodies = [encode(random_image(*size, seed=i)) for i, size in enumerate(sizes)]
+    images = [random_image(*size, seed=i) for i, size in enumerate(sizes)]
+    bodies = [encode(image) for image in images]
+    expected = [np.asarray(model.translate(image, dropout=False, norm_stats="running"), int) for image in images]
     total, concurrency = 200, 16
 
     with running_server(create_app(model, workers=2)) as url, httpx.Client(base_url=url, timeout=60) as http:
 
-        def send(i: int) -> tuple[float, int, tuple[int, int]]:
+        def send(i: int) -> tuple[float, int, bool]:
             began = time.perf_counter()
             response = http.post("/translate", content=bodies[i % 4], headers={"content-type": "image/png"})
             latency = time.perf_counter() - began
-            size = decode_png(response).size if response.status_code == 200 else (0, 0)
-            return latency, response.status_code, size
+            if response.status_code != 200:
+                return latency, response.status_code, False
+            answer = np.asarray(decode_png(response), int)
+            correct = answer.shape == expected[i % 4].shape and np.abs(answer - expected[i % 4]).max() <= 1
+            return latency, response.status_code, bool(correct)
 
         began = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as pool:
@@ -259,7 +432,7 @@ def test_load_on_loopback(model):
         assert http.get("/healthz").status_code == 200
 
     assert [status for _, status, _ in results] == [200] * total
-    assert [size for _, _, size in results] == [sizes[i % 4] for i in range(total)]
+    assert all(correct for _, _, correct in results)  # each got the translation of its own image
     latencies = sorted(latency for latency, _, _ in results)
     p95 = latencies[int(0.95 * total) - 1]
     throughput = total / elapsed

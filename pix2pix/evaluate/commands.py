@@ -9,8 +9,12 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pix2pix.flags import add_config_flags, add_test_time_flags, build_config, recipe_names
+
+if TYPE_CHECKING:
+    from pix2pix.evaluate.fcn_score import Palette
 
 FCN_MODES = ("auto", "on", "off")  # as pipeline.FCN_MODES, not imported from there: it loads torch
 
@@ -51,7 +55,8 @@ def add_eval_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--palette",
         default="facades",
-        help="label colours: 'facades' (CMP, 12 classes) or a JSON file {\"name\": [r, g, b], ...}",
+        help="label colours: 'facades' (CMP, 12 classes), a JSON file {\"name\": [r, g, b], ...}, or 'detect': "
+        "found in the label maps of the training split of --data (default: the first run's data)",
     )
     parser.add_argument("--fcn-size", type=int, default=64, help="segmenter resolution in pixels (default: 64)")
     parser.add_argument("--fcn-iterations", type=int, default=1500, help="segmenter training steps (default: 1500)")
@@ -123,11 +128,14 @@ def run_eval(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--fcn-size must be >= 16 and --fcn-iterations >= 1, got {args.fcn_size}, {args.fcn_iterations}"
         )
-    fcn = FcnOptions(
-        args.fcn_score,
-        load_palette(args.palette),
-        SegmenterSettings(size=args.fcn_size, iterations=args.fcn_iterations, seed=args.fcn_seed),
-    )
+    if args.fcn_score == "off":
+        fcn = FcnOptions("off")
+    else:
+        fcn = FcnOptions(
+            args.fcn_score,
+            detect_palette(args) if args.palette == "detect" else load_palette(args.palette),
+            SegmenterSettings(size=args.fcn_size, iterations=args.fcn_iterations, seed=args.fcn_seed),
+        )
     # loaded and probed first, so a wrong file fails before any translation
     perceptual = load_perceptual_models(args.fid_weights, args.lpips_weights, args.device)
     sources = args.checkpoint or args.results
@@ -170,6 +178,27 @@ def run_eval(args: argparse.Namespace) -> None:
     if several:
         folder = args.output or Path(os.path.commonpath([p.resolve() for p in sources])) / f"compare-{args.split}"
         print(f"comparison: {write_comparison(folder, evaluations)}")
+
+
+def detect_palette(args: argparse.Namespace) -> Palette:
+    """`--palette detect`: the label colours of the evaluation data's training split, saved as a JSON file."""
+    from pix2pix.data.builtin import resolve_data_root
+    from pix2pix.evaluate.palette import detect_dataset_palette, save_detected_palette
+    from pix2pix.inference import Pix2Pix
+
+    if args.data:
+        root = resolve_data_root(args.data)
+    elif args.checkpoint:  # what `evaluate_checkpoint` falls back to: the data the run was trained on
+        root = resolve_data_root(Pix2Pix.load(args.checkpoint[0], device="cpu").config.data.data)
+    else:
+        raise ValueError("--palette detect reads the label colours from a training split: pass --data ROOT")
+    detected = detect_dataset_palette(root)
+    path = save_detected_palette(root, detected.palette)
+    print(
+        f"palette: {len(detected.palette.colors)} classes detected in side {detected.label_side} of "
+        f"{detected.n_images} pairs of {root / 'train'}; saved to {path} (reusable with --palette FILE)"
+    )
+    return detected.palette
 
 
 def print_evaluation(evaluation) -> None:

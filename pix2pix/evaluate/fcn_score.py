@@ -1,7 +1,8 @@
 """FCN-score (the paper's protocol): how well a segmenter trained on real photos parses generated ones.
 
 For datasets whose one side is a colour-coded label map (facades, cityscapes). Labels are recovered
-from the (JPEG-noisy) colours by the nearest palette colour. A compact segmentation network is trained
+from the (JPEG-noisy) colours by the nearest palette colour; the palette is built in, read from a JSON
+file, or detected from the data (palette.py). A compact segmentation network is trained
 once on the real photos of the training split (photo -> labels, at a reduced resolution) and cached next
 to the dataset; it then labels the generated photos and the real test photos (the upper bound), and
 both are scored against the test label maps: per-pixel accuracy, per-class accuracy and class IoU.

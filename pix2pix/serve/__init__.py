@@ -1,4 +1,5 @@
-"""The web demo and HTTP API (`pix2pix serve`): `from pix2pix.serve.app import create_app`.
+"""The web demo and HTTP API (`pix2pix serve`, or `python -m pix2pix.serve` without torch):
+`from pix2pix.serve.app import create_app`.
 
 Nothing is imported here so that `pix2pix --help` stays free of FastAPI and torch.
 """

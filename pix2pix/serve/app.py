@@ -1,9 +1,11 @@
-"""The web demo and its HTTP API, around one shared `Pix2Pix` model.
+"""The web demo and its HTTP API, around one shared model (`Pix2Pix`, or `OnnxPix2Pix` without torch).
 
 POST /translate (an image in, a PNG out), GET /info, GET /healthz, and GET / (the drawing page).
 Decoding, translation and encoding run in a thread pool, so the event loop stays free to accept and
-reject requests while the model works; the model is loaded once and shared by all workers. Every bad
-request gets a 4xx JSON answer `{"detail": "..."}` and never takes the server down.
+reject requests while the model works; the model is loaded once and shared by all workers. Requests
+of one input size that arrive within the batch window are translated as one batch, when that gives
+each exactly its own result. Every bad request gets a 4xx JSON answer `{"detail": "..."}` and never
+takes the server down. Nothing here imports torch: an exported model is served without it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -25,15 +28,31 @@ from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from pix2pix.data.images import convert_channels
-from pix2pix.data.synthetic import SYNTHETIC_PALETTE
-from pix2pix.inference import Pix2Pix
-from pix2pix.onnx_model import OnnxPix2Pix
+from pix2pix.onnx_model import SCALE_KEEPING, ImageTranslator
+from pix2pix.serve.batching import MicroBatcher
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 16_000_000
+DEFAULT_BATCH_WINDOW_MS = 2.0
+MAX_BATCH = 16  # bounds the memory of one forward pass
 ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"})
 STATIC = Path(__file__).parent / "static"
+# pix2pix.data.synthetic.SYNTHETIC_PALETTE (the CMP facade classes), repeated because importing
+# pix2pix.data loads torch; tests/test_serve.py checks that the two agree
+FACADE_PALETTE = {
+    "background": (0, 0, 222),
+    "facade": (0, 48, 255),
+    "window": (0, 128, 255),
+    "door": (0, 207, 255),
+    "cornice": (32, 255, 224),
+    "sill": (112, 254, 142),
+    "balcony": (192, 255, 63),
+    "blind": (255, 240, 0),
+    "deco": (255, 159, 0),
+    "molding": (255, 80, 0),
+    "pillar": (253, 0, 0),
+    "shop": (174, 0, 0),
+}
 
 
 def default_workers() -> int:
@@ -41,24 +60,40 @@ def default_workers() -> int:
 
 
 def create_app(
-    model: Pix2Pix,
+    model: ImageTranslator,
     *,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int | None = None,
     dropout: bool = False,
     norm_stats: str = "running",
+    batch_window_ms: float = DEFAULT_BATCH_WINDOW_MS,
 ) -> FastAPI:
-    """The app serving `model` in one mode (default deterministic: dropout off, running statistics)."""
+    """The app serving `model` in one mode (default deterministic: dropout off, running statistics).
+
+    `batch_window_ms` > 0 batches requests that arrive that close together, if the mode allows it
+    (see `describe_batching`); 0 translates every request on its own.
+    """
     workers = default_workers() if workers is None else workers
     for name, value in (("max_upload_bytes", max_upload_bytes), ("max_pixels", max_pixels), ("workers", workers)):
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
+    if batch_window_ms < 0:
+        raise ValueError(f"batch_window_ms must be at least 0, got {batch_window_ms}")
+    mode = {"dropout": dropout, "norm_stats": norm_stats, "seed": 0}
     # one throwaway translation: fails now, not at the first request, if the mode is one the model
     # cannot run (an ONNX export in another mode), and warms the model up
-    channels_mode = "L" if model.config.model.in_channels == 1 else "RGB"
-    model.translate(Image.new(channels_mode, (model.stride, model.stride)), dropout=dropout, norm_stats=norm_stats)
+    model.translate(Image.new("RGB", (model.stride, model.stride)), **mode)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pix2pix-serve")
+    batching = describe_batching(model, batch_window_ms, dropout=dropout, norm_stats=norm_stats)
+    batcher = None
+    if batching["active"]:
+        batcher = MicroBatcher(
+            lambda sources: model.translate_many(sources, **mode),
+            window_s=batch_window_ms / 1000,
+            max_batch=MAX_BATCH,
+            executor=pool,
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncGenerator[None, None]:
@@ -67,13 +102,23 @@ def create_app(
 
     app = FastAPI(title="pix2pix", lifespan=lifespan, docs_url=None, redoc_url=None)
     info = describe_model(model, dropout=dropout, norm_stats=norm_stats)
-    info.update(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, workers=workers)
+    info.update(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, workers=workers, batching=batching)
+    app.state.info = info
 
-    def translate_bytes(data: bytes) -> bytes:
-        image = decode_image(data, in_channels=model.config.model.in_channels, max_pixels=max_pixels)
-        result = model.translate(image, dropout=dropout, norm_stats=norm_stats, seed=0)
+    def decode_and_prepare(data: bytes) -> tuple[Image.Image, np.ndarray]:
+        image = decode_image(data, max_pixels=max_pixels)
+        try:
+            return image, model.prepare_source(image)
+        except ValueError as error:  # a mode Pillow cannot convert, e.g. TIFF's LAB to L
+            raise HTTPException(415, f"cannot use a {image.mode} image: {error}") from error
+
+    def translate_alone(source: np.ndarray) -> np.ndarray:
+        (output,) = model.translate_many([source], **mode)
+        return output
+
+    def finish_and_encode(output: np.ndarray, image: Image.Image) -> bytes:
         png = io.BytesIO()
-        result.save(png, format="PNG")
+        model.finish_output(output, image).save(png, format="PNG")
         return png.getvalue()
 
     @app.post("/translate", response_class=Response, responses={200: {"content": {"image/png": {}}}})
@@ -82,7 +127,13 @@ def create_app(
             raise HTTPException(400, f"this model translates {model.config.data.direction}, not {direction!r}")
         body = await read_body(request, max_upload_bytes)
         data = await extract_image_bytes(request.headers, body)
-        png = await asyncio.get_running_loop().run_in_executor(pool, translate_bytes, data)
+        loop = asyncio.get_running_loop()
+        image, source = await loop.run_in_executor(pool, decode_and_prepare, data)
+        if batcher is None:
+            output = await loop.run_in_executor(pool, translate_alone, source)
+        else:
+            output = await batcher.translate(source)
+        png = await loop.run_in_executor(pool, finish_and_encode, output, image)
         return Response(png, media_type="image/png")
 
     @app.get("/healthz")
@@ -101,28 +152,44 @@ def create_app(
     return app
 
 
-def describe_model(model: Pix2Pix, *, dropout: bool, norm_stats: str) -> dict[str, Any]:
-    """What the page and API clients need: sizes, direction, and how to draw inputs."""
+def describe_model(model: ImageTranslator, *, dropout: bool, norm_stats: str) -> dict[str, Any]:
+    """What the page and API clients need: what to send, what comes back, and how to draw inputs."""
     config = model.config
+    colorizes = config.data.color_space == "lab"
     palette = palette_for(config.data.data, config.data.direction)
     return {
         "model": {
             "generator": config.model.generator,
             "base_channels": config.model.base_channels,
             "norm": config.model.norm,
-            "backend": "onnxruntime" if isinstance(model, OnnxPix2Pix) else "torch",
+            "backend": model.backend,
             "dropout": dropout,
             "norm_stats": norm_stats,
         },
         "direction": config.data.direction,
+        "color_space": config.data.color_space,
         "in_channels": config.model.in_channels,
         "out_channels": config.model.out_channels,
+        # what the network looks at ("L": colours are ignored) and the mode of the PNG that comes back
+        "input_mode": "L" if config.model.in_channels == 1 else "RGB",
+        "output_mode": "RGB" if colorizes or config.model.out_channels == 3 else "L",
         "crop_size": config.data.crop_size,
         "preprocess": config.data.preprocess,
+        # the network sees the image resized to this square, or (null) at its own size rounded to the stride;
+        # the answer always has the upload's size
+        "resizes_to": None if config.data.preprocess in SCALE_KEEPING else [config.data.crop_size] * 2,
         "stride": model.stride,
-        "drawing": "labels" if palette else "sketch",
-        "palette": palette,
+        "drawing": "photo" if colorizes else "labels" if palette else "sketch",
+        "palette": None if colorizes else palette,
     }
+
+
+def describe_batching(model: ImageTranslator, window_ms: float, *, dropout: bool, norm_stats: str) -> dict[str, Any]:
+    """Whether requests are batched, and if not, why: only when a batch gives every image exactly the
+    result it gets alone (no batch-statistics batch norm, no dropout draws)."""
+    coupling = model.batch_coupling(dropout=dropout, norm_stats=norm_stats)
+    reason = "the batch window is 0" if window_ms == 0 else coupling
+    return {"active": reason is None, "window_ms": window_ms, "max_batch": MAX_BATCH, "reason": reason}
 
 
 def palette_for(data: str, direction: str) -> list[dict[str, str]] | None:
@@ -134,7 +201,7 @@ def palette_for(data: str, direction: str) -> list[dict[str, str]] | None:
     is_facades_labels = "facades" in Path(data).name.lower() and direction == "BtoA"
     if not (is_builtin_labels or is_facades_labels):
         return None
-    return [{"name": name, "color": "#{:02x}{:02x}{:02x}".format(*rgb)} for name, rgb in SYNTHETIC_PALETTE.items()]
+    return [{"name": name, "color": "#{:02x}{:02x}{:02x}".format(*rgb)} for name, rgb in FACADE_PALETTE.items()]
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -183,7 +250,7 @@ async def read_multipart_file(headers: Headers, body: bytes) -> tuple[bytes, str
         await form.close()
 
 
-def decode_image(data: bytes, *, in_channels: int, max_pixels: int) -> Image.Image:
+def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
     """Decode an upload; the pixel count is checked on the header, before any pixel is decompressed."""
     try:
         with warnings.catch_warnings():
@@ -195,7 +262,7 @@ def decode_image(data: bytes, *, in_channels: int, max_pixels: int) -> Image.Ima
                 if width * height > max_pixels:
                     raise HTTPException(413, f"image of {width}x{height} is over the limit of {max_pixels} pixels")
                 image.load()
-                return convert_channels(image, in_channels)
+                return image.copy()  # the decoded pixels, kept after the file closes
     except HTTPException:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:

@@ -1,4 +1,5 @@
-"""`pix2pix serve`: FastAPI and torch are imported only when the command runs."""
+"""`pix2pix serve` (and `python -m pix2pix.serve`): FastAPI and torch are imported only when it runs,
+and torch only for a checkpoint; an exported `.onnx` file is served without it."""
 
 from __future__ import annotations
 
@@ -10,17 +11,23 @@ from pix2pix.flags import add_test_time_flags
 # as pix2pix.serve.app's defaults, repeated here so that building the parser imports nothing heavy
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 16_000_000
+DEFAULT_BATCH_WINDOW_MS = 2.0
 
 
 def run_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from pix2pix.inference import Pix2Pix
+    from pix2pix.onnx_model import OnnxPix2Pix, is_onnx_file
     from pix2pix.serve.app import create_app
 
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be between 0 and 65535, got {args.port}")
-    model = Pix2Pix.load(args.checkpoint, device=args.device)
+    if is_onnx_file(args.checkpoint):
+        model = OnnxPix2Pix.from_file(args.checkpoint, device=args.device)
+    else:
+        from pix2pix.inference import Pix2Pix
+
+        model = Pix2Pix.load(args.checkpoint, device=args.device)
     app = create_app(
         model,
         max_upload_bytes=args.max_upload_bytes,
@@ -28,13 +35,24 @@ def run_serve(args: argparse.Namespace) -> None:
         workers=args.workers,
         dropout=args.dropout == "on",
         norm_stats=args.norm_stats,
+        batch_window_ms=args.batch_window_ms,
     )
+    batching = app.state.info["batching"]
+    if batching["active"]:
+        print(f"micro-batching: requests within {batching['window_ms']} ms, up to {batching['max_batch']} a batch")
+    else:
+        print(f"micro-batching off: {batching['reason']}")
     print(f"serving {args.checkpoint} at http://{args.host}:{args.port}/ (Ctrl+C to stop)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 
 def add_serve_command(commands: Any) -> None:
     serve = commands.add_parser("serve", help="web demo and HTTP API for a trained or exported model")
+    add_serve_flags(serve)
+    serve.set_defaults(run=run_serve)
+
+
+def add_serve_flags(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--checkpoint", required=True, help="run folder, checkpoint file, or exported .onnx file")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8000)
@@ -51,8 +69,14 @@ def add_serve_command(commands: Any) -> None:
         help=f"largest accepted image, width x height (default: {DEFAULT_MAX_PIXELS})",
     )
     serve.add_argument("--workers", type=int, help="translation threads sharing the model (default: min(4, cores))")
+    serve.add_argument(
+        "--batch-window-ms",
+        type=float,
+        default=DEFAULT_BATCH_WINDOW_MS,
+        help="translate requests of one size arriving this close together as one batch, where that gives "
+        f"each the same result as alone; 0: never (default: {DEFAULT_BATCH_WINDOW_MS})",
+    )
     # deterministic by default: a demo should answer the same drawing with the same picture;
     # an .onnx file has only the mode it was exported with
     add_test_time_flags(serve, dropout="off", norm_stats="running")
     serve.add_argument("--device", default="auto")
-    serve.set_defaults(run=run_serve)

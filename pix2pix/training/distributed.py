@@ -61,7 +61,7 @@ def wrap_for_training(module: nn.Module, process: Process) -> nn.Module:
 
 
 def unwrap(module: nn.Module) -> nn.Module:
-    """The bare network, e.g. for checkpoints that a single process can load."""
+    """The network inside a DDP wrapper (itself compiled under --compile): what one process would call."""
     return module.module if isinstance(module, DistributedDataParallel) else module
 
 

@@ -39,14 +39,8 @@ from pix2pix.data.builtin import resolve_data_root
 from pix2pix.data.lab import lab_batch_to_rgb
 from pix2pix.devices import default_num_workers
 from pix2pix.nn.modes import run_for_inference, set_training_mode
-from pix2pix.training.distributed import (
-    Process,
-    end_process,
-    shard_order,
-    start_process,
-    sum_across_processes,
-    wrap_for_training,
-)
+from pix2pix.training.acceleration import align_optimizer_state, plan_acceleration, prepare_for_step
+from pix2pix.training.distributed import Process, end_process, shard_order, start_process, sum_across_processes
 from pix2pix.training.optim import build_optimizer
 from pix2pix.training.step import train_step
 from pix2pix.visuals import make_grid, write_progress_gif
@@ -114,11 +108,13 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
 def train(config: RunConfig, process: Process, *, resume: str | None, progress: bool) -> Path:
     """The run itself, in every process; only the main process (rank 0) writes files."""
     run_dir, device = Path(config.train.out), process.device
+    acceleration = plan_acceleration(config, process)  # precision, channels_last, compile, SyncBatchNorm
+    precision, memory_format = acceleration.precision, acceleration.memory_format
     torch.manual_seed(config.train.seed)
     random.seed(config.train.seed)
 
-    generator = build_generator_for(config).to(device)
-    discriminator = build_discriminator_for(config).to(device) if config.loss.gan else None
+    generator = build_generator_for(config).to(device, memory_format=memory_format)
+    discriminator = build_discriminator_for(config).to(device, memory_format=memory_format) if config.loss.gan else None
     data_root = resolve_data_root(config.data.data)
     pairs = checked_pairs(data_root, skip_bad=config.train.skip_bad)
     dataset = PairedDataset(
@@ -136,6 +132,7 @@ def train(config: RunConfig, process: Process, *, resume: str | None, progress: 
         seed=config.train.seed,
         pairs=pairs,
         color_space=config.data.color_space,
+        skip_bad=config.train.skip_bad,  # also covers files whose header passed the check but whose data is bad
     )
     sample_batch = load_sample_batch(config, data_root, generator.stride)
     val_dataset = None
@@ -167,17 +164,14 @@ def train(config: RunConfig, process: Process, *, resume: str | None, progress: 
             for group, base_lr in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
                 group["lr"] = base_lr * lr_factor(start_epoch)
         totals, best_scores = state["epoch_totals"], state["best_scores"]
+        precision.load_state_dict(state.get("scaler"))
         restore_rng_state(state["rng"])
-    # the updates go through DDP wrappers when distributed; checkpoints and samples use the bare networks
-    step_generator = wrap_for_training(generator, process)
-    step_discriminator = wrap_for_training(discriminator, process) if discriminator else None
-    if process.distributed and process.is_main and "batch" in (config.model.norm, config.model.disc_norm):
-        warnings.warn(
-            f"batch norm across {process.world_size} processes normalises each process's "
-            f"{config.optim.batch_size} image(s) on its own, unlike one process with the whole batch; "
-            "use --norm instance --disc-norm instance for runs that match a single process",
-            stacklevel=2,
-        )
+        for opt in (opt_g, opt_d):
+            if opt:
+                align_optimizer_state(opt)  # the saved run may have had another memory format
+    # the updates go through DDP/compiled/SyncBatchNorm views; checkpoints and samples use the bare networks
+    step_generator = prepare_for_step(generator, acceleration, process)
+    step_discriminator = prepare_for_step(discriminator, acceleration, process) if discriminator else None
 
     log, writer = None, None
     if process.is_main:
@@ -205,6 +199,7 @@ def train(config: RunConfig, process: Process, *, resume: str | None, progress: 
             "iteration": iteration,
             "epoch_totals": totals,
             "best_scores": best_scores,
+            "scaler": precision.state_dict(),  # fp16's loss scale; None otherwise
             "rng": capture_rng_state(),
         }
         if name is not None:
@@ -220,6 +215,8 @@ def train(config: RunConfig, process: Process, *, resume: str | None, progress: 
             dataset.set_epoch(epoch)
             order = shard_order(epoch_order(len(dataset), config.train.seed, epoch), process)
             first_batch = start_batch if epoch == start_epoch else 0
+            # a new loader (and workers) per epoch, not persistent workers: a worker holds the copy of the
+            # dataset made when it started, which set_epoch does not reach, so it would repeat that epoch's jitter
             loader = DataLoader(
                 dataset,
                 batch_size=optim.batch_size,
@@ -239,8 +236,8 @@ def train(config: RunConfig, process: Process, *, resume: str | None, progress: 
                 leave=False,
             )
             for batch_index, batch in enumerate(bar, start=first_batch):
-                source = batch["source"].to(device, non_blocking=True)
-                target = batch["target"].to(device, non_blocking=True)
+                source = batch["source"].to(device, non_blocking=True, memory_format=memory_format)
+                target = batch["target"].to(device, non_blocking=True, memory_format=memory_format)
                 losses = train_step(
                     step_generator,
                     step_discriminator,
@@ -250,6 +247,7 @@ def train(config: RunConfig, process: Process, *, resume: str | None, progress: 
                     target,
                     gan_mode=config.loss.gan_mode,
                     l1_weight=config.loss.l1_weight,
+                    precision=precision,
                 )
                 bad = [name for name, value in losses.items() if not math.isfinite(value)]
                 # every process must stop at the same iteration, or the others would wait forever
@@ -374,6 +372,7 @@ def build_eval_dataset(config: RunConfig, data_root: Path, split: str, size_mult
         size_multiple=size_multiple,
         train=False,
         color_space=config.data.color_space,
+        skip_bad=config.train.skip_bad,
     )
 
 

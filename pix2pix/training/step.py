@@ -6,7 +6,10 @@ import torch
 from torch import nn
 
 from pix2pix.losses import discriminator_loss, generator_loss
+from pix2pix.training.acceleration import MixedPrecision
 from pix2pix.training.distributed import unwrap
+
+FP32 = MixedPrecision()
 
 
 def train_step(
@@ -19,32 +22,36 @@ def train_step(
     *,
     gan_mode: str,
     l1_weight: float,
+    precision: MixedPrecision = FP32,
 ) -> dict[str, float]:
     """Update D on (source, target) vs (source, G(source)), then G; return the loss terms.
 
     `discriminator` is None for the L1-only baseline. D is conditional: it sees the input image
-    stacked with the real or generated output, # (B, in + out, H, W).
+    stacked with the real or generated output, # (B, in + out, H, W). Under bf16/fp16 only the network
+    forwards run in autocast; the losses are computed in fp32 (`.float()` is a no-op for fp32 tensors).
     """
-    fake_target = generator(source)
+    with precision.autocast(source.device):
+        fake_target = generator(source)
     losses: dict[str, torch.Tensor] = {}
     fake_logits = None
     if discriminator is not None and opt_d is not None:
         discriminator.requires_grad_(True)
         opt_d.zero_grad(set_to_none=True)
-        # detach: the D step must not push gradients into G
-        d_fake = discriminator(torch.cat([source, fake_target.detach()], 1))
-        d_real = discriminator(torch.cat([source, target], 1))
+        with precision.autocast(source.device):
+            # detach: the D step must not push gradients into G
+            d_fake = discriminator(torch.cat([source, fake_target.detach()], 1)).float()
+            d_real = discriminator(torch.cat([source, target], 1)).float()
         losses.update(discriminator_loss(d_real, d_fake, gan_mode))
-        losses["D"].backward()
-        opt_d.step()
+        precision.backward_and_step(losses["D"], opt_d)
         # frozen for the G step so its backward pass skips D's weight gradients
         discriminator.requires_grad_(False)
-        # the bare network: under DDP, a forward whose parameters get no gradient would leave the
+        # without the DDP wrapper: under DDP, a forward whose parameters get no gradient would leave the
         # gradient reducer waiting; D needs no synchronisation here since it is not updated
-        fake_logits = unwrap(discriminator)(torch.cat([source, fake_target], 1))
+        with precision.autocast(source.device):
+            fake_logits = unwrap(discriminator)(torch.cat([source, fake_target], 1)).float()
 
-    losses.update(generator_loss(fake_logits, fake_target, target, gan_mode, l1_weight))
+    losses.update(generator_loss(fake_logits, fake_target.float(), target, gan_mode, l1_weight))
     opt_g.zero_grad(set_to_none=True)
-    losses["G"].backward()
-    opt_g.step()
+    precision.backward_and_step(losses["G"], opt_g)
+    precision.end_iteration()
     return {name: value.item() for name, value in losses.items()}

@@ -16,13 +16,21 @@ async function start() {
   state.info = await response.json();
   const info = state.info;
   const direction = info.direction === "AtoB" ? "A → B" : "B → A";
+  const task = { labels: "facade label map → photo", sketch: "sketch → image", photo: "colorization (Lab)" };
   document.getElementById("summary").textContent =
     `${info.model.generator} generator (${info.model.backend}), ${direction}, ` +
-    `${info.crop_size} px, ${info.drawing === "labels" ? "facade label map → photo" : "sketch → image"}`;
+    `${info.crop_size} px, ${task[info.drawing]}`;
   const side = info.crop_size;
   brushSize.max = Math.max(4, Math.round(side / 8));
   brushSize.value = Math.max(1, Math.round(side / 48));
-  buildPalette(info);
+  if (info.drawing === "photo") {
+    // a colorization model sees only lightness: there is nothing to draw, a photo is uploaded
+    document.getElementById("draw-hint").textContent = "upload a photo: the model colours its lightness";
+    for (const tool of document.querySelectorAll(".drawing-tool")) tool.hidden = true;
+    canvas.style.cursor = "default";
+  } else {
+    buildPalette(info);
+  }
   resetCanvas();
   translate();
 }
@@ -69,7 +77,14 @@ function resetCanvas() {
   const side = state.info.crop_size;
   canvas.width = side;
   canvas.height = side;
-  if (state.info.palette) {
+  if (state.info.drawing === "photo") {
+    // a left-to-right gray ramp until a photo is uploaded
+    const ramp = context.createLinearGradient(0, 0, side, 0);
+    ramp.addColorStop(0, "#000000");
+    ramp.addColorStop(1, "#ffffff");
+    context.fillStyle = ramp;
+    context.fillRect(0, 0, side, side);
+  } else if (state.info.palette) {
     // a starting layout: background around a plain facade
     const margin = Math.round(side / 10);
     context.fillStyle = colourOf("background");
@@ -91,6 +106,7 @@ function canvasPoint(event) {
 }
 
 function beginStroke(event) {
+  if (state.info.drawing === "photo") return;
   event.preventDefault();
   canvas.setPointerCapture(event.pointerId);
   state.drawing = true;
