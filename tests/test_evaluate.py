@@ -365,3 +365,16 @@ def test_summary_of_a_checkpoint(tiny_run, capsys):
     assert main(["summary", "--checkpoint", str(tiny_run), "--no-layers"]) == 0
     out = capsys.readouterr().out
     assert "ngf 8" in out and "input (1, 3, 32, 32)" in out
+
+
+def test_segmenter_cache_leaves_a_read_only_dataset_alone_even_for_root(tmp_path, monkeypatch):
+    writable, read_only = tmp_path / "mine", tmp_path / "shared"
+    writable.mkdir()
+    read_only.mkdir()
+    monkeypatch.setenv("PIX2PIX_HOME", str(tmp_path / "home"))
+    assert fcn_score.default_cache_folder(writable) == writable / ".pix2pix-cache"
+    read_only.chmod(0o555)
+    try:
+        assert fcn_score.default_cache_folder(read_only) == tmp_path / "home" / "segmenters"
+    finally:
+        read_only.chmod(0o755)

@@ -248,7 +248,9 @@ def predict_labels(network: SegmentationNet, photos: np.ndarray, batch_size: int
 def default_cache_folder(root: Path) -> Path:
     """ROOT/.pix2pix-cache, or $PIX2PIX_HOME/segmenters when the dataset folder is read-only."""
     folder = root / ".pix2pix-cache"
-    if os.access(folder if folder.exists() else root, os.W_OK):
+    existing = folder if folder.exists() else root
+    # the mode bits too: os.access says yes to root even where nobody is meant to write
+    if os.access(existing, os.W_OK) and existing.stat().st_mode & 0o222:
         return folder
     return Path(os.environ.get("PIX2PIX_HOME", "~/.cache/pix2pix")).expanduser() / "segmenters"
 
