@@ -6,15 +6,13 @@ Nothing here imports torch, directly or through another pix2pix module.
 
 `ImageTranslator` turns a PIL image into the network's input array and the output array back into an
 image; both backends inherit it (`Pix2Pix`, torch, in pix2pix.inference; `OnnxPix2Pix` here), so they
-translate images identically and differ only in how the network runs. Its few conversions repeat those
-of pix2pix.data in numpy, because importing pix2pix.data loads torch; tests/test_export.py checks them
-against each other.
+translate images identically and differ only in how the network runs. The conversions come from the
+torch-free modules of pix2pix.data (images, lab).
 """
 
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +20,8 @@ import numpy as np
 from PIL import Image
 
 from pix2pix.config import RunConfig
+from pix2pix.data.images import array_to_image, convert_channels, image_to_array, resize_for_inference
+from pix2pix.data.lab import image_to_lab_array, lab_array_to_image
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 REQUIRED_METADATA = ("config", "stride", "dropout", "norm_stats")
 # preprocessing modes that keep the image's own scale; the others resize to the square training size
 SCALE_KEEPING = ("crop", "none", "scale_width", "scale_width_and_crop")
-# as pix2pix.data.lab: L in [0, 100] -> L / 50 - 1; ab (|a|, |b| < ~108 for sRGB colours) -> ab / 110
-L_SCALE, AB_SCALE = 50.0, 110.0
 
 
 def is_onnx_file(path: str | Path) -> bool:
@@ -73,9 +71,9 @@ class ImageTranslator:
         """The network input for `image`: (in_channels, H, W) float32 at `network_size`; Lab models see L."""
         if self.config.data.color_space == "lab":
             rgb = image.convert("RGB")
-            return image_to_lab(resize(rgb, self.network_size(rgb.size)))[:1]
+            return image_to_lab_array(resize_for_inference(rgb, self.network_size(rgb.size)))[:1]
         source = convert_channels(image, self.config.model.in_channels)
-        return image_to_array(resize(source, self.network_size(source.size)))
+        return image_to_array(resize_for_inference(source, self.network_size(source.size)))
 
     def finish_output(self, output: np.ndarray, image: Image.Image) -> Image.Image:
         """The network's output (out_channels, H, W) for `image` as an image of `image`'s size.
@@ -86,7 +84,7 @@ class ImageTranslator:
         if self.config.data.color_space == "lab":
             rgb = image.convert("RGB")
             ab = resize_bilinear(output, rgb.height, rgb.width)
-            return lab_to_image(np.concatenate([image_to_lab(rgb)[:1], ab]))
+            return lab_array_to_image(np.concatenate([image_to_lab_array(rgb)[:1], ab]))
         result = array_to_image(output)
         return result if result.size == image.size else result.resize(image.size, Image.Resampling.BICUBIC)
 
@@ -204,58 +202,6 @@ class OnnxPix2Pix(ImageTranslator):
                 f"{self.source}: exported with {exported}, cannot translate with {asked} "
                 "(use the checkpoint, or a TorchScript export, for other modes)"
             )
-
-
-def convert_channels(image: Image.Image, channels: int) -> Image.Image:
-    """A new 8-bit "L" (channels 1) or "RGB" (3) copy of `image`, as pix2pix.data.images.convert_channels:
-    16-bit values scaled (Pillow would clip them), transparent pixels shown on white."""
-    if image.mode.startswith("I"):
-        values = np.asarray(image, dtype=np.float64)
-        image = Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8))
-    elif "transparency" in image.info or image.mode in ("RGBA", "RGBa", "LA", "La", "PA"):
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    return image.convert({1: "L", 3: "RGB"}[channels])
-
-
-def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    return image.copy() if image.size == size else image.resize(size, Image.Resampling.BICUBIC)
-
-
-def image_to_array(image: Image.Image) -> np.ndarray:
-    """8-bit "L"/"RGB" image -> float32 (C, H, W) in [-1, 1]."""
-    array = np.asarray(image, dtype=np.float32)
-    if array.ndim == 2:
-        array = array[:, :, None]
-    return np.ascontiguousarray(array.transpose(2, 0, 1)) / 127.5 - 1.0  # (H, W, C) -> (C, H, W)
-
-
-def array_to_image(array: np.ndarray) -> Image.Image:
-    """(C, H, W) in [-1, 1] with C = 1 or 3 -> "L"/"RGB" image (values clamped)."""
-    if array.ndim != 3 or array.shape[0] not in (1, 3):
-        raise ValueError(f"expected a (C, H, W) array with C = 1 or 3, got shape {array.shape}")
-    values = (np.clip(array.astype(np.float32), -1.0, 1.0) + 1.0) * 127.5
-    pixels = np.rint(values).astype(np.uint8).transpose(1, 2, 0)  # (H, W, C)
-    return Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
-
-
-def image_to_lab(image: Image.Image) -> np.ndarray:
-    """RGB image -> (3, H, W) float32: L / 50 - 1 and ab / 110, both in [-1, 1]."""
-    from skimage.color import rgb2lab
-
-    lab = rgb2lab(np.asarray(image.convert("RGB"))).astype(np.float32).transpose(2, 0, 1)
-    return np.concatenate([lab[:1] / L_SCALE - 1.0, lab[1:] / AB_SCALE])
-
-
-def lab_to_image(lab: np.ndarray) -> Image.Image:
-    """The inverse of `image_to_lab`; colours outside the sRGB gamut are clipped."""
-    from skimage.color import lab2rgb
-
-    lab = np.concatenate([(lab[:1] + 1.0) * L_SCALE, lab[1:] * AB_SCALE]).astype(np.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # skimage warns about each out-of-gamut colour
-        rgb = lab2rgb(lab.transpose(1, 2, 0))
-    return Image.fromarray(np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8))
 
 
 def resize_bilinear(array: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -12,19 +12,12 @@ from PIL import Image
 
 from pix2pix.cli import main
 from pix2pix.data import PairedDataset, find_pairs, load_pair
-from pix2pix.data.lab import (
-    image_to_lab_tensors,
-    lab_batch_to_rgb,
-    lab_tensors_to_image,
-    lab_to_rgb,
-    lab_to_tensors,
-    rgb_to_lab,
-    tensors_to_lab,
-)
+from pix2pix.data.lab import image_to_lab_array, lab_array_to_image, lab_to_rgb, rgb_to_lab
 from pix2pix.data.tools.check import check_dataset, compute_difference_hash
 from pix2pix.data.tools.combine import combine_folders
 from pix2pix.data.tools.holdout import carve_holdout
 from pix2pix.data.tools.pairs import KINDS, assign_splits, build_pairs, make_input
+from pix2pix.data.transforms import image_to_lab_tensors, lab_batch_to_rgb, lab_tensors_to_image
 from tests.helpers import write_pairs
 
 SHARED_FACADES = Path(__file__).resolve().parents[2] / "shared" / "data" / "facades"
@@ -278,10 +271,9 @@ def test_lab_round_trip_is_within_one_level(seed):
     rng = np.random.default_rng(seed)
     rgb = rng.integers(0, 256, (int(rng.integers(8, 40)), int(rng.integers(8, 40)), 3), dtype=np.uint8)
     assert np.abs(lab_to_rgb(rgb_to_lab(rgb)).astype(int) - rgb).max() <= 1
-    lightness, ab = lab_to_tensors(rgb_to_lab(rgb))  # through the float32 network tensors
-    assert lightness.shape == (1, *rgb.shape[:2]) and ab.shape == (2, *rgb.shape[:2])
-    assert lightness.abs().max() <= 1 and ab.abs().max() <= 1
-    assert np.abs(lab_to_rgb(tensors_to_lab(lightness, ab)).astype(int) - rgb).max() <= 1
+    lab = image_to_lab_array(Image.fromarray(rgb))  # through the float32 network scale
+    assert lab.shape == (3, *rgb.shape[:2]) and lab.dtype == np.float32 and np.abs(lab).max() <= 1
+    assert np.abs(np.asarray(lab_array_to_image(lab), int) - rgb).max() <= 1
 
 
 def test_lab_tensors_of_a_pil_image_and_a_batch():

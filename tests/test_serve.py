@@ -30,7 +30,7 @@ from pix2pix.config import DataConfig, ModelConfig, RunConfig
 from pix2pix.data.synthetic import SYNTHETIC_PALETTE
 from pix2pix.export import export_onnx
 from pix2pix.inference import Pix2Pix
-from pix2pix.serve.app import FACADE_PALETTE, MAX_BATCH, create_app
+from pix2pix.serve.app import MAX_BATCH, create_app
 from pix2pix.serve.batching import MicroBatcher
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,7 +138,6 @@ def test_label_models_publish_the_facade_palette():
     assert info["drawing"] == "labels"
     assert [entry["name"] for entry in info["palette"]] == list(SYNTHETIC_PALETTE)
     assert info["palette"][0]["color"] == "#0000de"  # background (0, 0, 222)
-    assert FACADE_PALETTE == SYNTHETIC_PALETTE  # the server's torch-free copy
 
 
 def test_colorization_models_ask_for_photos_not_drawings():

@@ -1,59 +1,57 @@
-"""Paired datasets: decoding, paired jitter, and the on-disk layouts."""
+"""Paired datasets: decoding, paired jitter, and the on-disk layouts.
 
-from pix2pix.data.dataset import (
-    DIRECTIONS,
-    PairedDataset,
-    PairFile,
-    check_pair_headers,
-    find_bad_pairs,
-    find_pairs,
-    load_pair,
-)
-from pix2pix.data.images import (
-    IMAGE_EXTENSIONS,
-    DataError,
-    convert_channels,
-    list_images,
-    load_image,
-    read_image_header,
-    split_pair,
-)
-from pix2pix.data.transforms import (
-    PREPROCESS,
-    Jitter,
-    apply_preprocess,
-    check_preprocess,
-    compute_resized_size,
-    image_to_tensor,
-    resize_for_inference,
-    round_to_multiple,
-    sample_jitter,
-    tensor_to_image,
-)
+Names are imported on first use (PEP 562), so the torch-free modules (images, lab, synthetic) can be
+imported without loading torch: an exported ONNX model and its server run on them alone.
+"""
 
-__all__ = [
-    "DIRECTIONS",
-    "IMAGE_EXTENSIONS",
-    "PREPROCESS",
-    "DataError",
-    "Jitter",
-    "PairFile",
-    "PairedDataset",
-    "apply_preprocess",
-    "check_pair_headers",
-    "find_bad_pairs",
-    "read_image_header",
-    "check_preprocess",
-    "compute_resized_size",
-    "convert_channels",
-    "find_pairs",
-    "image_to_tensor",
-    "list_images",
-    "load_image",
-    "load_pair",
-    "resize_for_inference",
-    "round_to_multiple",
-    "sample_jitter",
-    "split_pair",
-    "tensor_to_image",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    **dict.fromkeys(
+        ["DIRECTIONS", "PairFile", "PairedDataset", "check_pair_headers", "find_bad_pairs", "find_pairs", "load_pair"],
+        "pix2pix.data.dataset",
+    ),
+    **dict.fromkeys(
+        [
+            "DataError",
+            "IMAGE_EXTENSIONS",
+            "convert_channels",
+            "list_images",
+            "load_image",
+            "read_image_header",
+            "resize_for_inference",
+            "split_pair",
+        ],
+        "pix2pix.data.images",
+    ),
+    **dict.fromkeys(
+        [
+            "Jitter",
+            "PREPROCESS",
+            "apply_preprocess",
+            "check_preprocess",
+            "compute_resized_size",
+            "image_to_tensor",
+            "round_to_multiple",
+            "sample_jitter",
+            "tensor_to_image",
+        ],
+        "pix2pix.data.transforms",
+    ),
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'pix2pix.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -24,15 +24,16 @@ from pix2pix.data.images import (
     list_images,
     load_image,
     read_image_header,
+    resize_for_inference,
     split_pair,
 )
-from pix2pix.data.lab import check_color_space, image_to_lab_tensors
+from pix2pix.data.lab import check_color_space
 from pix2pix.data.transforms import (
     Jitter,
     apply_preprocess,
     check_preprocess,
+    image_to_lab_tensors,
     image_to_tensor,
-    resize_for_inference,
     sample_jitter,
 )
 

@@ -1,4 +1,7 @@
-"""Decode image files into 8-bit "L" or "RGB" images; errors are one line naming the file."""
+"""Decode image files into 8-bit "L" or "RGB" images and convert them to and from the networks' arrays.
+
+Errors are one line naming the file. Only numpy and Pillow: an exported model runs this without torch.
+"""
 
 from __future__ import annotations
 
@@ -82,6 +85,33 @@ def convert_channels(image: Image.Image, channels: int) -> Image.Image:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)
     return image.convert(target_mode)
+
+
+def resize_for_inference(image: Image.Image, size: int | tuple[int, int]) -> Image.Image:
+    """Resize to `size` (a side, or (width, height)) with no jitter, as at test time."""
+    target = (size, size) if isinstance(size, int) else tuple(size)
+    if target == image.size:
+        return image.copy()
+    return image.resize(target, Image.Resampling.BICUBIC)
+
+
+def image_to_array(image: Image.Image) -> np.ndarray:
+    """8-bit "L"/"RGB" image -> float32 (C, H, W) array in [-1, 1], the networks' input scale."""
+    if image.mode not in _CHANNEL_MODES.values():
+        raise ValueError(f"expected an 'L' or 'RGB' image, got mode {image.mode!r}")
+    array = np.asarray(image, dtype=np.float32)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return np.ascontiguousarray(array.transpose(2, 0, 1)) / 127.5 - 1.0  # (H, W, C) -> (C, H, W)
+
+
+def array_to_image(array: np.ndarray) -> Image.Image:
+    """(C, H, W) array in [-1, 1] with C = 1 or 3 -> "L"/"RGB" image (values clamped, rounded half to even)."""
+    if array.ndim != 3 or array.shape[0] not in (1, 3):
+        raise ValueError(f"expected a (C, H, W) array with C = 1 or 3, got shape {tuple(array.shape)}")
+    values = (np.clip(array.astype(np.float32), -1.0, 1.0) + 1.0) * 127.5
+    pixels = np.rint(values).astype(np.uint8).transpose(1, 2, 0)  # (H, W, C)
+    return Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
 
 
 def split_pair(image: Image.Image, path: Path | str) -> tuple[Image.Image, Image.Image]:

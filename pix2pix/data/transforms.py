@@ -9,9 +9,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from PIL import Image
+
+from pix2pix.data.images import array_to_image, image_to_array
+from pix2pix.data.lab import image_to_lab_array, lab_array_to_image
 
 PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 
@@ -115,31 +117,32 @@ def round_to_multiple(value: int, multiple: int) -> int:
     return max(multiple, (value + multiple // 2) // multiple * multiple)
 
 
-def resize_for_inference(image: Image.Image, size: int | tuple[int, int]) -> Image.Image:
-    """Resize to `size` (a side, or (width, height)) with no jitter, as at test time."""
-    target = (size, size) if isinstance(size, int) else tuple(size)
-    if target == image.size:
-        return image.copy()
-    return image.resize(target, Image.Resampling.BICUBIC)
-
-
 def image_to_tensor(image: Image.Image) -> torch.Tensor:
     """8-bit "L"/"RGB" image -> float32 (C, H, W) tensor in [-1, 1]."""
-    if image.mode not in ("L", "RGB"):
-        raise ValueError(f"expected an 'L' or 'RGB' image, got mode {image.mode!r}")
-    array = np.asarray(image, dtype=np.float32)
-    if array.ndim == 2:
-        array = array[:, :, None]
-    array = np.ascontiguousarray(array.transpose(2, 0, 1))  # (H, W, C) -> (C, H, W)
-    return torch.from_numpy(array / 127.5 - 1.0)
+    return torch.from_numpy(image_to_array(image))
 
 
 def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
     """(C, H, W) tensor in [-1, 1] with C = 1 or 3 -> "L"/"RGB" image (values clamped)."""
-    if tensor.ndim != 3 or tensor.shape[0] not in (1, 3):
-        raise ValueError(f"expected a (C, H, W) tensor with C = 1 or 3, got shape {tuple(tensor.shape)}")
-    values = (tensor.detach().float().cpu().clamp(-1.0, 1.0) + 1.0) * 127.5
-    array = values.round().to(torch.uint8).permute(1, 2, 0).numpy()  # (H, W, C)
-    if array.shape[2] == 1:
-        return Image.fromarray(array[:, :, 0])
-    return Image.fromarray(array)
+    return array_to_image(tensor.detach().float().cpu().numpy())
+
+
+def image_to_lab_tensors(image: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
+    """A PIL image (any mode) -> (L (1, H, W), ab (2, H, W)) in [-1, 1]: the source and target of colorization."""
+    lab = torch.from_numpy(image_to_lab_array(image))
+    return lab[:1], lab[1:]
+
+
+def lab_tensors_to_image(lightness: torch.Tensor, ab: torch.Tensor) -> Image.Image:
+    """L (1, H, W) and ab (2, H, W) in [-1, 1] -> RGB PIL image."""
+    return lab_array_to_image(torch.cat([lightness, ab]).detach().float().cpu().numpy())
+
+
+def lab_batch_to_rgb(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """L (B, 1, H, W) and ab (B, 2, H, W) in [-1, 1] -> RGB (B, 3, H, W) in [-1, 1], for grids and reports."""
+    if lightness.dim() != 4 or lightness.shape[1] != 1 or ab.shape != (lightness.shape[0], 2, *lightness.shape[2:]):
+        raise ValueError(
+            f"expected L (B, 1, H, W) and ab (B, 2, H, W), got {tuple(lightness.shape)} and {tuple(ab.shape)}"
+        )
+    images = [image_to_tensor(lab_tensors_to_image(l_item, ab_item)) for l_item, ab_item in zip(lightness, ab)]
+    return torch.stack(images).to(lightness.device)

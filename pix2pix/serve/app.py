@@ -28,6 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from pix2pix.data.synthetic import SYNTHETIC_PALETTE
 from pix2pix.onnx_model import SCALE_KEEPING, ImageTranslator
 from pix2pix.serve.batching import MicroBatcher
 
@@ -37,22 +38,6 @@ DEFAULT_BATCH_WINDOW_MS = 2.0
 MAX_BATCH = 16  # bounds the memory of one forward pass
 ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"})
 STATIC = Path(__file__).parent / "static"
-# pix2pix.data.synthetic.SYNTHETIC_PALETTE (the CMP facade classes), repeated because importing
-# pix2pix.data loads torch; tests/test_serve.py checks that the two agree
-FACADE_PALETTE = {
-    "background": (0, 0, 222),
-    "facade": (0, 48, 255),
-    "window": (0, 128, 255),
-    "door": (0, 207, 255),
-    "cornice": (32, 255, 224),
-    "sill": (112, 254, 142),
-    "balcony": (192, 255, 63),
-    "blind": (255, 240, 0),
-    "deco": (255, 159, 0),
-    "molding": (255, 80, 0),
-    "pillar": (253, 0, 0),
-    "shop": (174, 0, 0),
-}
 
 
 def default_workers() -> int:
@@ -201,7 +186,7 @@ def palette_for(data: str, direction: str) -> list[dict[str, str]] | None:
     is_facades_labels = "facades" in Path(data).name.lower() and direction == "BtoA"
     if not (is_builtin_labels or is_facades_labels):
         return None
-    return [{"name": name, "color": "#{:02x}{:02x}{:02x}".format(*rgb)} for name, rgb in FACADE_PALETTE.items()]
+    return [{"name": name, "color": "#{:02x}{:02x}{:02x}".format(*rgb)} for name, rgb in SYNTHETIC_PALETTE.items()]
 
 
 async def read_body(request: Request, limit: int) -> bytes:
