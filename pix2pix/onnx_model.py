@@ -22,14 +22,13 @@ from PIL import Image
 from pix2pix.config import RunConfig
 from pix2pix.data.images import array_to_image, convert_channels, image_to_array, resize_for_inference
 from pix2pix.data.lab import image_to_lab_array, lab_array_to_image
+from pix2pix.data.transforms import test_time_size
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
     from torch import Tensor
 
 REQUIRED_METADATA = ("config", "stride", "dropout", "norm_stats")
-# preprocessing modes that keep the image's own scale; the others resize to the square training size
-SCALE_KEEPING = ("crop", "none", "scale_width", "scale_width_and_crop")
 
 
 def is_onnx_file(path: str | Path) -> bool:
@@ -61,11 +60,10 @@ class ImageTranslator:
         raise NotImplementedError
 
     def network_size(self, size: tuple[int, int]) -> tuple[int, int]:
-        """(width, height) the network sees for an input of `size`."""
-        if self.config.data.preprocess in SCALE_KEEPING:
-            stride = self.stride
-            return tuple(max(stride, round(side / stride) * stride) for side in size)  # type: ignore[return-value]
-        return (self.config.data.crop_size, self.config.data.crop_size)
+        """(width, height) the network sees for an input of `size`: as at the end of training."""
+        data = self.config.data
+        options = {"preprocess": data.preprocess, "load_size": data.load_size, "crop_size": data.crop_size}
+        return test_time_size(size, size_multiple=self.stride, **options)
 
     def prepare_source(self, image: Image.Image) -> np.ndarray:
         """The network input for `image`: (in_channels, H, W) float32 at `network_size`; Lab models see L."""

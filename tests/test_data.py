@@ -411,3 +411,23 @@ def test_cmyk_la_and_bilevel_images_convert(tmp_path: Path) -> None:
     bilevel = tmp_path / "mask.bmp"
     Image.frombytes("L", (2, 1), bytes([0, 255])).convert("1").save(bilevel)
     np.testing.assert_array_equal(np.asarray(load_image(bilevel, 1)), [[0, 255]])
+
+
+@pytest.mark.parametrize(
+    ("preprocess", "expected"),
+    [
+        ("resize_and_crop", (32, 32)),  # the crop-size square the network trained on
+        ("crop", (96, 64)),  # own scale, 100x60 rounded to the stride
+        ("none", (96, 64)),
+        ("scale_width", (64, 32)),  # width to load_size 48 (-> 64, halves round up), height 28 -> crop_size
+        ("scale_width_and_crop", (64, 32)),
+    ],
+)
+def test_validation_translates_at_the_training_scale_without_the_random_parts(tmp_path, preprocess, expected):
+    from pix2pix.data.transforms import test_time_size
+
+    options = {"preprocess": preprocess, "load_size": 48, "crop_size": 32}
+    assert test_time_size((100, 60), size_multiple=32, **options) == expected
+    save_pair(tmp_path / "val" / "x.png", make_coordinate_half(100, 60), make_coordinate_half(100, 60))
+    item = PairedDataset(tmp_path, "val", train=False, size_multiple=32, **options)[0]
+    assert item["source"].shape == (3, expected[1], expected[0])

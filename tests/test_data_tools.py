@@ -13,11 +13,11 @@ from PIL import Image
 from pix2pix.cli import main
 from pix2pix.data import PairedDataset, find_pairs, load_pair
 from pix2pix.data.lab import image_to_lab_array, lab_array_to_image, lab_to_rgb, rgb_to_lab
+from pix2pix.data.tensors import image_to_lab_tensors, lab_batch_to_rgb, lab_tensors_to_image
 from pix2pix.data.tools.check import check_dataset, compute_difference_hash
 from pix2pix.data.tools.combine import combine_folders
 from pix2pix.data.tools.holdout import carve_holdout
 from pix2pix.data.tools.pairs import KINDS, assign_splits, build_pairs, make_input
-from pix2pix.data.transforms import image_to_lab_tensors, lab_batch_to_rgb, lab_tensors_to_image
 from tests.helpers import write_pairs
 
 SHARED_FACADES = Path(__file__).resolve().parents[2] / "shared" / "data" / "facades"

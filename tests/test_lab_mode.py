@@ -12,7 +12,7 @@ from PIL import Image
 
 from pix2pix.cli import main
 from pix2pix.data import PairedDataset
-from pix2pix.data.transforms import image_to_lab_tensors, lab_batch_to_rgb
+from pix2pix.data.tensors import image_to_lab_tensors, lab_batch_to_rgb
 from pix2pix.inference import Pix2Pix
 from pix2pix.training.loop import fit
 from tests.helpers import tiny_config

@@ -27,6 +27,7 @@ _LAZY = {
         ],
         "pix2pix.data.images",
     ),
+    **dict.fromkeys(["image_to_tensor", "tensor_to_image"], "pix2pix.data.tensors"),
     **dict.fromkeys(
         [
             "Jitter",
@@ -34,10 +35,9 @@ _LAZY = {
             "apply_preprocess",
             "check_preprocess",
             "compute_resized_size",
-            "image_to_tensor",
             "round_to_multiple",
             "sample_jitter",
-            "tensor_to_image",
+            "test_time_size",
         ],
         "pix2pix.data.transforms",
     ),

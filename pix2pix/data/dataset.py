@@ -28,13 +28,12 @@ from pix2pix.data.images import (
     split_pair,
 )
 from pix2pix.data.lab import check_color_space
+from pix2pix.data.tensors import image_to_lab_tensors, image_to_tensor
 from pix2pix.data.transforms import (
-    Jitter,
     apply_preprocess,
     check_preprocess,
-    image_to_lab_tensors,
-    image_to_tensor,
     sample_jitter,
+    test_time_size,
 )
 
 DIRECTIONS = ("AtoB", "BtoA")
@@ -181,19 +180,17 @@ class PairedDataset(Dataset):
         return {"source": image_to_tensor(source), "target": image_to_tensor(target), "name": pair.name}
 
     def _preprocess(self, images: list[Image.Image], index: int, pair: PairFile) -> list[Image.Image]:
-        """The same resize, crop and flip for every image of the pair."""
+        """The same resize, crop and flip for every image of the pair; without jitter when not training."""
         options = {"preprocess": self.preprocess, "load_size": self.load_size, "crop_size": self.crop_size}
-        if not self.train and self.preprocess not in ("none", "scale_width"):
-            return [resize_for_inference(image, self.crop_size) for image in images]
-        if self.train:
-            # hash() of a tuple of ints does not depend on PYTHONHASHSEED, so every process agrees.
-            rng = random.Random(hash((self.seed, self.epoch, index)))
-            try:
-                jitter = sample_jitter(rng, images[0].size, flip=self.flip, **options)
-            except ValueError as err:  # e.g. an image smaller than crop_size
-                raise DataError(f"{pair.a_path}: {err}") from err
-        else:
-            jitter = Jitter(0, 0, flip=False)
+        if not self.train:
+            size = test_time_size(images[0].size, size_multiple=self.size_multiple, **options)
+            return [resize_for_inference(image, size) for image in images]
+        # hash() of a tuple of ints does not depend on PYTHONHASHSEED, so every process agrees.
+        rng = random.Random(hash((self.seed, self.epoch, index)))
+        try:
+            jitter = sample_jitter(rng, images[0].size, flip=self.flip, **options)
+        except ValueError as err:  # e.g. an image smaller than crop_size
+            raise DataError(f"{pair.a_path}: {err}") from err
         return [apply_preprocess(image, jitter, size_multiple=self.size_multiple, **options) for image in images]
 
 

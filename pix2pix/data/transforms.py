@@ -9,11 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-import torch
 from PIL import Image
-
-from pix2pix.data.images import array_to_image, image_to_array
-from pix2pix.data.lab import image_to_lab_array, lab_array_to_image
 
 PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 
@@ -112,37 +108,20 @@ def compute_resized_size(size: tuple[int, int], *, preprocess: str, load_size: i
     return width, height
 
 
+def test_time_size(
+    size: tuple[int, int], *, preprocess: str, load_size: int, crop_size: int, size_multiple: int
+) -> tuple[int, int]:
+    """(width, height) an image of `size` is translated at: the training preprocessing without its random
+    parts. resize_and_crop trains on crops of a square image, so it sees the crop-size square; crop and
+    none keep the image's own scale; the scale_width modes scale the width to load_size. Sides that are
+    not fixed are rounded to `size_multiple` (the generator's stride)."""
+    if preprocess == "resize_and_crop":
+        return crop_size, crop_size
+    if preprocess in ("scale_width", "scale_width_and_crop"):
+        size = compute_resized_size(size, preprocess="scale_width", load_size=load_size, crop_size=crop_size)
+    return round_to_multiple(size[0], size_multiple), round_to_multiple(size[1], size_multiple)
+
+
 def round_to_multiple(value: int, multiple: int) -> int:
     """Nearest multiple of `multiple` to `value` (halves round up), and at least `multiple`."""
     return max(multiple, (value + multiple // 2) // multiple * multiple)
-
-
-def image_to_tensor(image: Image.Image) -> torch.Tensor:
-    """8-bit "L"/"RGB" image -> float32 (C, H, W) tensor in [-1, 1]."""
-    return torch.from_numpy(image_to_array(image))
-
-
-def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
-    """(C, H, W) tensor in [-1, 1] with C = 1 or 3 -> "L"/"RGB" image (values clamped)."""
-    return array_to_image(tensor.detach().float().cpu().numpy())
-
-
-def image_to_lab_tensors(image: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
-    """A PIL image (any mode) -> (L (1, H, W), ab (2, H, W)) in [-1, 1]: the source and target of colorization."""
-    lab = torch.from_numpy(image_to_lab_array(image))
-    return lab[:1], lab[1:]
-
-
-def lab_tensors_to_image(lightness: torch.Tensor, ab: torch.Tensor) -> Image.Image:
-    """L (1, H, W) and ab (2, H, W) in [-1, 1] -> RGB PIL image."""
-    return lab_array_to_image(torch.cat([lightness, ab]).detach().float().cpu().numpy())
-
-
-def lab_batch_to_rgb(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-    """L (B, 1, H, W) and ab (B, 2, H, W) in [-1, 1] -> RGB (B, 3, H, W) in [-1, 1], for grids and reports."""
-    if lightness.dim() != 4 or lightness.shape[1] != 1 or ab.shape != (lightness.shape[0], 2, *lightness.shape[2:]):
-        raise ValueError(
-            f"expected L (B, 1, H, W) and ab (B, 2, H, W), got {tuple(lightness.shape)} and {tuple(ab.shape)}"
-        )
-    images = [image_to_tensor(lab_tensors_to_image(l_item, ab_item)) for l_item, ab_item in zip(lightness, ab)]
-    return torch.stack(images).to(lightness.device)

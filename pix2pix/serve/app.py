@@ -29,7 +29,7 @@ from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from pix2pix.data.synthetic import SYNTHETIC_PALETTE
-from pix2pix.onnx_model import SCALE_KEEPING, ImageTranslator
+from pix2pix.onnx_model import ImageTranslator
 from pix2pix.serve.batching import MicroBatcher
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -162,7 +162,7 @@ def describe_model(model: ImageTranslator, *, dropout: bool, norm_stats: str) ->
         "preprocess": config.data.preprocess,
         # the network sees the image resized to this square, or (null) at its own size rounded to the stride;
         # the answer always has the upload's size
-        "resizes_to": None if config.data.preprocess in SCALE_KEEPING else [config.data.crop_size] * 2,
+        "resizes_to": [config.data.crop_size] * 2 if config.data.preprocess == "resize_and_crop" else None,
         "stride": model.stride,
         "drawing": "photo" if colorizes else "labels" if palette else "sketch",
         "palette": None if colorizes else palette,

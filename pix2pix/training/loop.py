@@ -36,7 +36,7 @@ from pix2pix.checkpoint import (
 from pix2pix.config import RunConfig
 from pix2pix.data import DataError, PairedDataset, PairFile, find_bad_pairs, find_pairs
 from pix2pix.data.builtin import resolve_data_root
-from pix2pix.data.transforms import lab_batch_to_rgb
+from pix2pix.data.tensors import lab_batch_to_rgb
 from pix2pix.devices import default_num_workers
 from pix2pix.nn.modes import run_for_inference, set_training_mode
 from pix2pix.training.acceleration import align_optimizer_state, plan_acceleration, prepare_for_step
