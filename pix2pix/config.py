@@ -87,6 +87,7 @@ class TrainConfig:
     save_every: int = 5  # epochs between checkpoints (the last epoch is always saved)
     save_every_iters: int = 0  # > 0: also refresh latest.pt every this many iterations (long epochs)
     keep_checkpoints: int = 3  # epoch_*.pt files kept (the newest ones); 0 keeps all
+    nan_retries: int = 0  # > 0: on a NaN/inf loss, go back to the last checkpoint with the lr halved, this often
     skip_bad: bool = False  # skip unreadable pairs found by the start-up check instead of refusing to start
     num_samples: int = 4  # validation images in each sample grid
     val_every: int = 0  # > 0: every this many epochs measure L1/PSNR/SSIM on the val split (needs [eval])

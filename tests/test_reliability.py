@@ -80,6 +80,36 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint
     assert all(torch.isfinite(t).all() for t in state["generator"].values() if t.is_floating_point())
 
 
+def test_nan_retries_roll_back_to_the_last_checkpoint_with_a_lower_lr(tiny_dataset, tmp_path, monkeypatch):
+    config = tiny_config(tiny_dataset, tmp_path / "run").replace("train", save_every_iters=2, nan_retries=1)
+
+    def inject_inf(generator, discriminator, opt_g, opt_d, source, target):
+        return generator, discriminator, opt_g, opt_d, source * float("inf"), target
+
+    monkeypatch.setattr(loop, "train_step", call_after(5, inject_inf))  # once: the retry runs clean
+    with pytest.warns(UserWarning, match=r"iteration 5.*Going back to the last checkpoint with --lr 0.0001"):
+        run = fit(config, progress=False)
+    state, saved = load_checkpoint(run)
+    total = config.optim.n_epochs + config.optim.n_epochs_decay
+    assert state["epoch"] == total and saved.optim.lr == config.optim.lr / 2  # the record says what ran
+    assert all(torch.isfinite(t).all() for t in state["generator"].values() if t.is_floating_point())
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    assert float(rows[0]["lr"]) == config.optim.lr / 2  # epoch 1 was redone from the iteration-4 checkpoint
+
+    monkeypatch.setattr(loop, "train_step", call_after(1, inject_inf))  # no retries left: stops as before
+    with pytest.raises(TrainingStopped, match="iteration 1"):
+        fit(config.replace("train", out=str(tmp_path / "again"), nan_retries=0), progress=False)
+
+
+def test_resume_follows_the_configs_learning_rate(tiny_dataset, tmp_path):
+    config = tiny_config(tiny_dataset, tmp_path / "run").replace("optim", n_epochs=1, n_epochs_decay=0)
+    fit(config, progress=False)
+    longer = config.replace("optim", n_epochs=2, n_epochs_decay=0, lr=1e-5)
+    run = fit(longer, resume="auto", progress=False)
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    assert [float(row["lr"]) for row in rows] == [config.optim.lr, 1e-5]
+
+
 def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tiny_dataset, tmp_path):
     run = fit(tiny_config(tiny_dataset, tmp_path / "run"), progress=False)
     latest = run / "checkpoints" / "latest.pt"

@@ -46,6 +46,7 @@ from pix2pix.training.step import train_step
 from pix2pix.visuals import make_grid, write_progress_gif
 
 LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
+NAN_LR_FACTOR = 0.5  # --nan-retries: the learning rate is multiplied by this at each rollback
 VAL_METRICS = ("l1", "psnr", "ssim")
 LOG_FIELDS = ("epoch", "iteration", "lr", *LOSS_NAMES, *(f"val_{name}" for name in VAL_METRICS), "seconds")
 
@@ -67,6 +68,10 @@ def epoch_order(num_items: int, seed: int, epoch: int) -> list[int]:
 
 class TrainingStopped(RuntimeError):
     """Training cannot go on (e.g. a non-finite loss); the message says where and what is kept."""
+
+
+class NonFiniteLoss(TrainingStopped):
+    """A loss turned NaN or infinite; the weights of that step are not saved."""
 
 
 class TrainingInterrupted(Exception):
@@ -97,10 +102,27 @@ class StopRequest:
 
 
 def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) -> Path:
-    """Train pix2pix as `config` says; returns the run folder."""
+    """Train pix2pix as `config` says; returns the run folder.
+
+    With `train.nan_retries`, a non-finite loss sends the run back to its last checkpoint (or its start)
+    with the learning rate halved, up to that many times; every process takes the same decision.
+    """
     process = start_process(config.train.device)
     try:
-        return train(config, process, resume=resume, progress=progress and process.is_main)
+        retries_left = config.train.nan_retries
+        while True:
+            try:
+                return train(config, process, resume=resume, progress=progress and process.is_main)
+            except NonFiniteLoss as err:
+                if retries_left <= 0:
+                    raise
+                retries_left -= 1
+                config = config.replace("optim", lr=config.optim.lr * NAN_LR_FACTOR)
+                has_checkpoint = (Path(config.train.out) / "checkpoints" / "latest.pt").exists()
+                resume = "auto" if has_checkpoint else None
+                if process.is_main:
+                    where = "the last checkpoint" if has_checkpoint else "the start"
+                    warnings.warn(f"{err} Going back to {where} with --lr {config.optim.lr:g}", stacklevel=2)
     finally:
         end_process(process)
 
@@ -160,9 +182,10 @@ def train(config: RunConfig, process: Process, *, resume: str | None, progress: 
         start_epoch, start_batch, iteration = state["epoch"], state["batch"], state["iteration"]
         for scheduler, scheduler_state in zip(schedulers, state["schedulers"]):
             scheduler.load_state_dict(scheduler_state)
-            # the schedule follows this run's config (e.g. a resume that adds decay epochs), not the saved lr
-            for group, base_lr in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
-                group["lr"] = base_lr * lr_factor(start_epoch)
+            # the schedule follows this run's config (its --lr, added decay epochs), not the saved one
+            scheduler.base_lrs = [optim.lr] * len(scheduler.base_lrs)
+            for group in scheduler.optimizer.param_groups:
+                group["lr"] = optim.lr * lr_factor(start_epoch)
         totals, best_scores = state["epoch_totals"], state["best_scores"]
         precision.load_state_dict(state.get("scaler"))
         restore_rng_state(state["rng"])
@@ -255,10 +278,10 @@ def train(config: RunConfig, process: Process, *, resume: str | None, progress: 
                 if bad_votes:
                     # the weights are already poisoned: keep latest.pt as it was, the last good state
                     terms = ", ".join(f"{name}={losses[name]}" for name in bad) or "in another process"
-                    raise TrainingStopped(
+                    raise NonFiniteLoss(
                         f"non-finite loss ({terms}) at iteration {iteration + 1} "
                         f"(epoch {epoch + 1}); stopped. The last good checkpoint is kept in {checkpoint_dir}; "
-                        "try a lower --lr, and check the data for broken images"
+                        "try a lower --lr (or --nan-retries N), and check the data for broken images."
                     )
                 iteration += 1
                 for name in LOSS_NAMES:
