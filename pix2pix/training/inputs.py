@@ -1,0 +1,67 @@
+"""The data a training run reads: its checked training pairs, its datasets and the fixed sample images."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from pix2pix.config import RunConfig
+from pix2pix.data import DataError, PairedDataset, PairFile, find_bad_pairs, find_pairs
+
+
+def checked_pairs(data_root: Path, *, skip_bad: bool) -> list[PairFile]:
+    """The training pairs after a header check of every file, so a bad image stops the run at start."""
+    pairs = find_pairs(data_root, "train")
+    bad = find_bad_pairs(tqdm(pairs, desc="checking data", leave=False, disable=len(pairs) < 2000))
+    if bad and not skip_bad:
+        listing = "; ".join(reason for _, reason in bad[:5]) + (f"; ... ({len(bad)} in all)" if len(bad) > 5 else "")
+        raise DataError(f"{len(bad)} unusable file(s): {listing}. Fix or remove them, or pass --skip-bad")
+    if bad:
+        for _, reason in bad:
+            warnings.warn(f"skipping {reason}", stacklevel=2)
+        skipped = {pair.name for pair, _ in bad}
+        pairs = [pair for pair in pairs if pair.name not in skipped]
+        if not pairs:
+            raise DataError(f"{data_root / 'train'}: every pair is unusable")
+    return pairs
+
+
+def build_dataset(
+    config: RunConfig,
+    data_root: Path,
+    split: str,
+    size_multiple: int,
+    *,
+    train: bool,
+    pairs: list[PairFile] | None = None,
+) -> PairedDataset:
+    """`split` as the config describes it: jittered for training, else resized as at test time."""
+    return PairedDataset(
+        data_root,
+        split,
+        direction=config.data.direction,
+        in_channels=config.model.in_channels,
+        out_channels=config.model.out_channels,
+        preprocess=config.data.preprocess,
+        load_size=config.data.load_size,
+        crop_size=config.data.crop_size,
+        flip=config.data.flip and train,
+        size_multiple=size_multiple,
+        train=train,
+        seed=config.train.seed,
+        pairs=pairs,
+        color_space=config.data.color_space,
+        skip_bad=config.train.skip_bad,  # also covers files whose header passed the check but whose data is bad
+    )
+
+
+def load_sample_batch(config: RunConfig, data_root: Path, size_multiple: int) -> dict[str, torch.Tensor]:
+    """The fixed validation images shown in every sample grid (train images if there is no val split)."""
+    split = config.data.val_split if (data_root / config.data.val_split).is_dir() else "train"
+    dataset = build_dataset(config, data_root, split, size_multiple, train=False)
+    count = min(config.train.num_samples, len(dataset))
+    items = [dataset[i] for i in range(count)]
+    return {key: torch.stack([item[key] for item in items]) for key in ("source", "target")}

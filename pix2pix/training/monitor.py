@@ -1,0 +1,117 @@
+"""What a run shows while it trains: validation scores, sample grids, and the per-epoch log (console,
+RUN/log.csv, TensorBoard). Outputs are made as `pix2pix test` makes them by default."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from pix2pix.data import PairedDataset
+from pix2pix.data.tensors import lab_batch_to_rgb
+from pix2pix.nn.modes import run_for_inference, set_training_mode
+from pix2pix.training.state import LOSS_NAMES
+from pix2pix.visuals import make_grid
+
+VAL_METRICS = ("l1", "psnr", "ssim")
+LOG_FIELDS = ("epoch", "iteration", "lr", *LOSS_NAMES, *(f"val_{name}" for name in VAL_METRICS), "seconds")
+
+
+def translate_as_at_test_time(generator, sources, device: torch.device) -> list[torch.Tensor]:
+    """Outputs as `pix2pix test` makes them by default: dropout on, batch statistics, seed 0, one image
+    at a time (batch statistics over several images would mix them)."""
+    outputs = [
+        run_for_inference(generator, source[None].to(device), dropout=True, norm_stats="batch", seed=0)[0].cpu()
+        for source in sources
+    ]
+    set_training_mode(generator)
+    return outputs
+
+
+def validate(generator, dataset: PairedDataset, device: torch.device) -> dict[str, float]:
+    """Mean L1/PSNR/SSIM of the split's translations."""
+    from pix2pix.metrics import evaluate_pairs  # needs scikit-image (the [eval] extra)
+
+    items = [dataset[i] for i in range(len(dataset))]
+    outputs = translate_as_at_test_time(generator, [item["source"] for item in items], device)
+    triples = [
+        to_rgb(item["source"], output, item["target"], dataset.color_space) for item, output in zip(items, outputs)
+    ]
+    scores = evaluate_pairs([output for _, output, _ in triples], [target for _, _, target in triples])
+    return {name: scores[name] for name in VAL_METRICS}
+
+
+def is_improvement(scores: dict[str, float], best: dict[str, float] | None, metric: str) -> bool:
+    if best is None:
+        return True
+    return scores[metric] < best[metric] if metric == "l1" else scores[metric] > best[metric]
+
+
+def to_rgb(
+    source: torch.Tensor, output: torch.Tensor, target: torch.Tensor, color_space: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input, output, target) as images to look at and measure: Lab runs show L as gray, L + ab in RGB."""
+    if color_space != "lab":
+        return source, output, target
+    lightness, no_colour = source[None], torch.zeros_like(target)  # (1, 1, H, W), (2, H, W)
+    gray, colorized, real = (lab_batch_to_rgb(lightness, ab[None])[0] for ab in (no_colour, output, target))
+    return gray, colorized, real
+
+
+def save_sample_grid(
+    generator, batch: dict[str, torch.Tensor], device: torch.device, path: Path, *, color_space: str = "rgb"
+) -> None:
+    """input | output | target rows, translated as at test time by default (dropout on, batch stats)."""
+    outputs = translate_as_at_test_time(generator, batch["source"], device)
+    rows = [
+        list(to_rgb(source, output, target, color_space))
+        for source, output, target in zip(batch["source"], outputs, batch["target"])
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    make_grid(rows).save(path)
+
+
+class EpochLog:
+    """Per-epoch losses in RUN/log.csv; on resume, rows past the resumed epoch are dropped."""
+
+    def __init__(self, run_dir: Path, keep_through_epoch: int):
+        self.path = run_dir / "log.csv"
+        rows = []
+        if keep_through_epoch > 0 and self.path.exists():
+            with self.path.open() as f:
+                rows = [row for row in csv.DictReader(f) if int(row["epoch"]) <= keep_through_epoch]
+        with self.path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, LOG_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def append(self, row: dict[str, float]) -> None:
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, LOG_FIELDS).writerow({name: row.get(name, "") for name in LOG_FIELDS})
+
+
+def open_tensorboard(run_dir: Path):
+    from torch.utils.tensorboard import SummaryWriter  # imported late: it costs a second at start-up
+
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def report_epoch(row: dict[str, float], log: EpochLog, writer, *, total_epochs: int, console: bool) -> None:
+    """One epoch's losses, validation scores, lr and time, to every place the run reports to."""
+    log.append(row)
+    scores = {name: row[f"val_{name}"] for name in VAL_METRICS if f"val_{name}" in row}
+    if writer is not None:
+        for name in (*LOSS_NAMES, "lr"):
+            writer.add_scalar(f"train/{name}", row[name], row["epoch"])
+        for name, value in scores.items():
+            writer.add_scalar(f"val/{name}", value, row["epoch"])
+        writer.flush()
+    if console:
+        tqdm.write(
+            f"epoch {row['epoch']}/{total_epochs}  it {row['iteration']}  "
+            + "  ".join(f"{name} {row[name]:.4f}" for name in LOSS_NAMES)
+            + "".join(f"  val_{name} {value:.4f}" for name, value in scores.items())
+            + f"  lr {row['lr']:.2e}  {row['seconds']:.0f}s"
+        )
