@@ -147,3 +147,23 @@ def test_importing_the_package_does_not_import_torch():
     assert pix2pix.Pix2Pix is Pix2Pix  # resolved on first use
     with pytest.raises(AttributeError, match="no attribute 'Pix2Pixx'"):
         _ = pix2pix.Pix2Pixx
+
+
+@pytest.mark.parametrize("dropout", [False, True])
+def test_running_statistics_translate_through_folded_batch_norm_with_the_same_result(dropout):
+    from pix2pix.nn.modes import run_for_inference
+
+    torch.manual_seed(0)
+    config = RunConfig(model=ModelConfig(base_channels=8), data=DataConfig(crop_size=32, load_size=32))
+    generator = build_generator_for(config)
+    generator.train()
+    for _ in range(3):  # running statistics that are not the initial ones
+        generator(torch.randn(2, 3, 32, 32))
+    model = Pix2Pix(generator, config, torch.device("cpu"))
+    batch = torch.randn(2, 3, 32, 32)
+    expected = run_for_inference(generator, batch, dropout=dropout, norm_stats="running", seed=3)
+    fast = model.translate_tensor(batch, dropout=dropout, norm_stats="running", seed=3)
+    torch.testing.assert_close(fast, expected, rtol=0, atol=1e-5)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.folded_generator().modules())
+    paper = model.translate_tensor(batch, dropout=dropout, norm_stats="batch", seed=3)  # unfolded: batch stats
+    assert torch.equal(paper, run_for_inference(generator, batch, dropout=dropout, norm_stats="batch", seed=3))
