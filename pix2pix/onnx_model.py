@@ -1,7 +1,7 @@
 """Torch-free inference: the image side of translation, and exported `.onnx` generators run by onnxruntime.
 
 A deployment of an exported model needs onnxruntime, numpy and Pillow (and scikit-image for Lab
-models), no PyTorch: `OnnxPix2Pix.from_file("model.onnx").translate(image)`, or `python -m pix2pix.serve`.
+models), no PyTorch: `OnnxPix2Pix.from_file("model.onnx").translate(image)`, or `pix2pix serve --checkpoint model.onnx`.
 Nothing here imports torch, directly or through another pix2pix module.
 
 `ImageTranslator` turns a PIL image into the network's input array and the output array back into an

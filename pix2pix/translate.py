@@ -9,9 +9,9 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from pix2pix.data.dataset import PairFile, find_pairs, load_pair
 from pix2pix.data.images import DataError, list_images, load_image
 from pix2pix.data.lab import image_to_gray
+from pix2pix.data.layout import PairFile, find_pairs, load_pair
 from pix2pix.inference import Pix2Pix
 from pix2pix.visuals import write_index_html
 

@@ -260,7 +260,7 @@ import sys
 sys.modules["torch"] = None  # any `import torch` now fails, as where torch is not installed
 from fastapi.testclient import TestClient
 from pix2pix.onnx_model import OnnxPix2Pix
-from pix2pix.serve.__main__ import main
+from pix2pix.cli import main
 from pix2pix.serve.app import create_app
 
 model_path, image_path, out_path = sys.argv[1:]
@@ -273,8 +273,8 @@ with TestClient(create_app(OnnxPix2Pix.from_file(model_path), workers=1)) as cli
     assert response.status_code == 200, response.text
 with open(out_path, "wb") as out:
     out.write(response.content)
-# the command-line entry point gets as far as loading the model
-assert main(["--checkpoint", model_path + ".missing.onnx"]) == 2
+# the `pix2pix` command too: it gets as far as loading the model
+assert main(["serve", "--checkpoint", model_path + ".missing.onnx"]) == 2
 """
 
 

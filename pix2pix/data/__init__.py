@@ -1,7 +1,7 @@
-"""Paired datasets: decoding, paired jitter, and the on-disk layouts.
+"""Paired datasets: the on-disk layouts, decoding, paired jitter, and tensors.
 
-Names are imported on first use (PEP 562), so the torch-free modules (images, lab, synthetic) can be
-imported without loading torch: an exported ONNX model and its server run on them alone.
+Names are imported on first use (PEP 562), so the torch-free modules (images, layout, transforms, lab,
+synthetic) can be imported without loading torch: an exported ONNX model and its server run on them alone.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from typing import Any
 
 _LAZY = {
     **dict.fromkeys(
-        ["DIRECTIONS", "PairFile", "PairedDataset", "check_pair_headers", "find_bad_pairs", "find_pairs", "load_pair"],
-        "pix2pix.data.dataset",
+        ["DIRECTIONS", "PairFile", "check_pair_headers", "find_bad_pairs", "find_pairs", "load_pair"],
+        "pix2pix.data.layout",
     ),
+    **dict.fromkeys(["PairedDataset"], "pix2pix.data.dataset"),
     **dict.fromkeys(
         [
             "DataError",

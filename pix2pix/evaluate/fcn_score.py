@@ -24,7 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from pix2pix.checkpoint import save_checkpoint
-from pix2pix.data.dataset import find_pairs, load_pair
+from pix2pix.data.layout import find_pairs, load_pair
 from pix2pix.data.synthetic import SYNTHETIC_PALETTE
 
 # A label-map pixel lies within this RGB distance of a palette colour unless JPEG ringing or resizing

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from pix2pix.data.dataset import find_pairs, load_pair
+from pix2pix.data.layout import find_pairs, load_pair
 from pix2pix.evaluate.fcn_score import Palette, default_cache_folder
 
 SAMPLE_IMAGES = 100  # pairs read, a seeded sample: enough for rare classes, a second or two

@@ -16,8 +16,8 @@ import numpy as np
 from tqdm import tqdm
 
 from pix2pix.data.builtin import resolve_data_root
-from pix2pix.data.dataset import find_pairs
 from pix2pix.data.images import DataError, list_images, load_image
+from pix2pix.data.layout import find_pairs
 from pix2pix.evaluate import fcn_score
 from pix2pix.evaluate.perceptual import FID_RELIABLE_IMAGES, PerceptualModels, compute_frechet_distance
 from pix2pix.evaluate.report import OPTIONAL_METRICS, render_error_map, write_report

@@ -13,8 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
-from pix2pix.data.dataset import find_pairs
 from pix2pix.data.images import DataError
+from pix2pix.data.layout import find_pairs
 from pix2pix.data.tools.pairs import assign_splits
 
 
