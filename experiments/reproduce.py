@@ -1,6 +1,6 @@
 """Reproduce every number and grid of the README's "Results on real data" section.
 
-    python experiments/reproduce.py                      # all datasets, CPU recipes (about 1 h 15 min on 2 cores)
+    python experiments/reproduce.py                      # every experiment, CPU recipes (about 2 h 30 min on 2 cores)
     python experiments/reproduce.py --only facades       # one dataset
     python experiments/reproduce.py --data-root DIR      # where facades/ maps/ edges2shoes_swapped/ live
 
@@ -52,6 +52,12 @@ EXPERIMENTS = (
             ("facades_cpu", "L1 + cGAN (paper)"),
             ("facades_cpu_resizeconv", "L1 + cGAN, resize-conv"),
         ),
+        fcn_score=True,
+    ),
+    Experiment(  # the same two objectives trained twice as long: does the gap change?
+        "facades_long",
+        "facades",
+        (("facades_cpu_l1_long", "L1 only, 2x longer"), ("facades_cpu_long", "L1 + cGAN (paper), 2x longer")),
         fcn_score=True,
     ),
     Experiment("maps", "maps", (("maps_cpu", "L1 + cGAN (paper)"),), fcn_score=False),
