@@ -2,6 +2,7 @@
 
     python benchmarks/bench.py [--device cuda] [--size 256] [--iters 6] [--warmup 2] [--profile]
     python benchmarks/bench.py --distributed [--size 128] [--batch-size 1] [--iters 6] [--warmup 2]
+    python benchmarks/bench.py --batches 1 16 64 [--device cuda] [--compile]
 
 Baseline: the official update order (G forward; D step on the detached fake; G step with D frozen)
 written out below with plain `torch.optim.Adam` and eager inference in eval mode. The networks are our
@@ -18,6 +19,10 @@ the same run as a 2048^3 fp32 matmul and a k4 s2 convolution.
 
 `--distributed` instead measures training images/s of 1 and 2 CPU processes under DDP (gloo), the
 CPU cores split evenly between the processes, and their ratio.
+
+`--batches B ...` instead measures our training step's images/s at each batch size, in fp32 and (on
+CUDA) bf16 autocast, in the memory format training uses on the device (channels_last on CUDA), with
+`--compile` optionally, and each as a fraction of the device's measured matmul ceiling in that dtype.
 
 On a machine shared with other processes, compare with `OMP_WAIT_POLICY=PASSIVE` set (README,
 "Performance"): with the default policy torch's threads spin while waiting for a busy core.
@@ -43,10 +48,11 @@ from pix2pix.checkpoint import build_discriminator_for, build_generator_for
 from pix2pix.config import DataConfig, RunConfig
 from pix2pix.data import PairedDataset
 from pix2pix.data.builtin import resolve_data_root
-from pix2pix.devices import resolve_device
+from pix2pix.devices import resolve_channels_last, resolve_device
 from pix2pix.nn.fold import fold_batch_norm
 from pix2pix.nn.modes import set_inference_mode
 from pix2pix.nn.subpixel import SubpixelConvTranspose2d
+from pix2pix.training.acceleration import MixedPrecision
 from pix2pix.training.distributed import end_process, start_process, wrap_for_training
 from pix2pix.training.optim import build_optimizer
 from pix2pix.training.step import train_step
@@ -235,6 +241,47 @@ def print_profile(size: int, device: torch.device) -> None:
     print(profiler.key_averages().table(sort_by=sort, row_limit=12))
 
 
+def bench_batches(device: torch.device, args) -> None:
+    """Images/s of our training step per batch size and precision, against the matmul ceiling."""
+    dtypes = {"fp32": torch.float32, **({"bf16": torch.bfloat16} if device.type == "cuda" else {})}
+    memory_format = torch.channels_last if resolve_channels_last("auto", device) else torch.contiguous_format
+    print(f"device: {device_name(device)}; {args.size}px, {memory_format}, compile {args.compile}", flush=True)
+    print(f"{'precision':<10}{'batch':>6}{'img/s':>10}{'GFLOP/s':>10}{'of ceiling':>12}")
+    for name, dtype in dtypes.items():
+        ceiling = measure_matmul_ceiling(device, dtype)
+        for batch in args.batches:
+            iteration = make_batched_iteration(args.size, batch, device, dtype, memory_format, compile=args.compile)
+            seconds = time_interleaved({"ours": iteration}, device, args.iters, args.warmup)["ours"]
+            gflops = count_flops(iteration) / seconds / 1e9
+            print(f"{name:<10}{batch:>6}{batch / seconds:>10.2f}{gflops:>10.1f}{gflops / ceiling:>12.0%}")
+        print(f"{name} matmul ceiling: {ceiling:.1f} GFLOP/s", flush=True)
+
+
+def measure_matmul_ceiling(device: torch.device, dtype: torch.dtype) -> float:
+    """GFLOP/s of a large square matmul in `dtype` (4096 on a GPU, 2048 on a CPU)."""
+    n = 4096 if device.type == "cuda" else 2048
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    seconds = time_interleaved({"matmul": lambda: a @ b}, device, 5, 1)["matmul"]
+    return 2 * n**3 / seconds / 1e9
+
+
+def make_batched_iteration(
+    size: int, batch: int, device: torch.device, dtype: torch.dtype, memory_format, *, compile: bool
+) -> Callable[[], None]:
+    """Our training step on the paper's networks at `batch`, as `pix2pix train` runs it on `device`."""
+    generator, discriminator = (net.to(memory_format=memory_format) for net in build_networks(size, device))
+    if compile:
+        generator, discriminator = torch.compile(generator), torch.compile(discriminator)
+    source, target = (
+        torch.randn(batch, 3, size, size, device=device).to(memory_format=memory_format) for _ in range(2)
+    )
+    opt_g = build_optimizer(generator.parameters(), lr=LR, betas=BETAS)
+    opt_d = build_optimizer(discriminator.parameters(), lr=LR, betas=BETAS)
+    precision = MixedPrecision(dtype)
+    step_options = {"gan_mode": "vanilla", "l1_weight": L1_WEIGHT, "precision": precision}
+    return lambda: train_step(generator, discriminator, opt_g, opt_d, source, target, **step_options)
+
+
 def bench_distributed(args) -> None:
     """Training images/s of 1 and 2 CPU processes (DDP over gloo), each with its share of the cores.
 
@@ -310,12 +357,17 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also print the top operators of one iteration")
     parser.add_argument("--distributed", action="store_true", help="only: training img/s of 1 vs 2 CPU processes")
     parser.add_argument("--batch-size", type=int, default=1, help="per process, for --distributed")
+    parser.add_argument("--batches", type=int, nargs="+", help="only: training img/s at these batch sizes")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the networks, for --batches")
     args = parser.parse_args()
     if args.distributed:
         bench_distributed(args)
         return
-
     device = resolve_device(args.device)
+    if args.batches:
+        bench_batches(device, args)
+        return
+
     small = args.size // 2
     print(f"device: {device_name(device)}", flush=True)
     ceiling = measure_ceiling(device, args)
