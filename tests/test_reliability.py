@@ -18,6 +18,7 @@ from PIL import Image
 import pix2pix.training.loop as loop
 from pix2pix.checkpoint import load_checkpoint, read_checkpoint_file, resolve_checkpoint
 from pix2pix.cli import main
+from pix2pix.data.tools.check import check_dataset
 from pix2pix.training.loop import TrainingInterrupted, TrainingStopped, fit
 from pix2pix.training.step import train_step
 from tests.helpers import TINY_FLAGS, tiny_config, write_pairs
@@ -160,6 +161,36 @@ def test_skip_bad_also_skips_a_file_whose_data_is_truncated_behind_a_good_header
         assert main([*argv, "--skip-bad"]) == 0
     state, _ = load_checkpoint(tmp_path / "run")
     assert state["iteration"] == 5  # the epoch keeps its length: a readable pair stands in
+
+
+def test_check_lists_exactly_the_bad_images_and_skip_bad_trains_on_every_other(tmp_path):
+    data = write_pairs(tmp_path / "data", "train", 3)
+    noise = np.random.default_rng(0).integers(0, 256, (32, 64, 3), np.uint8)
+    Image.fromarray(noise).save(tmp_path / "whole.jpg")
+    train = data / "train"
+    # awkward but usable: converted, never refused
+    Image.fromarray(noise).convert("RGBA").save(train / "rgba.png")
+    Image.fromarray(noise).convert("CMYK").save(train / "cmyk.jpg")
+    Image.fromarray(noise[..., 0].astype(np.uint16) * 257).save(train / "sixteen.png")  # 16-bit gray
+    # bad: garbage, cut short behind a good header, and a single pixel (no A|B halves)
+    (train / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    (train / "truncated.jpg").write_bytes((tmp_path / "whole.jpg").read_bytes()[:1500])
+    Image.new("RGB", (1, 1)).save(train / "pixel.png")
+
+    report = check_dataset(data, progress=False)
+    listed = " ".join(report.splits[0].corrupt + report.splits[0].mismatched)
+    assert {name for name in ("corrupt", "truncated", "pixel", "rgba", "cmyk", "sixteen") if name in listed} == {
+        "corrupt",
+        "truncated",
+        "pixel",
+    }
+    assert report.splits[0].pairs == 6
+    argv = ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY_FLAGS, "--no-report"]
+    argv += ["--n-epochs", "1", "--n-epochs-decay", "0", "--num-workers", "0", "--skip-bad"]
+    with pytest.warns(UserWarning, match="skipping"):
+        assert main(argv) == 0
+    state, _ = load_checkpoint(tmp_path / "run")
+    assert state["iteration"] == 7  # the header check drops corrupt and pixel; truncated is replaced when read
 
 
 def run_cli_subprocess(args, tmp_path):
