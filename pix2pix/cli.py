@@ -38,8 +38,10 @@ def run_train(args: argparse.Namespace) -> None:
     except TrainingStopped as failed:
         print(f"pix2pix train: error: {failed}", file=sys.stderr)
         raise SystemExit(1) from None
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun, one process reports
     print(f"run folder: {run_dir}")
-    if args.report and os.environ.get("RANK", "0") == "0":  # under torchrun, one process writes it
+    if args.report:
         from pix2pix.data.builtin import resolve_data_root
         from pix2pix.inference import Pix2Pix
         from pix2pix.translate import translate_to_folder

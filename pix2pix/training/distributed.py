@@ -49,6 +49,9 @@ def start_process(device_name: str) -> Process:
 
 def end_process(process: Process) -> None:
     if process.distributed and dist.is_initialized():
+        # leave together: a rank that tears its gloo connections down while rank 0 is still writing
+        # checkpoints could abort at exit ("terminate called without an active exception")
+        dist.barrier()
         dist.destroy_process_group()
 
 
