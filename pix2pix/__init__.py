@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pix2pix.lazy import lazy_exports  # imports nothing heavy, so it may come first
 
 # Before torch loads OpenMP: idle threads sleep instead of spinning. On a machine whose cores are
 # shared (laptops, CI, other jobs) spinning threads fight the busy ones; measured here, a training step
@@ -20,18 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["OnnxPix2Pix", "Pix2Pix", "RunConfig"]
 __version__ = "0.1.0"
 
-# Imported on first use (PEP 562), so `import pix2pix` loads no torch: an exported model runs with
-# onnxruntime alone (`from pix2pix import OnnxPix2Pix`), and `pix2pix --help` stays fast.
+# Imported on first use, so `import pix2pix` loads no torch: an exported model runs with onnxruntime
+# alone (`from pix2pix import OnnxPix2Pix`), and `pix2pix --help` stays fast.
 _LAZY = {"Pix2Pix": "pix2pix.inference", "OnnxPix2Pix": "pix2pix.onnx_model", "RunConfig": "pix2pix.config"}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'pix2pix' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

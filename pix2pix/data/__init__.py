@@ -6,8 +6,7 @@ synthetic) can be imported without loading torch: an exported ONNX model and its
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from pix2pix.lazy import lazy_exports
 
 _LAZY = {
     **dict.fromkeys(
@@ -44,15 +43,4 @@ _LAZY = {
     ),
 }
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'pix2pix.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
