@@ -110,7 +110,7 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
                     raise
                 retries_left -= 1
                 config = config.replace("optim", lr=config.optim.lr * NAN_LR_FACTOR)
-                has_checkpoint = (Path(config.train.out) / "checkpoints" / "latest.pt").exists()
+                has_checkpoint = (Path(config.train.out) / CHECKPOINT_DIR / LATEST).exists()
                 resume = "auto" if has_checkpoint else None
                 if process.is_main:
                     where = "the last checkpoint" if has_checkpoint else "the start"
