@@ -55,7 +55,7 @@ from pix2pix.nn.subpixel import SubpixelConvTranspose2d
 from pix2pix.training.acceleration import MixedPrecision
 from pix2pix.training.distributed import end_process, start_process, wrap_for_training
 from pix2pix.training.optim import build_optimizer
-from pix2pix.training.step import train_step
+from pix2pix.training.step import FP32, train_step
 
 REAL_FACADES = Path(__file__).resolve().parents[2] / "shared" / "data" / "facades"
 LR, BETAS, L1_WEIGHT = 2e-4, (0.5, 0.999), 100.0
@@ -121,12 +121,13 @@ def make_official_iteration(generator: nn.Module, discriminator: nn.Module, sour
     return iteration
 
 
-def make_our_iteration(generator: nn.Module, discriminator: nn.Module, source, target) -> Callable[[], None]:
+def make_our_iteration(
+    generator: nn.Module, discriminator: nn.Module, source, target, precision: MixedPrecision = FP32
+) -> Callable[[], None]:
     opt_g = build_optimizer(generator.parameters(), lr=LR, betas=BETAS)
     opt_d = build_optimizer(discriminator.parameters(), lr=LR, betas=BETAS)
-    return lambda: train_step(
-        generator, discriminator, opt_g, opt_d, source, target, gan_mode="vanilla", l1_weight=L1_WEIGHT
-    )
+    step_options = {"gan_mode": "vanilla", "l1_weight": L1_WEIGHT, "precision": precision}
+    return lambda: train_step(generator, discriminator, opt_g, opt_d, source, target, **step_options)
 
 
 def use_subpixel_transposes(module: nn.Module) -> nn.Module:
@@ -275,11 +276,7 @@ def make_batched_iteration(
     source, target = (
         torch.randn(batch, 3, size, size, device=device).to(memory_format=memory_format) for _ in range(2)
     )
-    opt_g = build_optimizer(generator.parameters(), lr=LR, betas=BETAS)
-    opt_d = build_optimizer(discriminator.parameters(), lr=LR, betas=BETAS)
-    precision = MixedPrecision(dtype)
-    step_options = {"gan_mode": "vanilla", "l1_weight": L1_WEIGHT, "precision": precision}
-    return lambda: train_step(generator, discriminator, opt_g, opt_d, source, target, **step_options)
+    return make_our_iteration(generator, discriminator, source, target, MixedPrecision(dtype))
 
 
 def bench_distributed(args) -> None:

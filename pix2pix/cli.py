@@ -10,7 +10,7 @@ from pathlib import Path
 from pix2pix.data.tools.commands import add_data_command
 from pix2pix.evaluate.commands import add_eval_command, add_summary_command
 from pix2pix.export_commands import add_export_command
-from pix2pix.flags import add_config_flags, add_test_time_flags, build_config, recipe_names
+from pix2pix.flags import add_config_flags, add_config_option, add_test_time_flags, build_config
 from pix2pix.serve.commands import add_serve_command
 
 # optional packages -> the extra that installs them (the base install stays light)
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model (no --data: the built-in synthetic facades)")
-    train.add_argument("--config", help=f"a .toml/.json config or a built-in recipe: {', '.join(recipe_names())}")
+    add_config_option(train)
     train.add_argument("--resume", help="checkpoint or run folder to continue, or 'auto' for --out's latest")
     train.add_argument(
         "--report",

@@ -44,6 +44,11 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                 group.add_argument(flag, dest=field.name, type=kind, default=argparse.SUPPRESS, help=help_text)
 
 
+def add_config_option(parser: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup) -> None:
+    """`--config`: the recipe that `build_config` reads before the flags."""
+    parser.add_argument("--config", help=f"a .toml/.json config or a built-in recipe: {', '.join(recipe_names())}")
+
+
 def recipe_names() -> list[str]:
     return sorted(p.name.removesuffix(".toml") for p in resources.files(RECIPES).iterdir() if p.name.endswith(".toml"))
 

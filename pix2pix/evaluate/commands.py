@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pix2pix.flags import add_config_flags, add_test_time_flags, build_config, recipe_names
+from pix2pix.flags import add_config_flags, add_config_option, add_test_time_flags, build_config
 
 if TYPE_CHECKING:
     from pix2pix.evaluate.fcn_score import Palette
@@ -84,7 +84,7 @@ def add_summary_command(commands: argparse._SubParsersAction) -> None:
     # the training flags, so `--config demo --base-channels 32` summarises exactly what `train` would build
     parser = commands.add_parser("summary", help="layers, output shapes and parameter counts of G and D")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--config", help=f"a .toml/.json config or a built-in recipe: {', '.join(recipe_names())}")
+    add_config_option(source)
     source.add_argument("--checkpoint", help="run folder, checkpoint file, or official latest_net_G.pth")
     parser.add_argument(
         "--layers",
