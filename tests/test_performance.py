@@ -1,5 +1,6 @@
-"""The speed-ups compute what the plain implementations compute: fused Adam, the sub-pixel transposed
-convolution, and batch norm folded into the convs for inference. No timings here (see benchmarks/)."""
+"""The speed-ups compute what the plain implementations compute: fused Adam, the matmul form of the
+deepest transposed convolutions, and batch norm folded into the convs for inference. No timings here
+(see benchmarks/)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from torch import nn
 
 from pix2pix.checkpoint import build_discriminator_for, build_generator_for
 from pix2pix.nn import build_generator
+from pix2pix.nn.blocks import UpConvTranspose2d, with_plain_transposes
 from pix2pix.nn.fold import fold_batch_norm
 from pix2pix.nn.modes import set_inference_mode
-from pix2pix.nn.subpixel import SubpixelConvTranspose2d
 from pix2pix.training.optim import build_optimizer
 from pix2pix.training.step import train_step
 from tests.helpers import tiny_config
@@ -75,7 +76,8 @@ def test_our_training_matches_the_official_update_with_plain_adam(tmp_path):
     torch.manual_seed(0)
     generator, discriminator = build_generator_for(config), build_discriminator_for(config)
     batches = [(torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1) for _ in range(STEPS)]
-    official_g, official_d = copy.deepcopy(generator), copy.deepcopy(discriminator)
+    # the baseline runs torch's own transposed convolutions; ours runs the deepest ones as matmul + fold
+    official_g, official_d = with_plain_transposes(copy.deepcopy(generator)), copy.deepcopy(discriminator)
 
     expected = run_official_order(official_g, official_d, batches)
     actual = run_ours(generator, discriminator, batches)
@@ -87,26 +89,38 @@ def test_our_training_matches_the_official_update_with_plain_adam(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("in_channels", "out_channels", "height", "width", "bias"), [(6, 4, 5, 7, True), (8, 3, 1, 1, False)]
+    ("kernel_size", "in_channels", "out_channels", "height", "width", "bias"),
+    [(4, 6, 4, 5, 7, True), (4, 8, 3, 1, 1, False), (3, 5, 4, 4, 6, True), (4, 4, 3, 9, 9, True)],
 )
-def test_subpixel_transpose_matches_conv_transpose_forward_and_backward(in_channels, out_channels, height, width, bias):
+def test_up_conv_transpose_matches_torch_forward_and_backward(
+    kernel_size, in_channels, out_channels, height, width, bias
+):
     torch.manual_seed(0)
-    reference = nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=bias)
-    subpixel = SubpixelConvTranspose2d(in_channels, out_channels, bias=bias)
-    subpixel.load_state_dict(reference.state_dict())  # same parameter names and layout (in, out, 4, 4)
+    ours = UpConvTranspose2d(in_channels, out_channels, kernel_size, bias=bias)
+    reference = with_plain_transposes(nn.Sequential(copy.deepcopy(ours)))[0]
+    assert type(reference) is nn.ConvTranspose2d
     x = torch.randn(2, in_channels, height, width, requires_grad=True)
-    x_subpixel = x.detach().clone().requires_grad_(True)
+    x_ours = x.detach().clone().requires_grad_(True)
     upstream = torch.randn(2, out_channels, 2 * height, 2 * width)
 
-    expected, actual = reference(x), subpixel(x_subpixel)
+    expected, actual = reference(x), ours(x_ours)
     (expected * upstream).sum().backward()
     (actual * upstream).sum().backward()
 
+    small = height * width <= UpConvTranspose2d.MATMUL_MAX_PIXELS
+    assert (type(actual.grad_fn).__name__ == "ConvolutionBackward0") != small, "small inputs run as matmul + fold"
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(x_subpixel.grad, x.grad, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(subpixel.weight.grad, reference.weight.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(x_ours.grad, x.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.weight.grad, reference.weight.grad, rtol=1e-5, atol=1e-5)
     if bias:
-        torch.testing.assert_close(subpixel.bias.grad, reference.bias.grad, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(ours.bias.grad, reference.bias.grad, rtol=1e-5, atol=1e-5)
+
+
+def test_up_conv_transpose_traces_as_torchs_operator():
+    """Exports (ONNX, TorchScript) are traced and must hold the standard operator, even with gradients on."""
+    layer = UpConvTranspose2d(4, 3, 4, bias=True)
+    graph = str(torch.jit.trace(layer, torch.randn(1, 4, 2, 2)).graph)
+    assert "aten::_convolution" in graph and "col2im" not in graph
 
 
 def build_eval_generator(name: str, norm: str) -> nn.Module:
