@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,7 @@ def find_latest_readable(checkpoint_dir: Path) -> Path:
         raise FileNotFoundError(f"{checkpoint_dir.parent}: no checkpoint found in {checkpoint_dir}")
     for path in candidates:
         try:
-            read_checkpoint_file(path)
+            read_checkpoint_file(path, lazy=True)
         except ValueError as error:
             warnings.warn(f"{error}; trying the previous checkpoint", stacklevel=2)
             continue
@@ -121,24 +122,39 @@ def prune_checkpoints(checkpoint_dir: Path, keep: int) -> None:
             path.unlink()
 
 
-def read_checkpoint_file(path: Path) -> dict[str, Any]:
-    """torch.load with a clear error for files that are not checkpoints."""
+def read_checkpoint_file(path: Path, *, lazy: bool = False) -> dict[str, Any]:
+    """torch.load with a clear error for files that are not checkpoints.
+
+    `lazy` memory-maps the tensors instead of reading them: for checks, the config and shapes, it costs
+    nothing even for a large checkpoint and fails on a truncated file as a full read does. (mmap needs
+    torch's zip format; an older file is read in full.)
+    """
     try:
         # weights_only: a checkpoint is data, never code to run
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=lazy and zipfile.is_zipfile(path))
     except Exception as error:
         raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__})") from error
 
 
-def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], RunConfig]:
-    """Load one of our checkpoints; returns the raw state and its config."""
-    path = resolve_checkpoint(path)
-    state = read_checkpoint_file(path)
-    if not isinstance(state, dict) or "format_version" not in state:
+def is_our_checkpoint(state: Any) -> bool:
+    """Whether a loaded file is one of our checkpoints (else, e.g., an official state dict)."""
+    return isinstance(state, dict) and "format_version" in state
+
+
+def checkpoint_config(state: Any, path: Path) -> RunConfig:
+    """The config of `state`, read from `path`, once checked to be our checkpoint in a format we read."""
+    if not is_our_checkpoint(state):
         raise ValueError(f"{path}: not a pix2pix checkpoint (no format_version)")
     if state["format_version"] > FORMAT_VERSION:
         raise ValueError(
             f"{path}: checkpoint format {state['format_version']} is newer than this pix2pix "
             f"({FORMAT_VERSION}); upgrade the package"
         )
-    return state, RunConfig.from_dict(state["config"])
+    return RunConfig.from_dict(state["config"])
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], RunConfig]:
+    """Load one of our checkpoints; returns the raw state and its config."""
+    path = resolve_checkpoint(path)
+    state = read_checkpoint_file(path)
+    return state, checkpoint_config(state, path)

@@ -13,7 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from pix2pix.checkpoint import build_generator_for, load_checkpoint, read_checkpoint_file, resolve_checkpoint
+from pix2pix.checkpoint import (
+    build_generator_for,
+    checkpoint_config,
+    is_our_checkpoint,
+    read_checkpoint_file,
+    resolve_checkpoint,
+)
 from pix2pix.config import DataConfig, ModelConfig, RunConfig
 from pix2pix.devices import resolve_device
 from pix2pix.nn.fold import fold_batch_norm
@@ -48,8 +54,8 @@ class Pix2Pix(ImageTranslator):
         target_device = resolve_device(device)
         path = resolve_checkpoint(path)
         state = read_checkpoint_file(path)
-        if isinstance(state, dict) and "format_version" in state:
-            state, config = load_checkpoint(path)
+        if is_our_checkpoint(state):
+            config = checkpoint_config(state, path)
             generator = build_generator_for(config)
             generator.load_state_dict(state["generator"])
             return cls(generator, config, target_device)

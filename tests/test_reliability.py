@@ -121,6 +121,19 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tiny_dataset, 
         read_checkpoint_file(latest)
 
 
+def test_lazy_checkpoint_reads_give_the_same_state_and_still_catch_damage(tmp_path):
+    state = {"format_version": 1, "weights": torch.randn(64, 64)}
+    torch.save(state, tmp_path / "zip.pt")
+    torch.save(state, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)  # cannot be memory-mapped
+    for name in ("zip.pt", "legacy.pt"):
+        lazy = read_checkpoint_file(tmp_path / name, lazy=True)
+        torch.testing.assert_close(lazy["weights"], state["weights"])
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes((tmp_path / "zip.pt").read_bytes()[:-200])
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        read_checkpoint_file(truncated, lazy=True)
+
+
 def test_only_the_newest_k_epoch_checkpoints_are_kept(tiny_dataset, tmp_path):
     config = tiny_config(tiny_dataset, tmp_path / "run").replace("optim", n_epochs=4, n_epochs_decay=0)
     run = fit(config.replace("train", keep_checkpoints=2), progress=False)

@@ -15,7 +15,8 @@ from torch import nn
 from pix2pix.checkpoint import (
     build_discriminator_for,
     build_generator_for,
-    load_checkpoint,
+    checkpoint_config,
+    is_our_checkpoint,
     read_checkpoint_file,
     resolve_checkpoint,
 )
@@ -103,9 +104,10 @@ def summarize_config(config: RunConfig, layers: bool = True) -> str:
 
 def summarize_checkpoint(path: str | Path, layers: bool = True) -> str:
     """Summary of a run folder or checkpoint from its saved config; an official G state dict gives G only."""
-    state = read_checkpoint_file(resolve_checkpoint(path))
-    if isinstance(state, dict) and "format_version" in state:
-        return summarize_config(load_checkpoint(path)[1], layers)
+    path = resolve_checkpoint(path)
+    state = read_checkpoint_file(path, lazy=True)  # the config or the weights' shapes are all it needs
+    if is_our_checkpoint(state):
+        return summarize_config(checkpoint_config(state, path), layers)
     spec = describe_official_generator(state)
     with torch.device("meta"):
         generator = build_generator(**spec)
