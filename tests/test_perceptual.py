@@ -29,6 +29,13 @@ from tests.helpers import tiny_config
 FEATURES = 16
 
 
+def evaluate_perceptual(items, folder, perceptual, label="results"):
+    """`pix2pix eval` of result images with only the perceptual metrics (FCN-score off)."""
+    return evaluate_images(
+        items, folder, label=label, split="test", fcn=FcnOptions("off"), perceptual=perceptual, progress=False
+    )
+
+
 def seeded_conv(seed: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     with torch.random.fork_rng():  # fixed weights without touching the other tests' random state
         torch.manual_seed(seed)
@@ -226,15 +233,7 @@ def test_evaluation_reports_lpips_per_image_and_the_fid(weights, tmp_path):
     models = load_perceptual_models(weights["fid"], weights["lpips"])
     targets = random_images(20)
     items = write_results(tmp_path / "results", shifted(targets, 25), targets)
-    evaluation = evaluate_images(
-        items,
-        tmp_path / "eval",
-        label="shifted",
-        split="test",
-        fcn=FcnOptions("off"),
-        perceptual=models,
-        progress=False,
-    )
+    evaluation = evaluate_perceptual(items, tmp_path / "eval", models, label="shifted")
     assert models.lpips and models.fid
     expected_lpips = models.lpips.measure(shifted(targets, 25), targets)
     assert [row["lpips"] for row in evaluation.rows] == pytest.approx(expected_lpips)
@@ -257,15 +256,7 @@ def test_evaluation_reports_lpips_per_image_and_the_fid(weights, tmp_path):
     assert "<tr><td>LPIPS</td>" in page and "<td>lower</td></tr>" in page.split("<tr><td>LPIPS</td>")[1][:120]
     assert "FID between the 20 generated and the 20 target images" in page
 
-    same = evaluate_images(
-        write_results(tmp_path / "same", targets, targets),
-        tmp_path / "same-eval",
-        label="same",
-        split="test",
-        fcn=FcnOptions("off"),
-        perceptual=models,
-        progress=False,
-    )
+    same = evaluate_perceptual(write_results(tmp_path / "same", targets, targets), tmp_path / "same-eval", models)
     assert same.fid and same.fid["value"] == pytest.approx(0.0, abs=1e-9)
     assert evaluation.fid and evaluation.fid["value"] > 0.01
     write_comparison(tmp_path / "compare", [evaluation, same])
@@ -279,15 +270,7 @@ def test_without_the_flags_nothing_changes(tmp_path):
     targets = random_images(4)
     items = write_results(tmp_path / "results", shifted(targets, 10), targets)
     for perceptual in (None, PerceptualModels()):
-        evaluation = evaluate_images(
-            items,
-            tmp_path / "eval",
-            label="x",
-            split="test",
-            fcn=FcnOptions("off"),
-            perceptual=perceptual,
-            progress=False,
-        )
+        evaluation = evaluate_perceptual(items, tmp_path / "eval", perceptual)
         document = json.loads((tmp_path / "eval" / "metrics.json").read_text())
         assert evaluation.fid is None and document["fid"] is None and "lpips" not in document["summary"]
         assert not document["notes"] and "LPIPS" not in (tmp_path / "eval" / "index.html").read_text()
