@@ -2,6 +2,7 @@
 
 import csv
 import os
+import socket
 import subprocess
 import sys
 import warnings
@@ -20,8 +21,10 @@ REPO = str(Path(__file__).resolve().parents[1])
 MATCHABLE = ["--norm", "instance", "--disc-norm", "instance", "--no-dropout", "--no-report", "--no-flip"]
 
 
-def run_pix2pix(args: list[str], cwd: Path, processes: int = 1) -> subprocess.CompletedProcess:
-    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+def run_pix2pix(
+    args: list[str], cwd: Path, processes: int = 1, rendezvous: tuple[str, ...] = ("--standalone",)
+) -> subprocess.CompletedProcess:
+    launcher = ["-m", "torch.distributed.run", *rendezvous, "--nproc_per_node", str(processes)]
     command = [sys.executable, *(launcher if processes > 1 else []), "-m", "pix2pix", *args]
     env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
@@ -82,3 +85,17 @@ def test_two_gloo_processes_match_one_process_with_the_global_batch_and_resume(t
 def read_losses(path: Path) -> list[list[float]]:
     with path.open() as f:
         return [[float(row[name]) for name in ("G_GAN", "G_L1", "D_real", "D_fake")] for row in csv.DictReader(f)]
+
+
+@pytest.mark.parametrize("backend", ["static", "c10d"])
+def test_the_multi_node_launch_form_trains_on_one_node(tiny_dataset, tmp_path, backend):
+    """The README's multi-node command (explicit node count, rank and rendezvous endpoint), on one node."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    rendezvous = ("--nnodes=1", "--node_rank=0", f"--rdzv_backend={backend}", f"--rdzv_endpoint=127.0.0.1:{port}")
+    args = ["train", "--data", str(tiny_dataset), *TINY_FLAGS, *MATCHABLE, "--out", str(tmp_path / "run")]
+    result = run_pix2pix([*args, "--n-epochs", "1", "--n-epochs-decay", "0"], tmp_path, 2, rendezvous)
+    assert result.returncode == 0, result.stderr
+    state, _ = load_checkpoint(tmp_path / "run")
+    assert state["iteration"] == 3  # 6 training pairs, batch 1 per process, 2 processes
