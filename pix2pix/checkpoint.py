@@ -99,6 +99,13 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
+def run_folder_of(path: Path) -> Path:
+    """The run folder of a checkpoint: RUN for RUN or RUN/checkpoints/NAME.pt, else the file's folder."""
+    if path.is_dir():
+        return path
+    return path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
+
+
 def find_latest_readable(checkpoint_dir: Path) -> Path:
     """latest.pt, or if that is damaged (disk error, copied half-way) the newest epoch_*.pt that loads."""
     candidates = [checkpoint_dir / LATEST, *sorted(checkpoint_dir.glob("epoch_*.pt"), reverse=True)]

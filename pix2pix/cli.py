@@ -27,9 +27,15 @@ OPTIONAL_EXTRAS = {
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from pix2pix.training.loop import TrainingInterrupted, TrainingStopped, fit  # late: keeps --help fast
+    from pix2pix.training.loop import TrainingInterrupted, TrainingStopped, fit, resumed_config  # late: fast --help
 
     config = build_config(args)
+    if args.resume and not args.config:  # a resumed run keeps its own settings; flags change them
+        saved = resumed_config(args.resume, Path(config.train.out))
+        config = build_config(args, base=saved)
+        changes = config.differences(saved)
+        if changes and os.environ.get("RANK", "0") == "0":
+            print(f"resuming {config.train.out} with changes: {'; '.join(changes)}")
     try:
         run_dir = fit(config, resume=args.resume, progress=not args.quiet)
     except TrainingInterrupted as stopped:
@@ -86,7 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model (no --data: the built-in synthetic facades)")
     add_config_option(train)
-    train.add_argument("--resume", help="checkpoint or run folder to continue, or 'auto' for --out's latest")
+    train.add_argument(
+        "--resume",
+        help="checkpoint or run folder to continue, or 'auto' for --out's latest; the run keeps the settings it "
+        "was saved with, and flags given here change them",
+    )
     train.add_argument(
         "--report",
         action=argparse.BooleanOptionalAction,

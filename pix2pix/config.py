@@ -130,8 +130,21 @@ class RunConfig:
     def load(cls, path: Path) -> RunConfig:
         """Read a `.json` (as saved beside checkpoints) or a `.toml` recipe."""
         text = Path(path).read_text()
-        sections = tomllib.loads(text) if str(path).endswith(".toml") else json.loads(text)
+        try:
+            sections = tomllib.loads(text) if str(path).endswith(".toml") else json.loads(text)
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path}: not a valid config file ({error})") from error
         return cls.from_dict(sections)
+
+    def differences(self, other: RunConfig, sections: tuple[str, ...] = ()) -> list[str]:
+        """`section.field: other's value -> this one's` for each field that differs (in `sections`, or all)."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [
+            f"{section}.{name}: {theirs[section][name]!r} -> {value!r}"
+            for section in sections or mine
+            for name, value in mine[section].items()
+            if value != theirs[section][name]
+        ]
 
     def replace(self, section: str, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})

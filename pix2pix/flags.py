@@ -1,7 +1,8 @@
 """Training flags generated from the config dataclasses, and the recipe lookup behind `--config`.
 
 Every field `name` is `--name` (underscores become dashes, booleans get `--name/--no-name`). Flags
-override a `--config` recipe, which overrides the defaults. Used by `train` and `summary`.
+override a `--config` recipe (or, for `train --resume`, the run's saved config), which overrides the
+defaults. Used by `train` and `summary`.
 """
 
 from __future__ import annotations
@@ -53,9 +54,10 @@ def recipe_names() -> list[str]:
     return sorted(p.name.removesuffix(".toml") for p in resources.files(RECIPES).iterdir() if p.name.endswith(".toml"))
 
 
-def build_config(args: argparse.Namespace) -> RunConfig:
-    """Defaults <- recipe (a file or a built-in recipe name) <- command-line flags."""
-    sections: dict[str, dict[str, Any]] = {}
+def build_config(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
+    """Defaults <- `base` (a resumed run's saved config) or the recipe (a file or a built-in recipe name:
+    it replaces `base`) <- command-line flags."""
+    sections: dict[str, dict[str, Any]] = base.to_dict() if base else {}
     if args.config:
         path = Path(args.config)
         if not path.exists() and args.config in recipe_names():

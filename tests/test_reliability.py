@@ -66,6 +66,32 @@ def test_sigterm_mid_epoch_checkpoints_and_resume_matches_an_uninterrupted_run(t
         assert torch.equal(tensor, final_resumed["generator"][name]), name
 
 
+def test_resume_with_only_the_run_folder_keeps_the_runs_settings(tiny_dataset, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    first = ["train", "--data", str(tiny_dataset), "--out", str(run), *TINY_FLAGS, "--no-report", "--direction", "BtoA"]
+    assert main([*first, "--n-epochs", "1", "--n-epochs-decay", "0"]) == 0
+    # the command a stopped run prints (plus one more epoch): no other flag repeated
+    assert main(["train", "--resume", "auto", "--out", str(run), "--n-epochs", "2", "--no-report", "--quiet"]) == 0
+    state, config = load_checkpoint(run)
+    assert state["epoch"] == 2 and config.data.direction == "BtoA" and config.model.base_channels == 8
+    assert config.data.data == str(tiny_dataset) and config.train.tensorboard is False
+    assert "with changes: optim.n_epochs: 1 -> 2" in capsys.readouterr().out
+    # a run folder (or checkpoint) path without --out continues in that folder, not in the default one
+    assert main(["train", "--resume", str(run), "--n-epochs", "3", "--no-report", "--quiet"]) == 0
+    assert load_checkpoint(run)[0]["epoch"] == 3 and not (tmp_path / "runs").exists()
+
+
+def test_resume_with_other_networks_is_refused_in_one_line(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(tiny_dataset), "--out", str(run), *TINY_FLAGS, "--no-report"]
+    assert main([*argv, "--n-epochs", "1", "--n-epochs-decay", "0"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", "auto", "--out", str(run), "--base-channels", "16", "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert "its networks differ" in err and "model.base_channels: 8 -> 16" in err and len(err.strip().splitlines()) == 1
+
+
 def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_dataset, tmp_path, monkeypatch):
     config = tiny_config(tiny_dataset, tmp_path / "run").replace("train", save_every_iters=2)
 

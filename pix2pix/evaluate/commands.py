@@ -111,10 +111,10 @@ def label_runs(paths: list[Path]) -> list[str]:
 
 def default_eval_folder(checkpoint: Path, split: str) -> Path:
     """RUN/eval-SPLIT for a run folder or its latest.pt; RUN/eval-SPLIT-STEM for another checkpoint file."""
-    if checkpoint.is_dir():
-        return checkpoint / f"eval-{split}"
-    run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    return run / (f"eval-{split}" if checkpoint.name == "latest.pt" else f"eval-{split}-{checkpoint.stem}")
+    from pix2pix.checkpoint import LATEST, run_folder_of
+
+    latest = checkpoint.is_dir() or checkpoint.name == LATEST
+    return run_folder_of(checkpoint) / (f"eval-{split}" if latest else f"eval-{split}-{checkpoint.stem}")
 
 
 def run_eval(args: argparse.Namespace) -> None:

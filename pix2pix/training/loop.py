@@ -24,9 +24,12 @@ from tqdm import tqdm
 from pix2pix.checkpoint import (
     CHECKPOINT_DIR,
     LATEST,
+    checkpoint_config,
     load_checkpoint,
     prune_checkpoints,
+    read_checkpoint_file,
     resolve_checkpoint,
+    run_folder_of,
     save_checkpoint,
 )
 from pix2pix.config import RunConfig
@@ -137,7 +140,16 @@ def train(config: RunConfig, process: Process, *, resume: str | None, progress: 
         val_dataset = build_dataset(config, data_root, config.data.val_split, stride, train=False)
 
     if resume:
-        run.restore(load_checkpoint(resolve_resume(resume, run_dir))[0], config)
+        checkpoint = resolve_resume(resume, run_dir)
+        state, saved = load_checkpoint(checkpoint)
+        try:
+            run.restore(state, config)
+        except RuntimeError as error:  # load_state_dict: other layers than the checkpoint's
+            changes = "; ".join(config.differences(saved, ("data", "model"))) or "see its config.json"
+            raise ValueError(
+                f"{checkpoint}: its networks differ from the ones this config builds ({changes}); resume without "
+                "those flags, or start a new run with another --out"
+            ) from error
     # the updates go through DDP/compiled/SyncBatchNorm views; checkpoints and samples use the bare networks
     step_generator = prepare_for_step(run.generator, acceleration, process)
     step_discriminator = prepare_for_step(run.discriminator, acceleration, process) if run.discriminator else None
@@ -282,3 +294,11 @@ def check_free_space(run_dir: Path, networks: list) -> None:
 def resolve_resume(resume: str, run_dir: Path) -> Path:
     """`auto` means the run folder's latest checkpoint."""
     return resolve_checkpoint(run_dir if resume == "auto" else resume)
+
+
+def resumed_config(resume: str, run_dir: Path) -> RunConfig:
+    """The config the run to resume was saved with, writing on into its own folder: what `train --resume`
+    builds on, so that `--resume auto --out RUN` alone continues RUN exactly as it was started."""
+    checkpoint = resolve_resume(resume, run_dir)
+    saved = checkpoint_config(read_checkpoint_file(checkpoint, lazy=True), checkpoint)
+    return saved.replace("train", out=str(run_dir if resume == "auto" else run_folder_of(checkpoint)))
