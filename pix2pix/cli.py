@@ -53,11 +53,14 @@ def run_train(args: argparse.Namespace) -> None:
         from pix2pix.translate import translate_to_folder
 
         data_root = resolve_data_root(config.data.data)
-        split = config.data.val_split if (data_root / config.data.val_split).is_dir() else "train"
+        # a held-out split if there is one; the training images only as a last resort, and said so
+        held_out = [name for name in (config.data.val_split, "test") if (data_root / name).is_dir()]
+        split = held_out[0] if held_out else "train"
         page = translate_to_folder(
             Pix2Pix.load(run_dir), data_root, run_dir / split, split=split, progress=not args.quiet
         )
-        print(f"translations of the {split} split: {page}")
+        seen = "" if held_out else " (images it trained on: not a held-out result)"
+        print(f"translations of the {split} split{seen}: {page}")
 
 
 def run_test(args: argparse.Namespace) -> None:
@@ -101,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--report",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="after training, translate the validation split into RUN/SPLIT/index.html",
+        help="after training, translate the validation split (else test, else train) into RUN/SPLIT/index.html",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_flags(train)

@@ -76,7 +76,10 @@ class Pix2Pix(ImageTranslator):
             norm=spec["norm"],
             dropout=spec["dropout"],
         )
-        config = RunConfig(data=DataConfig(crop_size=spec["image_size"], load_size=spec["image_size"]), model=model)
+        # data "": an official file records no dataset, so nothing downstream assumes the built-in one
+        # (eval asks for --data, serve offers no label palette)
+        data = DataConfig(data="", crop_size=spec["image_size"], load_size=spec["image_size"])
+        config = RunConfig(data=data, model=model)
         return cls(generator, config, device)
 
     @property

@@ -22,6 +22,17 @@ def test_train_then_test_end_to_end(tiny_dataset, tmp_path):
         assert Image.open(out / f"{i}.png").size == (32, 32)
 
 
+def test_the_report_prefers_a_held_out_split_and_says_when_it_has_none(tmp_path, capsys):
+    data = write_pairs(tmp_path / "data", "train", 2)
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data), *TINY, "--n-epochs-decay", "0"]
+    assert main([*argv, "--out", str(run)]) == 0
+    assert (run / "train" / "index.html").exists() and "not a held-out result" in capsys.readouterr().out
+    write_pairs(data, "test", 2, seed=1)
+    assert main([*argv, "--out", str(tmp_path / "run2")]) == 0
+    assert (tmp_path / "run2" / "test" / "index.html").exists() and "held-out" not in capsys.readouterr().out
+
+
 def test_test_returns_outputs_at_the_input_size_and_writes_samples(tiny_dataset, tmp_path):
     run = tmp_path / "run"
     # 64 px: the U-Net's depth is 6, deep enough for one dropout block (32 px has none)

@@ -8,6 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from pix2pix.cli import main
+from pix2pix.inference import Pix2Pix
 from pix2pix.nn import (
     PatchDiscriminator,
     ResNetGenerator,
@@ -178,3 +180,12 @@ def test_unfitting_state_dicts_are_rejected() -> None:
         del biasless[key]
     with pytest.raises(ValueError, match="norm='none'"):
         describe_official_discriminator(biasless)
+
+
+def test_an_official_checkpoint_records_no_dataset_so_eval_asks_for_one(tmp_path, capsys) -> None:
+    generator = UNetGenerator(3, 3, num_downs=5, base_channels=4, norm="batch")
+    torch.save(to_official_unet(generator), tmp_path / "latest_net_G.pth")
+    model = Pix2Pix.load(tmp_path / "latest_net_G.pth", device="cpu")
+    assert model.config.data.data == ""  # not the built-in facades: nothing is known about it
+    assert main(["eval", "--checkpoint", str(tmp_path / "latest_net_G.pth"), "--fcn-score", "off", "--quiet"]) == 2
+    assert "records no dataset (an official checkpoint): pass --data ROOT" in capsys.readouterr().err

@@ -184,12 +184,13 @@ def detect_palette(args: argparse.Namespace) -> Palette:
     """`--palette detect`: the label colours of the evaluation data's training split, saved as a JSON file."""
     from pix2pix.data.builtin import resolve_data_root
     from pix2pix.evaluate.palette import detect_dataset_palette, save_detected_palette
+    from pix2pix.evaluate.pipeline import evaluation_data_root
     from pix2pix.inference import Pix2Pix
 
     if args.data:
         root = resolve_data_root(args.data)
     elif args.checkpoint:  # what `evaluate_checkpoint` falls back to: the data the run was trained on
-        root = resolve_data_root(Pix2Pix.load(args.checkpoint[0], device="cpu").config.data.data)
+        root = evaluation_data_root(None, Pix2Pix.load(args.checkpoint[0], device="cpu"))
     else:
         raise ValueError("--palette detect reads the label colours from a training split: pass --data ROOT")
     detected = detect_dataset_palette(root)

@@ -120,6 +120,14 @@ def find_run_dir(checkpoint: Path) -> Path | None:
     return None
 
 
+def evaluation_data_root(data: str | None, model: Pix2Pix) -> Path:
+    """`data`, or else the dataset the model was trained on (which an official checkpoint does not record)."""
+    source = data or model.config.data.data
+    if not source:
+        raise ValueError("the model records no dataset (an official checkpoint): pass --data ROOT")
+    return resolve_data_root(source)
+
+
 def evaluate_checkpoint(
     checkpoint: Path,
     folder: Path,
@@ -137,7 +145,7 @@ def evaluate_checkpoint(
 ) -> Evaluation:
     """Translate `split` of `data` (default: the dataset the run was trained on) and evaluate it in `folder`."""
     model = Pix2Pix.load(checkpoint, device=device)
-    data_root = resolve_data_root(data or model.config.data.data)
+    data_root = evaluation_data_root(data, model)
     items = translate_split(
         model, data_root, split, folder / "images", dropout=dropout, norm_stats=norm_stats, seed=seed, progress=progress
     )

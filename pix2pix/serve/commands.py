@@ -1,4 +1,4 @@
-"""`pix2pix serve` (and `python -m pix2pix.serve`): FastAPI and torch are imported only when it runs,
+"""`pix2pix serve`: FastAPI and torch are imported only when it runs,
 and torch only for a checkpoint; an exported `.onnx` file is served without it."""
 
 from __future__ import annotations
