@@ -136,11 +136,24 @@ def read_checkpoint_file(path: Path, *, lazy: bool = False) -> dict[str, Any]:
     nothing even for a large checkpoint and fails on a truncated file as a full read does. (mmap needs
     torch's zip format; an older file is read in full.)
     """
+    if is_torchscript_archive(path):
+        raise ValueError(
+            f"{path}: a TorchScript export, which is code to run rather than a checkpoint; load it with "
+            "torch.jit.load, or give a run folder, a checkpoint, an official state dict or an .onnx export"
+        )
     try:
         # weights_only: a checkpoint is data, never code to run
         return torch.load(path, map_location="cpu", weights_only=True, mmap=lazy and zipfile.is_zipfile(path))
     except Exception as error:
         raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__})") from error
+
+
+def is_torchscript_archive(path: Path) -> bool:
+    """torch.jit.save writes a zip like torch.save's, but with the module's code and constants in it."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("/constants.pkl") for name in archive.namelist())
 
 
 def is_our_checkpoint(state: Any) -> bool:

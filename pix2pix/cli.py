@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from pix2pix.data.tools.commands import add_data_command
@@ -141,6 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # one line per warning, like the errors (not Python's "file:line: UserWarning:" plus a source line)
+    python_format = warnings.formatwarning
+    warnings.formatwarning = lambda message, *_: f"pix2pix {args.command}: warning: {message}\n"
+    try:
+        return run_command(args)
+    finally:
+        warnings.formatwarning = python_format
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the parsed command; expected failures become one `pix2pix CMD: error:` line and exit code 2."""
     try:
         args.run(args)
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as error:

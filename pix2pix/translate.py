@@ -35,7 +35,9 @@ def list_inputs(path: Path, *, split: str, paired: bool) -> tuple[list[PairFile]
         return find_pairs(path.parent, path.name), []
     images = list(list_images(path).values())
     if not images:
-        raise DataError(f"{path}: no images found")
+        folders = sorted(child.name for child in path.iterdir() if child.is_dir())
+        hint = f"; it holds {', '.join(folders)}: pass --split NAME or one of those folders" if folders else ""
+        raise DataError(f"{path}: no images found and no {split}/ split{hint}")
     return [], images
 
 

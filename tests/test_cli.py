@@ -140,3 +140,13 @@ def test_a_missing_optional_package_names_the_extra(monkeypatch, capsys):
     argv = ["test", "--checkpoint", "x", "--input", "y", "--output", "z"]
     assert main(argv) == 2
     assert "pix2pix[eval]" in one_line_error(capsys)
+
+
+def test_test_on_a_root_without_the_split_names_the_folders_it_has(tmp_path):
+    from pix2pix.data import DataError
+    from pix2pix.translate import list_inputs
+
+    root = write_pairs(tmp_path / "data", "train", 1)
+    write_pairs(root, "val", 1)
+    with pytest.raises(DataError, match=r"no images found and no test/ split; it holds train, val: pass --split NAME"):
+        list_inputs(root, split="test", paired=False)

@@ -26,6 +26,7 @@ from pix2pix.data import (
     sample_jitter,
     tensor_to_image,
 )
+from pix2pix.data.transforms import check_preprocess
 from tests.helpers import write_pairs
 
 HALF_W, HALF_H = 48, 40  # each half of a generated pair
@@ -127,11 +128,13 @@ def test_none_rounds_to_size_multiple_and_at_least_one_multiple() -> None:
 
 def test_invalid_preprocess_options_raise_value_error() -> None:
     image = Image.new("RGB", (64, 64))
-    with pytest.raises(ValueError, match="crop_size 300 is larger than load_size 286"):
+    with pytest.raises(ValueError, match="--crop-size 300 is larger than --load-size 286"):
         options = {"preprocess": "resize_and_crop", "load_size": 286, "crop_size": 300}
         apply_preprocess(image, Jitter(0, 0, False), size_multiple=1, **options)
     with pytest.raises(ValueError, match="allowed: resize_and_crop, crop"):
         sample_jitter(random.Random(0), (64, 64), preprocess="zoom", load_size=64, crop_size=32, flip=True)
+    with pytest.raises(ValueError, match="--crop-size 48 is not a multiple of 256, the generator's stride"):
+        check_preprocess("resize_and_crop", load_size=64, crop_size=48, size_multiple=256)
 
 
 def test_image_smaller_than_crop_is_a_data_error_naming_the_file(tmp_path: Path) -> None:

@@ -245,3 +245,14 @@ def test_onnx_models_batch_exactly(trained, tmp_path):
     batched = exported.translate_many(sources)
     for source, output in zip(sources, batched, strict=True):
         assert np.abs(output - exported.translate_many([source])[0]).max() < 1e-5
+
+
+def test_summary_reads_an_onnx_export_and_test_explains_a_torchscript_one(trained, tmp_path, capsys):
+    onnx_path = export_onnx(trained, tmp_path / "model.onnx")
+    assert main(["summary", "--checkpoint", str(onnx_path), "--no-layers"]) == 0
+    assert "Generator unet (ngf 8" in capsys.readouterr().out
+    script_path = export_torchscript(trained, tmp_path / "model.ts")
+    output = tmp_path / "out"
+    assert main(["test", "--checkpoint", str(script_path), "--input", str(tmp_path), "--output", str(output)]) == 2
+    err = capsys.readouterr().err
+    assert "a TorchScript export" in err and "torch.jit.load" in err and len(err.strip().splitlines()) == 1

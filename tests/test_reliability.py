@@ -114,7 +114,9 @@ def test_nan_retries_roll_back_to_the_last_checkpoint_with_a_lower_lr(tiny_datas
         return generator, discriminator, opt_g, opt_d, source * float("inf"), target
 
     monkeypatch.setattr(loop, "train_step", call_after(5, inject_inf))  # once: the retry runs clean
-    with pytest.warns(UserWarning, match=r"iteration 5.*Going back to the last checkpoint with --lr 0.0001"):
+    with pytest.warns(
+        UserWarning, match=r"iteration 5 \(epoch 1\): going back to the last checkpoint with --lr 0.0001"
+    ):
         run = fit(config, progress=False)
     state, saved = load_checkpoint(run)
     total = config.optim.n_epochs + config.optim.n_epochs_decay
@@ -185,6 +187,17 @@ def test_bad_images_are_listed_at_start_and_skip_bad_trains_on_the_rest(tmp_path
         assert main([*argv, "--skip-bad"]) == 0
     state, _ = load_checkpoint(tmp_path / "run")
     assert state["iteration"] == 4
+
+
+def test_warnings_of_the_cli_are_one_line_each(tmp_path):
+    data = write_pairs(tmp_path / "data", "train", 2)
+    (data / "train" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY_FLAGS, "--no-report", "--skip-bad"]
+    process = run_cli_subprocess([*args, "--n-epochs", "1", "--n-epochs-decay", "0"], tmp_path)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert "pix2pix train: warning: " in stderr and "corrupt.png" in stderr
+    assert "UserWarning" not in stderr and "warnings.warn(" not in stderr
 
 
 def test_skip_bad_also_skips_a_file_whose_data_is_truncated_behind_a_good_header(tmp_path, capsys):

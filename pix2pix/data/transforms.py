@@ -35,13 +35,13 @@ def check_preprocess(preprocess: str, *, load_size: int, crop_size: int, size_mu
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if preprocess in ("resize_and_crop", "scale_width_and_crop") and crop_size > load_size:
         raise ValueError(
-            f"crop_size {crop_size} is larger than load_size {load_size}; "
-            f"preprocess {preprocess!r} resizes to load_size and then crops crop_size"
+            f"--crop-size {crop_size} is larger than --load-size {load_size}; "
+            f"--preprocess {preprocess} resizes to --load-size and then crops --crop-size"
         )
     if preprocess in _CROPPING and crop_size % size_multiple:
         raise ValueError(
-            f"crop_size {crop_size} is not a multiple of size_multiple {size_multiple}; "
-            "the generator could not take the cropped images"
+            f"--crop-size {crop_size} is not a multiple of {size_multiple}, the generator's stride (the factor "
+            "its downsamplings shrink an image by); choose a multiple, or --generator unet (its depth follows the size)"
         )
 
 

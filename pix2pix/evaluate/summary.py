@@ -24,6 +24,7 @@ from pix2pix.config import RunConfig
 from pix2pix.nn.discriminators import receptive_field
 from pix2pix.nn.official import describe_official_generator
 from pix2pix.nn.registry import build_generator
+from pix2pix.onnx_model import OnnxPix2Pix, is_onnx_file
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,10 @@ def summarize_config(config: RunConfig, layers: bool = True) -> str:
 
 
 def summarize_checkpoint(path: str | Path, layers: bool = True) -> str:
-    """Summary of a run folder or checkpoint from its saved config; an official G state dict gives G only."""
+    """Summary of a run folder, checkpoint or .onnx export from its saved config; an official G state dict
+    gives G only."""
+    if is_onnx_file(path):  # an export carries its config in its metadata
+        return summarize_config(OnnxPix2Pix.from_file(path, device="cpu").config, layers)
     path = resolve_checkpoint(path)
     state = read_checkpoint_file(path, lazy=True)  # the config or the weights' shapes are all it needs
     if is_our_checkpoint(state):

@@ -242,7 +242,8 @@ def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 if image.format not in ACCEPTED_FORMATS:
-                    raise HTTPException(415, f"unsupported image format {image.format}; send PNG, JPEG or WebP")
+                    accepted = ", ".join(sorted(ACCEPTED_FORMATS))
+                    raise HTTPException(415, f"unsupported image format {image.format}; send one of {accepted}")
                 width, height = image.size
                 if width * height > max_pixels:
                     raise HTTPException(413, f"image of {width}x{height} is over the limit of {max_pixels} pixels")

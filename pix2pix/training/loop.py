@@ -109,15 +109,24 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
             try:
                 return train(config, process, resume=resume, progress=progress and process.is_main)
             except NonFiniteLoss as err:
+                checkpoint_dir = Path(config.train.out) / CHECKPOINT_DIR
+                has_checkpoint = (checkpoint_dir / LATEST).exists()
                 if retries_left <= 0:
-                    raise
+                    kept = (
+                        f"the last good checkpoint is kept in {checkpoint_dir}"
+                        if has_checkpoint
+                        else "no checkpoint yet"
+                    )
+                    raise NonFiniteLoss(
+                        f"{err}; stopped ({kept}). Try a lower --lr (or --nan-retries N), and check the data for "
+                        "broken images."
+                    ) from None
                 retries_left -= 1
                 config = config.replace("optim", lr=config.optim.lr * NAN_LR_FACTOR)
-                has_checkpoint = (Path(config.train.out) / CHECKPOINT_DIR / LATEST).exists()
                 resume = "auto" if has_checkpoint else None
                 if process.is_main:
                     where = "the last checkpoint" if has_checkpoint else "the start"
-                    warnings.warn(f"{err} Going back to {where} with --lr {config.optim.lr:g}", stacklevel=2)
+                    warnings.warn(f"{err}: going back to {where} with --lr {config.optim.lr:g}", stacklevel=2)
     finally:
         end_process(process)
 
@@ -224,9 +233,7 @@ def train(config: RunConfig, process: Process, *, resume: str | None, progress: 
                     # the weights are already poisoned: keep latest.pt as it was, the last good state
                     terms = ", ".join(f"{name}={losses[name]}" for name in bad) or "in another process"
                     raise NonFiniteLoss(
-                        f"non-finite loss ({terms}) at iteration {run.iteration + 1} "
-                        f"(epoch {epoch + 1}); stopped. The last good checkpoint is kept in {checkpoint_dir}; "
-                        "try a lower --lr (or --nan-retries N), and check the data for broken images."
+                        f"non-finite loss ({terms}) at iteration {run.iteration + 1} (epoch {epoch + 1})"
                     )
                 run.iteration += 1
                 for name in LOSS_NAMES:
