@@ -30,6 +30,14 @@ def run_pix2pix(
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
+def finished(result: subprocess.CompletedProcess) -> bool:
+    """The launch succeeded, or the run finished (rank 0 reported its run folder) and the only failure is
+    the rare abort of a gloo process at interpreter exit, in torch's C++ teardown after
+    destroy_process_group (~1 launch in 100 here; README, "Several processes or GPUs")."""
+    teardown_abort = "terminate called without an active exception" in result.stderr
+    return result.returncode == 0 or (teardown_abort and "run folder:" in result.stdout)
+
+
 def test_ranks_take_interleaved_shards_that_rebuild_the_global_batches():
     order = list(range(10))
     shards = [shard_order(order, Process(rank, 2, torch.device("cpu"))) for rank in (0, 1)]
@@ -62,9 +70,9 @@ def test_two_gloo_processes_match_one_process_with_the_global_batch_and_resume(t
     # the distributed run stops after 2 of 3 epochs, then resumes (as two processes again) to the end
     two = [*common, "--batch-size", "1", "--out", str(tmp_path / "two")]
     first = run_pix2pix([*two, "--n-epochs-decay", "0"], tmp_path, processes=2)
-    assert first.returncode == 0, first.stderr
+    assert finished(first), first.stderr
     resumed = run_pix2pix([*two, "--resume", "auto"], tmp_path, processes=2)
-    assert resumed.returncode == 0, resumed.stderr
+    assert finished(resumed), resumed.stderr
 
     state_single, _ = load_checkpoint(tmp_path / "single")
     state_two, config_two = load_checkpoint(tmp_path / "two")  # single-process loadable: no "module." keys
@@ -96,6 +104,6 @@ def test_the_multi_node_launch_form_trains_on_one_node(tiny_dataset, tmp_path, b
     rendezvous = ("--nnodes=1", "--node_rank=0", f"--rdzv_backend={backend}", f"--rdzv_endpoint=127.0.0.1:{port}")
     args = ["train", "--data", str(tiny_dataset), *TINY_FLAGS, *MATCHABLE, "--out", str(tmp_path / "run")]
     result = run_pix2pix([*args, "--n-epochs", "1", "--n-epochs-decay", "0"], tmp_path, 2, rendezvous)
-    assert result.returncode == 0, result.stderr
+    assert finished(result), result.stderr
     state, _ = load_checkpoint(tmp_path / "run")
     assert state["iteration"] == 3  # 6 training pairs, batch 1 per process, 2 processes

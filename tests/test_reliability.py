@@ -82,6 +82,18 @@ def test_resume_with_only_the_run_folder_keeps_the_runs_settings(tiny_dataset, t
     assert load_checkpoint(run)[0]["epoch"] == 3 and not (tmp_path / "runs").exists()
 
 
+def test_a_new_run_never_overwrites_an_existing_runs_checkpoints(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(tiny_dataset), "--out", str(run), *TINY_FLAGS, "--no-report"]
+    assert main([*argv, "--n-epochs", "1", "--n-epochs-decay", "0"]) == 0
+    before = (run / "checkpoints" / "latest.pt").read_bytes()
+    capsys.readouterr()
+    assert main([*argv, "--n-epochs", "1", "--n-epochs-decay", "0"]) == 2  # --resume forgotten
+    err = capsys.readouterr().err
+    assert "already holds a run's checkpoints; continue it with --resume auto" in err
+    assert (run / "checkpoints" / "latest.pt").read_bytes() == before
+
+
 def test_resume_with_other_networks_is_refused_in_one_line(tiny_dataset, tmp_path, capsys):
     run = tmp_path / "run"
     argv = ["train", "--data", str(tiny_dataset), "--out", str(run), *TINY_FLAGS, "--no-report"]

@@ -134,6 +134,8 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
 def train(config: RunConfig, process: Process, *, resume: str | None, progress: bool) -> Path:
     """The run itself, in every process; only the main process (rank 0) writes files."""
     run_dir, device = Path(config.train.out), process.device
+    if not resume:
+        refuse_existing_run(run_dir, process)
     acceleration = plan_acceleration(config, process)  # precision, channels_last, compile, SyncBatchNorm
     torch.manual_seed(config.train.seed)
     random.seed(config.train.seed)
@@ -295,6 +297,17 @@ def check_free_space(run_dir: Path, networks: list) -> None:
         raise ValueError(
             f"{run_dir}: {free / 2**20:.0f} MiB free, but checkpoints need about {needed / 2**20:.0f} MiB; "
             "free some space or choose another --out"
+        )
+
+
+def refuse_existing_run(run_dir: Path, process: Process) -> None:
+    """A new run never overwrites another run's checkpoints. Decided by all processes together, so that
+    on nodes without a shared disk (where only rank 0's node has the folder) every process stops."""
+    has_checkpoints = any((run_dir / CHECKPOINT_DIR).glob("*.pt"))
+    if sum_across_processes([float(has_checkpoints)], process)[0]:
+        raise ValueError(
+            f"{run_dir} already holds a run's checkpoints; continue it with --resume auto --out {run_dir}, "
+            "or train into another --out (or delete that folder first)"
         )
 
 
