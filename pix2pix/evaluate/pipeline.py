@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from pix2pix.checkpoint import run_folder_of
 from pix2pix.data.builtin import resolve_data_root
 from pix2pix.data.images import DataError, list_images, load_image
 from pix2pix.data.layout import find_pairs
@@ -113,11 +114,9 @@ def translate_split(
 
 
 def find_run_dir(checkpoint: Path) -> Path | None:
-    """The training run folder (the one holding log.csv) of a run folder or of a file in RUN/checkpoints/."""
-    for folder in (checkpoint, checkpoint.parent, checkpoint.parent.parent):
-        if (folder / "log.csv").is_file():
-            return folder
-    return None
+    """The training run folder of a checkpoint, if it is one (holds log.csv); None for a file outside a run."""
+    folder = run_folder_of(checkpoint)
+    return folder if (folder / "log.csv").is_file() else None
 
 
 def evaluation_data_root(data: str | None, model: Pix2Pix) -> Path:
