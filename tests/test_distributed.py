@@ -33,7 +33,7 @@ def run_pix2pix(
 def finished(result: subprocess.CompletedProcess) -> bool:
     """The launch succeeded, or the run finished (rank 0 reported its run folder) and the only failure is
     the rare abort of a gloo process at interpreter exit, in torch's C++ teardown after
-    destroy_process_group (~1 launch in 100 here; README, "Several processes or GPUs")."""
+    destroy_process_group (rare; README, "Several processes or GPUs")."""
     teardown_abort = "terminate called without an active exception" in result.stderr
     return result.returncode == 0 or (teardown_abort and "run folder:" in result.stdout)
 
