@@ -14,6 +14,7 @@ import pytest
 
 from pix2pix.cli import main
 from pix2pix.data import find_pairs
+from pix2pix.data.tools import download
 from pix2pix.data.tools.download import URL_VARIABLE, DownloadError, download_dataset, extract_safely
 from tests.helpers import write_pairs
 
@@ -101,6 +102,15 @@ def member(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarf
     return info
 
 
+# Each link resolves inside the folder when it is extracted, yet facades/a leads two levels above
+# facades/ once b (-> .) and the folder c exist: facades/b/c/../../.. = facades/c/../../.. = facades/../..
+LINK_CHAIN = [
+    member("facades/a", tarfile.SYMTYPE, "b/c/../../.."),
+    member("facades/b", tarfile.SYMTYPE, "."),
+    member("facades/c", tarfile.DIRTYPE),
+]
+
+
 def test_download_through_the_cli_unpacks_the_dataset(server, tmp_path, capsys):
     server.files["/facades.tar.gz"] = make_dataset_archive(tmp_path)
     root = tmp_path / "datasets"
@@ -162,11 +172,28 @@ def test_a_server_that_ignores_range_restarts_the_file(server, tmp_path):
     [
         ([member("{outside}/pwned.txt")], "absolute path"),
         ([member("facades/../../../pwned.txt")], r"'\.\.' in its path"),
-        ([member("facades/link", tarfile.SYMTYPE, "../../../../outside"), member("facades/link/pwned.txt")], "symlink"),
-        ([member("facades/link", tarfile.SYMTYPE, "{outside}"), member("facades/link/pwned.txt")], "absolute path"),
+        (
+            [member("facades/link", tarfile.SYMTYPE, "../../../../outside"), member("facades/link/pwned.txt")],
+            "symbolic link",
+        ),
+        ([member("facades/link", tarfile.SYMTYPE, "{outside}"), member("facades/link/pwned.txt")], "symbolic link"),
+        (LINK_CHAIN, "symbolic link"),
+        ([member("facades/link", tarfile.SYMTYPE, "train/ok.txt")], "symbolic link"),
         ([member("facades/hard", tarfile.LNKTYPE, "../../../pwned.txt")], "hard link"),
+        ([member("facades/hard", tarfile.LNKTYPE, "facades/train/ok.txt")], "hard link"),
+        ([member("facades/fifo", tarfile.FIFOTYPE)], "FIFO"),
     ],
-    ids=["absolute", "dotdot", "relative-symlink", "absolute-symlink", "hardlink"],
+    ids=[
+        "absolute",
+        "dotdot",
+        "relative-symlink",
+        "absolute-symlink",
+        "symlink-chain",
+        "symlink-inside",
+        "hardlink",
+        "hardlink-inside",
+        "fifo",
+    ],
 )
 def test_a_malicious_archive_is_refused_and_nothing_is_written(server, tmp_path, members, reason):
     outside = tmp_path / "outside"
@@ -180,7 +207,26 @@ def test_a_malicious_archive_is_refused_and_nothing_is_written(server, tmp_path,
     with pytest.raises(DownloadError, match=f"refusing member '{bad}': .*{reason}.*nothing was extracted"):
         download_dataset("facades", root, base_url=server.url, progress=False)
     assert not outside.exists() and not (tmp_path / "deep" / "pwned.txt").exists()
-    assert sorted(p.name for p in root.iterdir()) == ["facades.tar.gz"]
+    assert list(root.iterdir()) == []  # no partial folder, and no archive for the next run to reuse
+
+
+def test_a_refused_archive_is_downloaded_afresh_next_time(server, tmp_path):
+    server.files["/facades.tar.gz"] = make_archive(LINK_CHAIN)
+    root = tmp_path / "datasets"
+    with pytest.raises(DownloadError, match="deleted the archive"):
+        download_dataset("facades", root, base_url=server.url, progress=False)
+    server.files["/facades.tar.gz"] = make_dataset_archive(tmp_path)
+    download_dataset("facades", root, base_url=server.url, progress=False)
+    assert len(server.ranges) == 2 and len(find_pairs(root / "facades", "train")) == 4
+
+
+def test_paths_resolving_outside_are_refused_even_past_the_member_checks(tmp_path, monkeypatch):
+    monkeypatch.setattr(download, "find_unsafe_member_problem", lambda member: None)
+    archive = tmp_path / "chain.tar.gz"
+    archive.write_bytes(make_archive(LINK_CHAIN))
+    with pytest.raises(DownloadError, match="refusing facades/a: it resolves outside"):
+        extract_safely(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_cli_reports_a_malicious_archive_in_one_line(server, tmp_path, capsys):
@@ -189,13 +235,6 @@ def test_the_cli_reports_a_malicious_archive_in_one_line(server, tmp_path, capsy
     error = capsys.readouterr().err
     assert code == 2 and error.count("\n") == 1 and "refusing member '../evil.txt'" in error
     assert not (tmp_path / "evil.txt").exists()
-
-
-def test_extraction_keeps_links_that_stay_inside(tmp_path):
-    archive = tmp_path / "ok.tar.gz"
-    archive.write_bytes(make_archive([member("data/a.txt"), member("data/sub/link", tarfile.SYMTYPE, "../a.txt")]))
-    extract_safely(archive, tmp_path / "out")
-    assert (tmp_path / "out" / "data" / "sub" / "link").read_bytes() == b"pwned"
 
 
 def test_an_unreachable_server_gives_one_clear_line(tmp_path, capsys):
@@ -214,9 +253,10 @@ def test_http_errors_and_damaged_archives_are_clear(server, tmp_path):
     with pytest.raises(DownloadError, match="HTTP error 404"):
         download_dataset("night2day", tmp_path, base_url=server.url, progress=False)
     server.files["/edges2shoes.tar.gz"] = b"this is not a gzip file"
-    with pytest.raises(DownloadError, match="not a readable .tar.gz"):
+    with pytest.raises(DownloadError, match="not a readable .tar.gz.*deleted the archive"):
         download_dataset("edges2shoes", tmp_path, base_url=server.url, progress=False)
     assert not (tmp_path / "edges2shoes").exists() and not (tmp_path / ".edges2shoes.extracting").exists()
+    assert not (tmp_path / "edges2shoes.tar.gz").exists()
 
 
 def test_bad_names_and_urls_are_refused(tmp_path):

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 import pix2pix.training.loop as loop
-from pix2pix.checkpoint import load_checkpoint, read_checkpoint_file, resolve_checkpoint
+from pix2pix.checkpoint import build_generator_for, load_checkpoint, read_checkpoint_file, resolve_checkpoint
 from pix2pix.cli import main
 from pix2pix.data.tools.check import check_dataset
 from pix2pix.training.loop import TrainingInterrupted, TrainingStopped, fit
@@ -42,9 +42,19 @@ def call_after(count: int, action):
     return step
 
 
-def test_sigterm_mid_epoch_checkpoints_and_resume_matches_an_uninterrupted_run(tiny_dataset, tmp_path, monkeypatch):
+def has_dropout(run) -> bool:
+    state, config = load_checkpoint(run)
+    return any(isinstance(m, torch.nn.Dropout) for m in build_generator_for(config).modules())
+
+
+@pytest.mark.parametrize("size", [32, 64], ids=["no-dropout", "dropout"])  # the U-Net has dropout from 64 px on
+def test_sigterm_mid_epoch_checkpoints_and_resume_matches_an_uninterrupted_run(
+    tiny_dataset, tmp_path, monkeypatch, size
+):
     config = tiny_config(tiny_dataset, tmp_path / "full").replace("optim", n_epochs=2, n_epochs_decay=1)
+    config = config.replace("data", load_size=size, crop_size=size)
     full = fit(config, progress=False)
+    assert has_dropout(full) == (size >= 64)
 
     stopped = config.replace("train", out=str(tmp_path / "stopped"))
 
@@ -272,9 +282,15 @@ def run_cli_subprocess(args, tmp_path):
 
 
 def test_sigterm_and_sigkill_in_a_real_process_always_resume_to_the_same_end(tiny_dataset, tmp_path):
-    total_iterations = 6 * 60
+    """Bit for bit the weights of an uninterrupted run, with dropout in the generator (64 px)."""
+    total_iterations = 6 * 30
     args = ["train", "--data", str(tiny_dataset), *TINY_FLAGS, "--no-report", "--save-every-iters", "20"]
-    args += ["--n-epochs", "30", "--n-epochs-decay", "30"]
+    args += ["--n-epochs", "15", "--n-epochs-decay", "15", "--load-size", "64", "--crop-size", "64"]
+    reference = run_cli_subprocess([*args, "--out", str(tmp_path / "reference")], tmp_path)
+    _, stderr = reference.communicate(timeout=300)
+    assert reference.returncode == 0, stderr
+    assert has_dropout(tmp_path / "reference")
+    expected, _ = load_checkpoint(tmp_path / "reference")
     rng = random.Random(0)
     for trial, sig in enumerate([signal.SIGTERM, signal.SIGKILL, signal.SIGKILL]):
         out = tmp_path / f"run{trial}"
@@ -298,6 +314,8 @@ def test_sigterm_and_sigkill_in_a_real_process_always_resume_to_the_same_end(tin
         assert resumed.returncode == 0, stderr
         state, _ = load_checkpoint(out)
         assert state["iteration"] == total_iterations
+        for name, tensor in expected["generator"].items():
+            assert torch.equal(tensor, state["generator"][name]), (trial, name)
 
 
 def test_a_disk_too_full_for_checkpoints_is_refused_at_start(tiny_dataset, tmp_path, monkeypatch, capsys):

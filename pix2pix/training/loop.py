@@ -195,13 +195,16 @@ def train(config: RunConfig, process: Process, *, resume: str | None, progress: 
             order = shard_order(epoch_order(len(dataset), config.train.seed, epoch), process)
             first_batch = run.batch if epoch == run.epoch else 0
             # a new loader (and workers) per epoch, not persistent workers: a worker holds the copy of the
-            # dataset made when it started, which set_epoch does not reach, so it would repeat that epoch's jitter
+            # dataset made when it started, which set_epoch does not reach, so it would repeat that epoch's jitter.
+            # Its own generator: starting an iterator draws a seed for the workers, which from the global stream
+            # would shift the dropout draws after a mid-epoch resume (restored state, then one extra draw).
             loader = DataLoader(
                 dataset,
                 batch_size=optim.batch_size,
                 sampler=order[first_batch * optim.batch_size :],  # a resumed epoch skips what it has seen
                 num_workers=num_workers,
                 pin_memory=device.type == "cuda",
+                generator=torch.Generator().manual_seed(config.train.seed * 100_003 + epoch),
             )
             batches_in_epoch = math.ceil(len(order) / optim.batch_size)
             if first_batch == 0:

@@ -2,9 +2,10 @@
 
 Archives come from the public pix2pix location (or `PIX2PIX_DATASETS_URL`, or `base_url`). A download
 goes to `NAME.tar.gz.part` first, so an interrupted one resumes with an HTTP Range request, and is
-checked against the server's size before it is unpacked. Extraction refuses any member that could
-write outside the target folder and unpacks into a hidden staging folder first, so a refused archive
-leaves nothing behind.
+checked against the server's size before it is unpacked. Datasets need only files and folders, so
+extraction refuses links, special files, absolute paths and `..` before it writes anything, unpacks into
+a hidden staging folder, checks that every path there resolves inside it, and only then renames it into
+place. A refused archive leaves nothing behind, not even the download.
 """
 
 from __future__ import annotations
@@ -57,7 +58,11 @@ def download_dataset(
     archive = root / f"{name}.tar.gz"
     if not archive.exists():  # a complete download left by an earlier run is reused
         fetch_file(f"{resolve_base_url(base_url)}/{name}.tar.gz", archive, progress=progress, timeout=timeout)
-    extract_dataset(archive, target, progress=progress)
+    try:
+        extract_dataset(archive, target, progress=progress)
+    except DownloadError as err:
+        archive.unlink()  # the next run must download afresh, never reuse a refused or damaged archive
+        raise DownloadError(f"{err}; deleted the archive") from err
     archive.unlink()
     return target
 
@@ -101,50 +106,56 @@ def extract_safely(archive: Path, target: Path, *, progress: bool = False) -> No
     target.mkdir(parents=True)
     try:
         _extract_members(archive, target, progress=progress)
+        _check_paths_stay_inside(archive, target)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
 
 
-def find_unsafe_member_problem(member: tarfile.TarInfo, target: Path) -> str | None:
-    """Why extracting `member` under `target` would be unsafe, or None when it is safe."""
+def find_unsafe_member_problem(member: tarfile.TarInfo) -> str | None:
+    """Why `member` must not be extracted, or None for a plain file or folder with a relative, downward path."""
     name = PurePosixPath(member.name)
     if name.is_absolute() or re.match(r"^[A-Za-z]:", member.name):
         return "absolute path"
     if ".." in name.parts:
         return "'..' in its path"
-    root = target.resolve()
-    if not _is_inside((target / name).resolve(), root):
-        return "path leaves the target folder (through a link)"
+    # Links are refused outright, even ones pointing inside: a chain of links that each look inside
+    # when checked can lead outside once later members exist, and datasets need no links.
     if member.issym():
-        link = PurePosixPath(member.linkname)
-        if link.is_absolute():
-            return f"symlink to the absolute path {member.linkname!r}"
-        if not _is_inside((target / name.parent / link).resolve(), root):
-            return f"symlink to {member.linkname!r}, outside the target folder"
+        return f"symbolic link to {member.linkname!r} (datasets need no links)"
     if member.islnk():
-        link = PurePosixPath(member.linkname)
-        if link.is_absolute() or ".." in link.parts or not _is_inside((target / link).resolve(), root):
-            return f"hard link to {member.linkname!r}, outside the target folder"
-    if member.isdev():
-        return "device or FIFO file"
+        return f"hard link to {member.linkname!r} (datasets need no links)"
+    if not (member.isfile() or member.isdir()):
+        return "device, FIFO or other special file"
     return None
 
 
 def _extract_members(archive: Path, target: Path, *, progress: bool) -> None:
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            for member in tqdm(tar, desc=f"extract {archive.name}", unit="file", disable=not progress):
-                problem = find_unsafe_member_problem(member, target)
+            members = tar.getmembers()  # every member is checked before anything is written
+            for member in members:
+                problem = find_unsafe_member_problem(member)
                 if problem:
                     raise DownloadError(f"{archive}: refusing member {member.name!r}: {problem}; nothing was extracted")
-                # Our check comes first for its message; the "data" filter also sanitises modes and owners.
-                tar.extract(member, target, filter="data")
+            bar = tqdm(members, desc=f"extract {archive.name}", unit="file", disable=not progress)
+            # The "data" filter repeats the path checks and also sanitises modes and owners.
+            tar.extractall(target, members=bar, filter="data")
     except tarfile.FilterError as err:
         name = err.tarinfo.name if err.tarinfo else "?"
         raise DownloadError(f"{archive}: refusing member {name!r}: {_one_line(err)}; nothing was extracted") from err
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
-        raise DownloadError(f"{archive}: not a readable .tar.gz ({_one_line(err)}); delete it and run again") from err
+        raise DownloadError(f"{archive}: not a readable .tar.gz ({_one_line(err)})") from err
+
+
+def _check_paths_stay_inside(archive: Path, target: Path) -> None:
+    """Refuse the extraction if any path under `target` resolves outside it (a last check, after the member checks)."""
+    root = target.resolve()
+    for folder, names, files in os.walk(target):
+        for name in names + files:
+            path = Path(folder, name)
+            if not _is_inside(path.resolve(), root):
+                raise DownloadError(f"{archive}: refusing {path.relative_to(target)}: it resolves outside the target")
 
 
 def _copy_response(
