@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import io
 import os
@@ -30,7 +31,9 @@ from pix2pix.config import DataConfig, ModelConfig, RunConfig
 from pix2pix.data.synthetic import SYNTHETIC_PALETTE
 from pix2pix.export import export_onnx
 from pix2pix.inference import Pix2Pix
-from pix2pix.serve.app import MAX_BATCH, create_app
+from pix2pix.serve import app as serve_app
+from pix2pix.serve import commands as serve_commands
+from pix2pix.serve.app import DEFAULT_MAX_PIXELS, MAX_BATCH, create_app, decode_image
 from pix2pix.serve.batching import MicroBatcher
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +131,8 @@ def test_health_and_info(client):
     assert info["color_space"] == "rgb" and (info["input_mode"], info["output_mode"]) == ("RGB", "RGB")
     assert info["preprocess"] == "resize_and_crop" and info["resizes_to"] == [32, 32]
     assert info["drawing"] == "sketch" and info["palette"] is None
-    assert info["max_upload_bytes"] == 10 * 1024 * 1024 and info["max_pixels"] == 16_000_000
+    assert info["max_upload_bytes"] == 10 * 1024 * 1024 and info["max_pixels"] == 2048 * 2048
+    assert info["workers"] == 2 and info["max_concurrent"] == 4  # twice the workers
     assert info["batching"] == {"active": True, "window_ms": 2.0, "max_batch": MAX_BATCH, "reason": None}
 
 
@@ -182,7 +186,7 @@ TRUNCATED = encode(random_image(64, 64))[:300]
         (encode(random_image(8, 8)), "text/plain", 415, "expected an image"),
         (encode(random_image(8, 8)), None, 415, "expected an image"),
         (b'{"image": 1}', "application/json", 415, "expected an image"),
-        (png_header_only(5000, 5000), "image/png", 413, "5000x5000 is over the limit of 16000000 pixels"),
+        (png_header_only(5000, 5000), "image/png", 413, "5000x5000 is over the limit of 4194304 pixels"),
         (png_header_only(100_000, 100_000), "image/png", 413, "decompression bomb"),  # Pillow's own limit
         (encode(random_image(8, 8), "PPM"), "image/x-portable-pixmap", 415, "unsupported image format PPM"),
     ],
@@ -240,6 +244,70 @@ def test_size_limits_are_configurable(model):
         assert small.post("/translate", content=fits, headers={"content-type": "image/png"}).status_code == 200
     with pytest.raises(ValueError, match="max_pixels must be at least 1"):
         create_app(model, max_pixels=0)
+
+
+def test_the_default_pixel_limit_admits_2048_square_but_not_4000_square(client):
+    """A flat 4000x4000 PNG is some 50 KB, yet decoding, resizing and encoding it cost seconds of CPU."""
+    fits = decode_image(encode(Image.new("RGB", (2048, 2048), "white")), max_pixels=DEFAULT_MAX_PIXELS)
+    assert fits.size == (2048, 2048)
+    # this PNG holds no pixel data (decoding it gives 400): a 413 shows the header alone was read
+    response = client.post("/translate", content=png_header_only(4000, 4000), headers={"content-type": "image/png"})
+    assert response.status_code == 413
+    assert response.json() == {"detail": "image of 4000x4000 is over the limit of 4194304 pixels"}
+
+
+def test_requests_past_the_concurrency_limit_get_503_at_once():
+    """Two translations held inside the model fill a limit of two: a third is refused while they are
+    still held (so it did not queue behind them), and admitted once they finish."""
+    held_model = untrained_model("datasets/edges2shoes")
+    app = create_app(held_model, workers=2, max_concurrent=2, batch_window_ms=0)
+    entered, release = threading.Semaphore(0), threading.Event()
+    translate_many = held_model.translate_many
+
+    def hold(sources, **mode):
+        entered.release()
+        release.wait(timeout=60)
+        return translate_many(sources, **mode)
+
+    held_model.translate_many = hold  # type: ignore[method-assign]
+    body, headers = encode(random_image(32, 32)), {"content-type": "image/png"}
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://s") as http,
+        ):
+            held = [asyncio.create_task(http.post("/translate", content=body, headers=headers)) for _ in range(2)]
+            try:
+                for _ in held:
+                    assert await asyncio.to_thread(entered.acquire, timeout=60), "a request never reached the model"
+                refused = await http.post("/translate", content=body, headers=headers)
+                info = (await http.get("/info")).json()  # the other endpoints are not limited
+            finally:
+                release.set()
+            answered = await asyncio.gather(*held)
+            admitted = await http.post("/translate", content=body, headers=headers)
+        return refused, info, answered, admitted
+
+    refused, info, answered, admitted = asyncio.run(scenario())
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert refused.json() == {"detail": "busy: 2 translations in flight, the server's limit; retry in a moment"}
+    assert info["max_concurrent"] == 2
+    assert [response.status_code for response in answered] == [200, 200]
+    assert admitted.status_code == 200
+    with pytest.raises(ValueError, match="max_concurrent must be at least 1"):
+        create_app(held_model, max_concurrent=0)
+
+
+def test_the_command_line_has_the_apps_defaults():
+    for name in ("DEFAULT_MAX_UPLOAD_BYTES", "DEFAULT_MAX_PIXELS", "DEFAULT_BATCH_WINDOW_MS"):
+        assert getattr(serve_commands, name) == getattr(serve_app, name), name
+    parser = argparse.ArgumentParser()
+    serve_commands.add_serve_flags(parser)
+    args = parser.parse_args(["--checkpoint", "run", "--max-concurrent", "3"])
+    assert (args.max_concurrent, args.max_pixels) == (3, 2048 * 2048)
+    assert parser.parse_args(["--checkpoint", "run"]).max_concurrent is None  # twice the workers
 
 
 def test_serves_an_onnx_export(model, tmp_path):
@@ -353,7 +421,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer():
     model = untrained_model("datasets/edges2shoes", preprocess="none")
     images = [random_image(*((32, 32) if i % 3 else (64, 32)), seed=i) for i in range(12)]
     expected = [np.asarray(model.translate(image, dropout=False, norm_stats="running"), int) for image in images]
-    app = create_app(model, workers=2, batch_window_ms=200)
+    app = create_app(model, workers=2, max_concurrent=len(images), batch_window_ms=200)
     batches: list[list[tuple[int, ...]]] = []
     translate_many = model.translate_many
 
@@ -410,7 +478,8 @@ def test_load_on_loopback(model):
     expected = [np.asarray(model.translate(image, dropout=False, norm_stats="running"), int) for image in images]
     total, concurrency = 200, 16
 
-    with running_server(create_app(model, workers=2)) as url, httpx.Client(base_url=url, timeout=60) as http:
+    app = create_app(model, workers=2, max_concurrent=concurrency)
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=60) as http:
 
         def send(i: int) -> tuple[float, int, bool]:
             began = time.perf_counter()

@@ -2,7 +2,9 @@
 
 POST /translate (an image in, a PNG out), GET /info, GET /healthz, and GET / (the drawing page).
 Decoding, translation and encoding run in a thread pool, so the event loop stays free to accept and
-reject requests while the model works; the model is loaded once and shared by all workers. Requests
+reject requests while the model works; the model is loaded once and shared by all workers. The work
+per request is bounded: uploads over a pixel limit are refused from the image header, and beyond a
+number of translations in flight further requests get 503 at once instead of queuing. Requests
 of one input size that arrive within the batch window are translated as one batch, when that gives
 each exactly its own result. Every bad request gets a 4xx JSON answer `{"detail": "..."}` and never
 takes the server down. Nothing here imports torch: an exported model is served without it.
@@ -14,9 +16,9 @@ import asyncio
 import io
 import os
 import warnings
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,10 @@ from pix2pix.onnx_model import ImageTranslator
 from pix2pix.serve.batching import MicroBatcher
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-DEFAULT_MAX_PIXELS = 16_000_000
+# The work that grows with an upload's pixels (decoding, resizing the answer back, PNG encoding) is
+# about 0.5 s of CPU at 2048x2048 and 2 s at 4000x4000, which a flat PNG of some 50 KB declares;
+# the network sees the crop size (resize_and_crop), or the whole image where the size is kept.
+DEFAULT_MAX_PIXELS = 2048 * 2048
 DEFAULT_BATCH_WINDOW_MS = 2.0
 MAX_BATCH = 16  # bounds the memory of one forward pass
 ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"})
@@ -44,12 +49,19 @@ def default_workers() -> int:
     return min(4, os.cpu_count() or 1)
 
 
+def default_max_concurrent(workers: int) -> int:
+    # every worker busy and one more request each decoded and ready, so no worker waits for work;
+    # requests past that would only queue, holding their memory and adding to everyone's latency
+    return 2 * workers
+
+
 def create_app(
     model: ImageTranslator,
     *,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int | None = None,
+    max_concurrent: int | None = None,
     dropout: bool = False,
     norm_stats: str = "running",
     batch_window_ms: float = DEFAULT_BATCH_WINDOW_MS,
@@ -57,10 +69,18 @@ def create_app(
     """The app serving `model` in one mode (default deterministic: dropout off, running statistics).
 
     `batch_window_ms` > 0 batches requests that arrive that close together, if the mode allows it
-    (see `describe_batching`); 0 translates every request on its own.
+    (see `describe_batching`); 0 translates every request on its own. At most `max_concurrent`
+    translations are in flight (default: twice `workers`); more get 503.
     """
     workers = default_workers() if workers is None else workers
-    for name, value in (("max_upload_bytes", max_upload_bytes), ("max_pixels", max_pixels), ("workers", workers)):
+    max_concurrent = default_max_concurrent(workers) if max_concurrent is None else max_concurrent
+    limits = {
+        "max_upload_bytes": max_upload_bytes,
+        "max_pixels": max_pixels,
+        "workers": workers,
+        "max_concurrent": max_concurrent,
+    }
+    for name, value in limits.items():
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
     if batch_window_ms < 0:
@@ -70,6 +90,7 @@ def create_app(
     # cannot run (an ONNX export in another mode), and warms the model up
     model.translate(Image.new("RGB", (model.stride, model.stride)), **mode)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pix2pix-serve")
+    in_flight = InFlightLimit(max_concurrent)
     batching = describe_batching(model, batch_window_ms, dropout=dropout, norm_stats=norm_stats)
     batcher = None
     if batching["active"]:
@@ -87,7 +108,7 @@ def create_app(
 
     app = FastAPI(title="pix2pix", lifespan=lifespan, docs_url=None, redoc_url=None)
     info = describe_model(model, dropout=dropout, norm_stats=norm_stats)
-    info.update(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, workers=workers, batching=batching)
+    info.update(limits, batching=batching)
     app.state.info = info
 
     def decode_and_prepare(data: bytes) -> tuple[Image.Image, np.ndarray]:
@@ -110,15 +131,16 @@ def create_app(
     async def translate(request: Request, direction: str | None = None) -> Response:
         if direction is not None and direction != model.config.data.direction:
             raise HTTPException(400, f"this model translates {model.config.data.direction}, not {direction!r}")
-        body = await read_body(request, max_upload_bytes)
-        data = await extract_image_bytes(request.headers, body)
-        loop = asyncio.get_running_loop()
-        image, source = await loop.run_in_executor(pool, decode_and_prepare, data)
-        if batcher is None:
-            output = await loop.run_in_executor(pool, translate_alone, source)
-        else:
-            output = await batcher.translate(source)
-        png = await loop.run_in_executor(pool, finish_and_encode, output, image)
+        with in_flight.take():  # before the body is read: a refused request costs next to nothing
+            body = await read_body(request, max_upload_bytes)
+            data = await extract_image_bytes(request.headers, body)
+            loop = asyncio.get_running_loop()
+            image, source = await loop.run_in_executor(pool, decode_and_prepare, data)
+            if batcher is None:
+                output = await loop.run_in_executor(pool, translate_alone, source)
+            else:
+                output = await batcher.translate(source)
+            png = await loop.run_in_executor(pool, finish_and_encode, output, image)
         return Response(png, media_type="image/png")
 
     @app.get("/healthz")
@@ -135,6 +157,32 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+class InFlightLimit:
+    """At most `limit` requests at work at once; one more is refused with 503 at once, not queued, so a
+    burst costs bounded memory and the admitted requests keep their latency.
+
+    Used on the event loop's thread alone, so a plain counter needs no lock.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.taken = 0
+
+    @contextmanager
+    def take(self) -> Iterator[None]:
+        if self.taken >= self.limit:
+            raise HTTPException(
+                503,
+                f"busy: {self.limit} translations in flight, the server's limit; retry in a moment",
+                headers={"Retry-After": "1"},
+            )
+        self.taken += 1
+        try:
+            yield
+        finally:
+            self.taken -= 1
 
 
 def describe_model(model: ImageTranslator, *, dropout: bool, norm_stats: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pix2pix.flags import add_test_time_flags
 
 # as pix2pix.serve.app's defaults, repeated here so that building the parser imports nothing heavy
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-DEFAULT_MAX_PIXELS = 16_000_000
+DEFAULT_MAX_PIXELS = 2048 * 2048
 DEFAULT_BATCH_WINDOW_MS = 2.0
 
 
@@ -33,11 +33,14 @@ def run_serve(args: argparse.Namespace) -> None:
         max_upload_bytes=args.max_upload_bytes,
         max_pixels=args.max_pixels,
         workers=args.workers,
+        max_concurrent=args.max_concurrent,
         dropout=args.dropout == "on",
         norm_stats=args.norm_stats,
         batch_window_ms=args.batch_window_ms,
     )
-    batching = app.state.info["batching"]
+    info = app.state.info
+    print(f"limits: {info['max_pixels']} pixels an image, {info['max_concurrent']} translations in flight")
+    batching = info["batching"]
     if batching["active"]:
         print(f"micro-batching: requests within {batching['window_ms']} ms, up to {batching['max_batch']} a batch")
     else:
@@ -66,9 +69,15 @@ def add_serve_flags(serve: argparse.ArgumentParser) -> None:
         "--max-pixels",
         type=int,
         default=DEFAULT_MAX_PIXELS,
-        help=f"largest accepted image, width x height (default: {DEFAULT_MAX_PIXELS})",
+        help="largest accepted image, width x height, checked on its header; more gets 413 "
+        f"(default: {DEFAULT_MAX_PIXELS}, 2048x2048)",
     )
     serve.add_argument("--workers", type=int, help="translation threads sharing the model (default: min(4, cores))")
+    serve.add_argument(
+        "--max-concurrent",
+        type=int,
+        help="translations in flight at once; more requests get 503 with Retry-After (default: twice --workers)",
+    )
     serve.add_argument(
         "--batch-window-ms",
         type=float,
