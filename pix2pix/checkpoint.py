@@ -79,6 +79,13 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         raise
 
 
+def remove_stale_temporaries(checkpoint_dir: Path) -> None:
+    """Delete the temporary files of writes that a kill cut short (the size of a checkpoint each). Call
+    before a run writes: a run writes one checkpoint at a time, so any found then are stale."""
+    for path in checkpoint_dir.glob(".*.pt.*.tmp"):
+        path.unlink(missing_ok=True)
+
+
 def sync_directory(folder: Path) -> None:
     """fsync the folder so the rename itself survives a power cut (POSIX only)."""
     if hasattr(os, "O_DIRECTORY"):

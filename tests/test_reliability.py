@@ -1,6 +1,7 @@
 """Faults never cost a run: signals, kills, non-finite losses, damaged checkpoints, bad images."""
 
 import csv
+import errno
 import os
 import random
 import shutil
@@ -326,3 +327,45 @@ def test_a_disk_too_full_for_checkpoints_is_refused_at_start(tiny_dataset, tmp_p
     err = capsys.readouterr().err
     assert "MiB free" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_disk_filling_up_mid_run_stops_in_one_line_with_the_resume_command(
+    tiny_dataset, tmp_path, monkeypatch, capsys
+):
+    """The 4th write is epoch 2's second file: whichever it is, latest.pt must be no older than the newest
+    epoch checkpoint, and loadable."""
+    real_save, calls = torch.save, {"n": 0}
+
+    def save_until_the_disk_is_full(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] >= 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_until_the_disk_is_full)
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(tiny_dataset), "--out", str(run), *TINY_FLAGS, "--no-report", "--save-every", "1"]
+    with pytest.raises(SystemExit) as stopped:
+        main([*argv, "--n-epochs", "2", "--n-epochs-decay", "1"])
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "No space left on device" in err and "MiB free" in err and f"--resume auto --out {run}" in err
+    monkeypatch.setattr(torch, "save", real_save)
+    latest = read_checkpoint_file(run / "checkpoints" / "latest.pt")
+    newest_epoch = max(read_checkpoint_file(p)["epoch"] for p in (run / "checkpoints").glob("epoch_*.pt"))
+    assert latest["epoch"] >= newest_epoch == 1
+    assert not list((run / "checkpoints").glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_temporaries_left_by_a_kill_during_a_write_are_removed(tiny_dataset, tmp_path, resume):
+    run = tmp_path / "run"
+    stale = run / "checkpoints" / ".latest.pt.k1ll3d.tmp"
+    if resume:
+        fit(tiny_config(tiny_dataset, run).replace("optim", n_epochs=1, n_epochs_decay=0), progress=False)
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"half a checkpoint")
+    fit(tiny_config(tiny_dataset, run), resume="auto" if resume else None, progress=False)
+    assert not stale.exists()
+    assert (run / "checkpoints" / "latest.pt").exists()

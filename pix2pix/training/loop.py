@@ -28,6 +28,7 @@ from pix2pix.checkpoint import (
     load_checkpoint,
     prune_checkpoints,
     read_checkpoint_file,
+    remove_stale_temporaries,
     resolve_checkpoint,
     run_folder_of,
     save_checkpoint,
@@ -46,7 +47,7 @@ from pix2pix.training.monitor import (
     save_sample_grid,
     validate,
 )
-from pix2pix.training.state import LOSS_NAMES, build_training_state, linear_decay
+from pix2pix.training.state import LOSS_NAMES, TrainingState, build_training_state, linear_decay
 from pix2pix.training.step import train_step
 from pix2pix.visuals import write_progress_gif
 
@@ -166,25 +167,36 @@ def train(config: RunConfig, process: Process, *, resume: str | None, progress: 
     step_discriminator = prepare_for_step(run.discriminator, acceleration, process) if run.discriminator else None
 
     log, writer = None, None
+    checkpoint_dir = run_dir / CHECKPOINT_DIR
     if process.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        check_free_space(run_dir, [run.generator, run.discriminator])
+        check_free_space(run_dir, run)
+        remove_stale_temporaries(checkpoint_dir)  # left by a kill -9 during a write
         config.save_json(run_dir / "config.json")
         log = EpochLog(run_dir, keep_through_epoch=run.epoch)
         writer = open_tensorboard(run_dir) if config.train.tensorboard else None
     num_workers = config.data.num_workers if config.data.num_workers >= 0 else default_num_workers(device)
-    checkpoint_dir = run_dir / CHECKPOINT_DIR
 
     def save(name: str | None, epoch: int, batch: int) -> None:
-        """latest.pt always; `name` too (an epoch checkpoint), pruned to the newest K. Main process only."""
+        """latest.pt always; `name` too (an epoch checkpoint), pruned to the newest K. Main process only.
+
+        latest.pt is written first, so that a write failing in between leaves it no older than the newest
+        epoch checkpoint (a resume starts from latest.pt)."""
         if not process.is_main:
             return
         state = run.to_checkpoint(config, epoch=epoch, batch=batch)
-        if name is not None:
-            save_checkpoint(checkpoint_dir / name, state)
-            prune_checkpoints(checkpoint_dir, config.train.keep_checkpoints)
-        if name != "best.pt":
-            save_checkpoint(checkpoint_dir / LATEST, state)
+        try:
+            if name != "best.pt":
+                save_checkpoint(checkpoint_dir / LATEST, state)
+            if name is not None:
+                save_checkpoint(checkpoint_dir / name, state)
+                prune_checkpoints(checkpoint_dir, config.train.keep_checkpoints)
+        except OSError as error:  # a full disk, a quota: the previous files are intact (atomic writes)
+            raise TrainingStopped(
+                f"{checkpoint_dir}: could not write {name or LATEST} ({error.strerror or error}); checkpoints need "
+                f"about {checkpoint_mib(run):.0f} MiB free. The last checkpoint is kept: free some space, then "
+                f"resume with: pix2pix train --resume auto --out {run_dir}"
+            ) from None
 
     optim = config.optim
     total_epochs = optim.n_epochs + optim.n_epochs_decay
@@ -288,17 +300,21 @@ def train(config: RunConfig, process: Process, *, resume: str | None, progress: 
     return run_dir
 
 
-def check_free_space(run_dir: Path, networks: list) -> None:
-    """Refuse to start when the disk cannot hold two checkpoints (weights + two Adam moments each).
+def checkpoint_mib(run: TrainingState) -> float:
+    """The size of two checkpoints (a write goes to a temporary file beside the file it replaces):
+    float32 weights plus Adam's two moments for each network."""
+    networks = [net for net in (run.generator, run.discriminator) if net is not None]
+    values = sum(t.numel() for net in networks for t in (*net.parameters(), *net.buffers()))
+    return 2 * 3 * 4 * values / 2**20
 
-    A full disk found hours in would end the run; found now it costs nothing.
-    """
-    values = sum(t.numel() for net in networks if net is not None for t in (*net.parameters(), *net.buffers()))
-    needed = 2 * 3 * 4 * values  # two files, float32 weights plus Adam's two moments
-    free = shutil.disk_usage(run_dir).free
-    if free < needed:
+
+def check_free_space(run_dir: Path, run: TrainingState) -> None:
+    """Refuse to start when the disk cannot hold two checkpoints. A full disk found hours in ends the
+    run (resumable); found now it costs nothing."""
+    free = shutil.disk_usage(run_dir).free / 2**20
+    if free < checkpoint_mib(run):
         raise ValueError(
-            f"{run_dir}: {free / 2**20:.0f} MiB free, but checkpoints need about {needed / 2**20:.0f} MiB; "
+            f"{run_dir}: {free:.0f} MiB free, but checkpoints need about {checkpoint_mib(run):.0f} MiB; "
             "free some space or choose another --out"
         )
 
