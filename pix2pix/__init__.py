@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from pix2pix.lazy import lazy_exports  # imports nothing heavy, so it may come first
-
-# Before torch loads OpenMP: idle threads sleep instead of spinning. On a machine whose cores are
-# shared (laptops, CI, other jobs) spinning threads fight the busy ones; measured here, a training step
-# was up to 18x faster under load (see the README's performance section). Same results; a user's own
-# setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 if TYPE_CHECKING:
     from pix2pix.config import RunConfig
@@ -19,7 +12,7 @@ if TYPE_CHECKING:
     from pix2pix.onnx_model import OnnxPix2Pix
 
 __all__ = ["OnnxPix2Pix", "Pix2Pix", "RunConfig"]
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it (tool.setuptools.dynamic)
 
 # Imported on first use, so `import pix2pix` loads no torch: an exported model runs with onnxruntime
 # alone (`from pix2pix import OnnxPix2Pix`), and `pix2pix --help` stays fast.

@@ -2,6 +2,8 @@ import copy
 import csv
 import math
 import shutil
+import sys
+import warnings
 
 import pytest
 import torch
@@ -136,3 +138,23 @@ def test_validation_logs_metrics_and_keeps_the_best_checkpoint(tiny_dataset, tmp
     best, _ = load_checkpoint(run / "checkpoints" / "best.pt")
     assert best["epoch"] == int(best_epoch)
     assert best["best_scores"]["l1"] == pytest.approx(min(float(row["val_l1"]) for row in rows))
+
+
+def test_tensorboard_logs_the_epochs_when_installed(tiny_dataset, tmp_path):
+    pytest.importorskip("tensorboard")
+    run = fit(tiny_config(tiny_dataset, tmp_path / "run").replace("train", tensorboard=True), progress=False)
+    assert any(path.name.startswith("events.out.tfevents") for path in (run / "tensorboard").iterdir())
+
+
+def test_a_run_without_tensorboard_warns_once_and_logs_to_csv(tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if the package were not installed
+    monkeypatch.delitem(sys.modules, "torch.utils.tensorboard", raising=False)  # imported by an earlier test
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = fit(tiny_config(tiny_dataset, tmp_path / "run").replace("train", tensorboard=True), progress=False)
+    messages = [str(warning.message) for warning in caught if "tensorboard" in str(warning.message)]
+    assert messages == [
+        "tensorboard is not installed: pip install 'pix2pix[tensorboard]' for TensorBoard logs; "
+        "log.csv has the same numbers"
+    ]
+    assert len(read_log(run)) == 2 and not (run / "tensorboard").exists()

@@ -4,6 +4,7 @@ RUN/log.csv, TensorBoard). Outputs are made as `pix2pix test` makes them by defa
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import torch
@@ -16,6 +17,10 @@ from pix2pix.training.state import LOSS_NAMES
 from pix2pix.visuals import make_grid
 
 VAL_METRICS = ("l1", "psnr", "ssim")
+TENSORBOARD_MISSING = (
+    "tensorboard is not installed: pip install 'pix2pix[tensorboard]' for TensorBoard logs; "
+    "log.csv has the same numbers"
+)
 LOG_FIELDS = ("epoch", "iteration", "lr", *LOSS_NAMES, *(f"val_{name}" for name in VAL_METRICS), "seconds")
 
 
@@ -93,8 +98,15 @@ class EpochLog:
 
 
 def open_tensorboard(run_dir: Path):
-    from torch.utils.tensorboard import SummaryWriter  # imported late: it costs a second at start-up
-
+    """A TensorBoard writer for RUN/tensorboard, or None (after one warning) without the tensorboard package:
+    it is an optional extra, and log.csv holds the same numbers."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # imported late: it costs a second at start-up
+    except ModuleNotFoundError as error:
+        if error.name != "tensorboard":
+            raise  # a broken install of something else is not "tensorboard is missing"
+        warnings.warn(TENSORBOARD_MISSING, stacklevel=2)
+        return None
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
