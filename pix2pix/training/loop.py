@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from pix2pix.checkpoint import (
     save_checkpoint,
 )
 from pix2pix.config import RunConfig
+from pix2pix.data import PairedDataset
 from pix2pix.data.builtin import resolve_data_root
 from pix2pix.devices import default_num_workers
 from pix2pix.training.acceleration import plan_acceleration, prepare_for_step
@@ -108,20 +110,11 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
         retries_left = config.train.nan_retries
         while True:
             try:
-                return train(config, process, resume=resume, progress=progress and process.is_main)
+                return fit_once(config, process, resume=resume, progress=progress and process.is_main)
             except NonFiniteLoss as err:
-                checkpoint_dir = Path(config.train.out) / CHECKPOINT_DIR
-                has_checkpoint = (checkpoint_dir / LATEST).exists()
+                has_checkpoint = (Path(config.train.out) / CHECKPOINT_DIR / LATEST).exists()
                 if retries_left <= 0:
-                    kept = (
-                        f"the last good checkpoint is kept in {checkpoint_dir}"
-                        if has_checkpoint
-                        else "no checkpoint yet"
-                    )
-                    raise NonFiniteLoss(
-                        f"{err}; stopped ({kept}). Try a lower --lr (or --nan-retries N), and check the data for "
-                        "broken images."
-                    ) from None
+                    raise give_up_on_non_finite_loss(err, config, has_checkpoint) from None
                 retries_left -= 1
                 config = config.replace("optim", lr=config.optim.lr * NAN_LR_FACTOR)
                 resume = "auto" if has_checkpoint else None
@@ -132,172 +125,246 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
         end_process(process)
 
 
-def train(config: RunConfig, process: Process, *, resume: str | None, progress: bool) -> Path:
-    """The run itself, in every process; only the main process (rank 0) writes files."""
-    run_dir, device = Path(config.train.out), process.device
+def give_up_on_non_finite_loss(err: NonFiniteLoss, config: RunConfig, has_checkpoint: bool) -> NonFiniteLoss:
+    checkpoint_dir = Path(config.train.out) / CHECKPOINT_DIR
+    kept = f"the last good checkpoint is kept in {checkpoint_dir}" if has_checkpoint else "no checkpoint yet"
+    return NonFiniteLoss(
+        f"{err}; stopped ({kept}). Try a lower --lr (or --nan-retries N), and check the data for broken images."
+    )
+
+
+def fit_once(config: RunConfig, process: Process, *, resume: str | None, progress: bool) -> Path:
+    """One attempt at the run, in every process; only the main process (rank 0) writes files."""
+    run_dir = Path(config.train.out)
     if not resume:
         refuse_existing_run(run_dir, process)
     acceleration = plan_acceleration(config, process)  # precision, channels_last, compile, SyncBatchNorm
     torch.manual_seed(config.train.seed)
     random.seed(config.train.seed)
-    run = build_training_state(config, device, acceleration)
-
-    data_root = resolve_data_root(config.data.data)
-    stride = run.generator.stride
-    pairs = checked_pairs(data_root, skip_bad=config.train.skip_bad)
-    dataset = build_dataset(config, data_root, "train", stride, train=True, pairs=pairs)
-    sample_batch = load_sample_batch(config, data_root, stride)
-    val_dataset = None
-    if config.train.val_every > 0:
-        val_dataset = build_dataset(config, data_root, config.data.val_split, stride, train=False)
-
+    run = build_training_state(config, process.device, acceleration)
+    data = load_training_data(config, run.generator.stride)
     if resume:
-        checkpoint = resolve_resume(resume, run_dir)
-        state, saved = load_checkpoint(checkpoint)
-        try:
-            run.restore(state, config)
-        except RuntimeError as error:  # load_state_dict: other layers than the checkpoint's
-            changes = "; ".join(config.differences(saved, ("data", "model"))) or "see its config.json"
-            raise ValueError(
-                f"{checkpoint}: its networks differ from the ones this config builds ({changes}); resume without "
-                "those flags, or start a new run with another --out"
-            ) from error
+        restore_run(run, config, resolve_resume(resume, run_dir))
     # the updates go through DDP/compiled/SyncBatchNorm views; checkpoints and samples use the bare networks
-    step_generator = prepare_for_step(run.generator, acceleration, process)
-    step_discriminator = prepare_for_step(run.discriminator, acceleration, process) if run.discriminator else None
-
-    log, writer = None, None
-    checkpoint_dir = run_dir / CHECKPOINT_DIR
-    if process.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        check_free_space(run_dir, run)
-        remove_stale_temporaries(checkpoint_dir)  # left by a kill -9 during a write
-        config.save_json(run_dir / "config.json")
-        log = EpochLog(run_dir, keep_through_epoch=run.epoch)
-        writer = open_tensorboard(run_dir) if config.train.tensorboard else None
-    num_workers = config.data.num_workers if config.data.num_workers >= 0 else default_num_workers(device)
-
-    def save(name: str | None, epoch: int, batch: int) -> None:
-        """latest.pt always; `name` too (an epoch checkpoint), pruned to the newest K. Main process only.
-
-        latest.pt is written first, so that a write failing in between leaves it no older than the newest
-        epoch checkpoint (a resume starts from latest.pt)."""
-        if not process.is_main:
-            return
-        state = run.to_checkpoint(config, epoch=epoch, batch=batch)
-        try:
-            if name != "best.pt":
-                save_checkpoint(checkpoint_dir / LATEST, state)
-            if name is not None:
-                save_checkpoint(checkpoint_dir / name, state)
-                prune_checkpoints(checkpoint_dir, config.train.keep_checkpoints)
-        except OSError as error:  # a full disk, a quota: the previous files are intact (atomic writes)
-            raise TrainingStopped(
-                f"{checkpoint_dir}: could not write {name or LATEST} ({error.strerror or error}); checkpoints need "
-                f"about {checkpoint_mib(run):.0f} MiB free. The last checkpoint is kept: free some space, then "
-                f"resume with: pix2pix train --resume auto --out {run_dir}"
-            ) from None
-
-    optim = config.optim
-    total_epochs = optim.n_epochs + optim.n_epochs_decay
+    steps = StepNetworks(
+        prepare_for_step(run.generator, acceleration, process),
+        prepare_for_step(run.discriminator, acceleration, process) if run.discriminator else None,
+        acceleration.memory_format,
+    )
+    files = RunFiles(config, run, process.device) if process.is_main else None
+    total_epochs = config.optim.n_epochs + config.optim.n_epochs_decay
     with StopRequest() as stop:
         for epoch in range(run.epoch, total_epochs):
             started = time.perf_counter()
-            dataset.set_epoch(epoch)
-            order = shard_order(epoch_order(len(dataset), config.train.seed, epoch), process)
-            first_batch = run.batch if epoch == run.epoch else 0
-            # a new loader (and workers) per epoch, not persistent workers: a worker holds the copy of the
-            # dataset made when it started, which set_epoch does not reach, so it would repeat that epoch's jitter.
-            # Its own generator: starting an iterator draws a seed for the workers, which from the global stream
-            # would shift the dropout draws after a mid-epoch resume (restored state, then one extra draw).
-            loader = DataLoader(
-                dataset,
-                batch_size=optim.batch_size,
-                sampler=order[first_batch * optim.batch_size :],  # a resumed epoch skips what it has seen
-                num_workers=num_workers,
-                pin_memory=device.type == "cuda",
-                generator=torch.Generator().manual_seed(config.train.seed * 100_003 + epoch),
-            )
-            batches_in_epoch = math.ceil(len(order) / optim.batch_size)
-            if first_batch == 0:
-                run.totals = dict.fromkeys(LOSS_NAMES, 0.0)
-            bar = tqdm(
-                loader,
-                desc=f"epoch {epoch + 1}/{total_epochs}",
-                initial=first_batch,
-                total=batches_in_epoch,
-                disable=not progress,
-                leave=False,
-            )
-            for batch_index, batch in enumerate(bar, start=first_batch):
-                source = batch["source"].to(device, non_blocking=True, memory_format=acceleration.memory_format)
-                target = batch["target"].to(device, non_blocking=True, memory_format=acceleration.memory_format)
-                losses = train_step(
-                    step_generator,
-                    step_discriminator,
-                    run.opt_g,
-                    run.opt_d,
-                    source,
-                    target,
-                    gan_mode=config.loss.gan_mode,
-                    l1_weight=config.loss.l1_weight,
-                    precision=run.precision,
-                )
-                bad = [name for name, value in losses.items() if not math.isfinite(value)]
-                # every process must stop at the same iteration, or the others would wait forever
-                stop_votes, bad_votes = sum_across_processes([float(stop.requested), float(bool(bad))], process)
-                if bad_votes:
-                    # the weights are already poisoned: keep latest.pt as it was, the last good state
-                    terms = ", ".join(f"{name}={losses[name]}" for name in bad) or "in another process"
-                    raise NonFiniteLoss(
-                        f"non-finite loss ({terms}) at iteration {run.iteration + 1} (epoch {epoch + 1})"
-                    )
-                run.iteration += 1
-                for name in LOSS_NAMES:
-                    run.totals[name] += losses.get(name, 0.0)
-                bar.set_postfix({name: f"{losses.get(name, 0.0):.3f}" for name in LOSS_NAMES})
-                every_iters = config.train.save_every_iters
-                if stop_votes or (every_iters and run.iteration % every_iters == 0):
-                    save(None, epoch, batch_index + 1)
-                if stop_votes:
-                    bar.close()
-                    raise TrainingInterrupted(
-                        f"stopped at epoch {epoch + 1}, iteration {run.iteration}; checkpoint saved. "
-                        f"Resume with: pix2pix train --resume auto --out {run_dir}"
-                    )
-
-            lr = run.opt_g.param_groups[0]["lr"]
-            for scheduler in run.schedulers:
-                scheduler.step()
-            summed = sum_across_processes([run.totals[name] for name in LOSS_NAMES], process)
-            means = {name: total / (batches_in_epoch * process.world_size) for name, total in zip(LOSS_NAMES, summed)}
-            row = {"epoch": epoch + 1, "iteration": run.iteration, "lr": lr, **means}
-            last = epoch + 1 == total_epochs
-            if not process.is_main:
-                continue  # the rest of the epoch is logging, samples and checkpoints: rank 0's work
-            scores = {}
-            if val_dataset is not None and ((epoch + 1) % config.train.val_every == 0 or last):
-                scores = validate(run.generator, val_dataset, device)
-                row.update({f"val_{name}": value for name, value in scores.items()})
-            row["seconds"] = time.perf_counter() - started
-            report_epoch(row, log, writer, total_epochs=total_epochs, console=progress)  # type: ignore[arg-type]
-            if scores and is_improvement(scores, run.best_scores, config.train.best_metric):
-                run.best_scores = scores
-                save("best.pt", epoch + 1, 0)
-
-            if (epoch + 1) % config.train.sample_every == 0 or last:
-                samples_dir = run_dir / "samples"
-                grid_path = samples_dir / f"epoch_{epoch + 1:04d}.png"
-                save_sample_grid(run.generator, sample_batch, device, grid_path, color_space=config.data.color_space)
-                write_progress_gif(sorted(samples_dir.glob("epoch_*.png")), samples_dir / "progress.gif")
-            if (epoch + 1) % config.train.save_every == 0 or last:
-                save(f"epoch_{epoch + 1:04d}.pt", epoch + 1, 0)
-            elif config.train.save_every_iters:
-                save(None, epoch + 1, 0)  # latest.pt must not lag behind an epoch boundary
-
-    if writer is not None:
-        writer.close()
+            batches = train_epoch(config, run, steps, data.train, epoch, process, stop, files, progress=progress)
+            row = end_epoch_schedule(run, epoch, batches, process)
+            if files is not None:  # the rest of the epoch is logging, samples and checkpoints: rank 0's work
+                files.finish_epoch(run, data, row, started=started, console=progress)
+    if files is not None:
+        files.close()
     return run_dir
+
+
+@dataclass
+class TrainingData:
+    train: PairedDataset
+    val: PairedDataset | None  # only with --val-every
+    sample_batch: dict[str, torch.Tensor]  # the fixed images of every sample grid
+
+
+def load_training_data(config: RunConfig, stride: int) -> TrainingData:
+    """The training split (checked first: bad images are named before any work), validation and samples."""
+    data_root = resolve_data_root(config.data.data)
+    pairs = checked_pairs(data_root, skip_bad=config.train.skip_bad)
+    train = build_dataset(config, data_root, "train", stride, train=True, pairs=pairs)
+    sample_batch = load_sample_batch(config, data_root, stride)
+    val = None
+    if config.train.val_every > 0:
+        val = build_dataset(config, data_root, config.data.val_split, stride, train=False)
+    return TrainingData(train, val, sample_batch)
+
+
+def restore_run(run: TrainingState, config: RunConfig, checkpoint: Path) -> None:
+    state, saved = load_checkpoint(checkpoint)
+    try:
+        run.restore(state, config)
+    except RuntimeError as error:  # load_state_dict: other layers than the checkpoint's
+        changes = "; ".join(config.differences(saved, ("data", "model"))) or "see its config.json"
+        raise ValueError(
+            f"{checkpoint}: its networks differ from the ones this config builds ({changes}); resume without "
+            "those flags, or start a new run with another --out"
+        ) from error
+
+
+@dataclass
+class StepNetworks:
+    """The views of G and D that the training step updates, and the memory format of their batches."""
+
+    generator: torch.nn.Module
+    discriminator: torch.nn.Module | None
+    memory_format: torch.memory_format
+
+
+def train_epoch(
+    config: RunConfig,
+    run: TrainingState,
+    steps: StepNetworks,
+    dataset: PairedDataset,
+    epoch: int,
+    process: Process,
+    stop: StopRequest,
+    files: RunFiles | None,
+    *,
+    progress: bool,
+) -> int:
+    """The D/G steps of one epoch (from where a resumed epoch stopped), with mid-epoch checkpoints;
+    returns the number of batches in the whole epoch."""
+    optim, device = config.optim, process.device
+    dataset.set_epoch(epoch)
+    order = shard_order(epoch_order(len(dataset), config.train.seed, epoch), process)
+    first_batch = run.batch if epoch == run.epoch else 0
+    # a new loader (and workers) per epoch, not persistent workers: a worker holds the copy of the
+    # dataset made when it started, which set_epoch does not reach, so it would repeat that epoch's jitter.
+    # Its own generator: starting an iterator draws a seed for the workers, which from the global stream
+    # would shift the dropout draws after a mid-epoch resume (restored state, then one extra draw).
+    loader = DataLoader(
+        dataset,
+        batch_size=optim.batch_size,
+        sampler=order[first_batch * optim.batch_size :],  # a resumed epoch skips what it has seen
+        num_workers=config.data.num_workers if config.data.num_workers >= 0 else default_num_workers(device),
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(config.train.seed * 100_003 + epoch),
+    )
+    if first_batch == 0:
+        run.totals = dict.fromkeys(LOSS_NAMES, 0.0)
+    batches_in_epoch = math.ceil(len(order) / optim.batch_size)
+    bar = tqdm(
+        loader,
+        desc=f"epoch {epoch + 1}/{optim.n_epochs + optim.n_epochs_decay}",
+        initial=first_batch,
+        total=batches_in_epoch,
+        disable=not progress,
+        leave=False,
+    )
+    for batch_index, batch in enumerate(bar, start=first_batch):
+        source = batch["source"].to(device, non_blocking=True, memory_format=steps.memory_format)
+        target = batch["target"].to(device, non_blocking=True, memory_format=steps.memory_format)
+        losses = train_step(
+            steps.generator,
+            steps.discriminator,
+            run.opt_g,
+            run.opt_d,
+            source,
+            target,
+            gan_mode=config.loss.gan_mode,
+            l1_weight=config.loss.l1_weight,
+            precision=run.precision,
+        )
+        stop_requested = vote_to_stop(losses, stop, run, epoch, process)
+        run.iteration += 1
+        for name in LOSS_NAMES:
+            run.totals[name] += losses.get(name, 0.0)
+        bar.set_postfix({name: f"{losses.get(name, 0.0):.3f}" for name in LOSS_NAMES})
+        every_iters = config.train.save_every_iters
+        if files is not None and (stop_requested or (every_iters and run.iteration % every_iters == 0)):
+            files.save(run, None, epoch, batch_index + 1)
+        if stop_requested:
+            bar.close()
+            raise TrainingInterrupted(
+                f"stopped at epoch {epoch + 1}, iteration {run.iteration}; checkpoint saved. "
+                f"Resume with: pix2pix train --resume auto --out {config.train.out}"
+            )
+    return batches_in_epoch
+
+
+def vote_to_stop(losses: dict[str, float], stop: StopRequest, run: TrainingState, epoch: int, process: Process) -> bool:
+    """Whether any process was asked to stop; raises NonFiniteLoss if any process saw a NaN/inf loss.
+    Every process must stop at the same iteration, or the others would wait forever."""
+    bad = [name for name, value in losses.items() if not math.isfinite(value)]
+    stop_votes, bad_votes = sum_across_processes([float(stop.requested), float(bool(bad))], process)
+    if bad_votes:
+        # the weights are already poisoned: keep latest.pt as it was, the last good state
+        terms = ", ".join(f"{name}={losses[name]}" for name in bad) or "in another process"
+        raise NonFiniteLoss(f"non-finite loss ({terms}) at iteration {run.iteration + 1} (epoch {epoch + 1})")
+    return bool(stop_votes)
+
+
+def end_epoch_schedule(run: TrainingState, epoch: int, batches: int, process: Process) -> dict[str, float]:
+    """Step the learning-rate schedule; the epoch's log row, with the mean losses over all processes."""
+    lr = run.opt_g.param_groups[0]["lr"]
+    for scheduler in run.schedulers:
+        scheduler.step()
+    summed = sum_across_processes([run.totals[name] for name in LOSS_NAMES], process)
+    means = {name: total / (batches * process.world_size) for name, total in zip(LOSS_NAMES, summed)}
+    return {"epoch": epoch + 1, "iteration": run.iteration, "lr": lr, **means}
+
+
+class RunFiles:
+    """What the main process writes into the run folder: config.json, log.csv, TensorBoard, sample grids and
+    checkpoints. Opening it checks the disk and removes the temporaries of a write that a kill cut short."""
+
+    def __init__(self, config: RunConfig, run: TrainingState, device: torch.device):
+        self.config, self.device = config, device
+        self.run_dir = Path(config.train.out)
+        self.checkpoint_dir = self.run_dir / CHECKPOINT_DIR
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        check_free_space(self.run_dir, run)
+        remove_stale_temporaries(self.checkpoint_dir)
+        config.save_json(self.run_dir / "config.json")
+        self.log = EpochLog(self.run_dir, keep_through_epoch=run.epoch)
+        self.writer = open_tensorboard(self.run_dir) if config.train.tensorboard else None
+
+    def finish_epoch(
+        self, run: TrainingState, data: TrainingData, row: dict[str, float], *, started: float, console: bool
+    ) -> None:
+        """Validation, the log row, best.pt, the sample grid and the epoch checkpoint, each at its cadence."""
+        train, epoch = self.config.train, int(row["epoch"])  # epochs done
+        total_epochs = self.config.optim.n_epochs + self.config.optim.n_epochs_decay
+        last = epoch == total_epochs
+        scores = {}
+        if data.val is not None and (epoch % train.val_every == 0 or last):
+            scores = validate(run.generator, data.val, self.device)
+            row.update({f"val_{name}": value for name, value in scores.items()})
+        row["seconds"] = time.perf_counter() - started
+        report_epoch(row, self.log, self.writer, total_epochs=total_epochs, console=console)
+        if scores and is_improvement(scores, run.best_scores, train.best_metric):
+            run.best_scores = scores
+            self.save(run, "best.pt", epoch, 0)
+        if epoch % train.sample_every == 0 or last:
+            self.save_samples(run, data.sample_batch, epoch)
+        if epoch % train.save_every == 0 or last:
+            self.save(run, f"epoch_{epoch:04d}.pt", epoch, 0)
+        elif train.save_every_iters:
+            self.save(run, None, epoch, 0)  # latest.pt must not lag behind an epoch boundary
+
+    def save_samples(self, run: TrainingState, sample_batch: dict[str, torch.Tensor], epoch: int) -> None:
+        samples_dir = self.run_dir / "samples"
+        grid_path = samples_dir / f"epoch_{epoch:04d}.png"
+        save_sample_grid(run.generator, sample_batch, self.device, grid_path, color_space=self.config.data.color_space)
+        write_progress_gif(sorted(samples_dir.glob("epoch_*.png")), samples_dir / "progress.gif")
+
+    def save(self, run: TrainingState, name: str | None, epoch: int, batch: int) -> None:
+        """latest.pt always (not for best.pt); `name` too (an epoch checkpoint), pruned to the newest K.
+
+        latest.pt is written first, so that a write failing in between leaves it no older than the newest
+        epoch checkpoint (a resume starts from latest.pt)."""
+        state = run.to_checkpoint(self.config, epoch=epoch, batch=batch)
+        try:
+            if name != "best.pt":
+                save_checkpoint(self.checkpoint_dir / LATEST, state)
+            if name is not None:
+                save_checkpoint(self.checkpoint_dir / name, state)
+                prune_checkpoints(self.checkpoint_dir, self.config.train.keep_checkpoints)
+        except OSError as error:  # a full disk, a quota: the previous files are intact (atomic writes)
+            raise TrainingStopped(
+                f"{self.checkpoint_dir}: could not write {name or LATEST} ({error.strerror or error}); checkpoints "
+                f"need about {checkpoint_mib(run):.0f} MiB free. The last checkpoint is kept: free some space, then "
+                f"resume with: pix2pix train --resume auto --out {self.run_dir}"
+            ) from None
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 def checkpoint_mib(run: TrainingState) -> float:
