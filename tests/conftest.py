@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 # The test run is a program, like the `pix2pix` command (pix2pix.runtime.tune_process_for_cli), so it may
 # set what the library must not: idle OpenMP threads sleep instead of spinning, which keeps the suite fast
 # on shared cores. Before anything imports torch, whose OpenMP runtime reads the variable once.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Caches (the built-in dataset, segmenters, palettes) go to a fresh folder, never the user's own.
+os.environ["PIX2PIX_HOME"] = tempfile.mkdtemp(prefix="pix2pix-test-home-")
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,3 +27,9 @@ def tiny_dataset(tmp_path: Path) -> Path:
     write_pairs(root, "val", 2, seed=1)
     write_pairs(root, "test", 3, seed=2)
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_the_test_cache_home():
+    yield
+    shutil.rmtree(os.environ["PIX2PIX_HOME"], ignore_errors=True)

@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from pix2pix.cache import cache_home
 from pix2pix.cli import main
 from pix2pix.data.synthetic import SYNTHETIC_PALETTE, generate_synthetic_facades, render_facade
 from pix2pix.evaluate import fcn_score
@@ -182,7 +183,8 @@ def split_test_pairs(root: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
 def test_segmenter_scores_real_photos_high_and_shuffled_ones_low(facades_root):
     palette = fcn_score.FACADES_PALETTE
     segmenter = fcn_score.load_or_train_segmenter(facades_root, palette, SMALL_SEGMENTER, progress=False)
-    assert segmenter.path is not None and segmenter.path.parent == facades_root / ".pix2pix-cache"
+    assert segmenter.path is not None and segmenter.path.parent == cache_home() / "segmenters"
+    assert not (facades_root / ".pix2pix-cache").exists()
     label_maps, photos = split_test_pairs(facades_root)
     real, per_image = fcn_score.score_photos(segmenter, photos, label_maps, palette)
     shuffled, _ = fcn_score.score_photos(segmenter, photos[1:] + photos[:1], label_maps, palette)
@@ -367,14 +369,14 @@ def test_summary_of_a_checkpoint(tiny_run, capsys):
     assert "ngf 8" in out and "input (1, 3, 32, 32)" in out
 
 
-def test_segmenter_cache_leaves_a_read_only_dataset_alone_even_for_root(tmp_path, monkeypatch):
-    writable, read_only = tmp_path / "mine", tmp_path / "shared"
-    writable.mkdir()
-    read_only.mkdir()
+def test_the_segmenter_is_cached_under_the_cache_root_never_in_the_dataset(tmp_path, monkeypatch):
+    root = tmp_path / "facades"
+    generate_synthetic_facades(root, size=32, counts={"train": 8, "val": 0, "test": 2})
+    root.chmod(0o555)  # a shared, read-only dataset: nothing may be written there
     monkeypatch.setenv("PIX2PIX_HOME", str(tmp_path / "home"))
-    assert fcn_score.default_cache_folder(writable) == writable / ".pix2pix-cache"
-    read_only.chmod(0o555)
     try:
-        assert fcn_score.default_cache_folder(read_only) == tmp_path / "home" / "segmenters"
+        segmenter = fcn_score.load_or_train_segmenter(root, fcn_score.FACADES_PALETTE, SMALL_SEGMENTER, progress=False)
     finally:
-        read_only.chmod(0o755)
+        root.chmod(0o755)
+    assert segmenter.path is not None and segmenter.path.parent == tmp_path / "home" / "segmenters"
+    assert not (root / ".pix2pix-cache").exists()

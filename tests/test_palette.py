@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pix2pix.cache import cache_home
 from pix2pix.cli import main
 from pix2pix.evaluate import fcn_score
 from pix2pix.evaluate.palette import detect_dataset_palette
@@ -116,7 +117,7 @@ def test_eval_palette_detect_writes_and_uses_the_palette(tmp_path, capsys):
     argv = ["eval", "--results", str(results), "--data", str(root), "--palette", "detect", "--fcn-score", "on"]
     assert main([*argv, "--quiet"]) == 0
     out = capsys.readouterr().out
-    [path] = (root / ".pix2pix-cache").glob("detected-palette-*.json")
+    [path] = (cache_home() / "palettes").glob("detected-palette-*.json")
     assert "4 classes" in out and str(path) in out
     palette = fcn_score.load_palette(str(path))
     assert_same_colors(np.array(palette.colors), colors, tolerance=6)

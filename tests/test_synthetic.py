@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pix2pix.cache import cache_home
 from pix2pix.data.synthetic import (
     FACADE,
     SYNTHETIC_PALETTE,
@@ -140,8 +141,13 @@ def test_generate_rejects_bad_counts(tmp_path, counts):
         generate_synthetic_facades(tmp_path / "facades", size=32, counts=counts)
 
 
-def test_default_root_follows_pix2pix_home(monkeypatch, tmp_path):
-    monkeypatch.setenv("PIX2PIX_HOME", str(tmp_path))
-    assert default_synthetic_root() == tmp_path / "datasets" / "synthetic-facades"
+def test_the_cache_root_is_pix2pix_home_else_xdg_cache_home_else_dot_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("PIX2PIX_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_synthetic_root() == tmp_path / "home" / "datasets" / "synthetic-facades"
     monkeypatch.delenv("PIX2PIX_HOME")
-    assert default_synthetic_root() == Path.home() / ".cache" / "pix2pix" / "datasets" / "synthetic-facades"
+    assert cache_home() == tmp_path / "xdg" / "pix2pix"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")  # invalid by the XDG spec: ignored
+    assert cache_home() == Path.home() / ".cache" / "pix2pix"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_home() == Path.home() / ".cache" / "pix2pix"

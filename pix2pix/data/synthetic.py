@@ -11,7 +11,6 @@ release has the halves the other way round: BtoA there).
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import tempfile
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from pix2pix.cache import cache_home
 
 # Measured from the facades release (median colour of flat label regions, JPEG noise removed);
 # the order is the CMP class order, which the release renders through a jet colour map.
@@ -420,6 +421,5 @@ def generate_synthetic_facades(
 
 
 def default_synthetic_root() -> Path:
-    """$PIX2PIX_HOME/datasets/synthetic-facades, with PIX2PIX_HOME defaulting to ~/.cache/pix2pix."""
-    home = Path(os.environ.get("PIX2PIX_HOME", "~/.cache/pix2pix")).expanduser()
-    return home / "datasets" / "synthetic-facades"
+    """CACHE/datasets/synthetic-facades (see pix2pix.cache)."""
+    return cache_home() / "datasets" / "synthetic-facades"

@@ -3,8 +3,8 @@
 For datasets whose one side is a colour-coded label map (facades, cityscapes). Labels are recovered
 from the (JPEG-noisy) colours by the nearest palette colour; the palette is built in, read from a JSON
 file, or detected from the data (palette.py). A compact segmentation network is trained
-once on the real photos of the training split (photo -> labels, at a reduced resolution) and cached next
-to the dataset; it then labels the generated photos and the real test photos (the upper bound), and
+once on the real photos of the training split (photo -> labels, at a reduced resolution) and cached in
+the cache folder (pix2pix.cache); it then labels the generated photos and the real test photos (the upper bound), and
 both are scored against the test label maps: per-pixel accuracy, per-class accuracy and class IoU.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
+from pix2pix.cache import cache_home
 from pix2pix.checkpoint import save_checkpoint
 from pix2pix.data.layout import find_pairs, load_pair
 from pix2pix.data.synthetic import SYNTHETIC_PALETTE
@@ -245,16 +245,6 @@ def predict_labels(network: SegmentationNet, photos: np.ndarray, batch_size: int
     return torch.cat(chunks).numpy().astype(np.uint8)
 
 
-def default_cache_folder(root: Path) -> Path:
-    """ROOT/.pix2pix-cache, or $PIX2PIX_HOME/segmenters when the dataset folder is read-only."""
-    folder = root / ".pix2pix-cache"
-    existing = folder if folder.exists() else root
-    # the mode bits too: os.access says yes to root even where nobody is meant to write
-    if os.access(existing, os.W_OK) and existing.stat().st_mode & 0o222:
-        return folder
-    return Path(os.environ.get("PIX2PIX_HOME", "~/.cache/pix2pix")).expanduser() / "segmenters"
-
-
 def load_or_train_segmenter(
     root: Path, palette: Palette, settings: SegmenterSettings, *, progress: bool = True
 ) -> Segmenter:
@@ -272,7 +262,7 @@ def load_or_train_segmenter(
         },
         sort_keys=True,
     )
-    path = default_cache_folder(root) / f"segmenter-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+    path = cache_home() / "segmenters" / f"segmenter-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
     if path.exists():
         state = torch.load(path, map_location="cpu", weights_only=True)
         network = SegmentationNet(3, state["n_classes"], width=settings.width)

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from pix2pix.cache import cache_home
 from pix2pix.data.layout import find_pairs, load_pair
-from pix2pix.evaluate.fcn_score import Palette, default_cache_folder
+from pix2pix.evaluate.fcn_score import Palette
 
 SAMPLE_IMAGES = 100  # pairs read, a seeded sample: enough for rare classes, a second or two
 SAMPLE_GRID = 64  # about 64 x 64 pixels looked at per image, picked on a grid (no resampling, so no blends)
@@ -154,11 +155,11 @@ def detect_dataset_palette(
 
 
 def save_detected_palette(root: Path, palette: Palette) -> Path:
-    """Write `palette` beside the segmenter cache as {"name": [r, g, b], ...}, the format `--palette FILE`
-    reads, so it can be renamed, edited and reused. The name holds a hash of the dataset's location: when
-    the dataset is read-only the cache folder is shared by all datasets."""
+    """Write `palette` into the cache as {"name": [r, g, b], ...}, the format `--palette FILE` reads, so it
+    can be renamed, edited and reused. The name holds a hash of the dataset's location: the cache folder is
+    shared by all datasets."""
     key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
-    path = default_cache_folder(root) / f"detected-palette-{key}.json"
+    path = cache_home() / "palettes" / f"detected-palette-{key}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {name: list(color) for name, color in zip(palette.names, palette.colors)}
     path.write_text(json.dumps(document, indent=2) + "\n")
