@@ -1,4 +1,4 @@
-"""Reproduce every number and grid of the README's "Results on real data" section.
+"""Reproduce every number and grid of docs/results.md (the tables in docs/results-tables.md, the grids).
 
     python experiments/reproduce.py                      # every experiment, CPU recipes (about 2 h 30 min on 2 cores)
     python experiments/reproduce.py --only facades       # one dataset
@@ -6,7 +6,7 @@
 
 For each dataset: carve the fixed validation split (`pix2pix data holdout`, 10%, seed 0) into
 datasets/NAME, train each recipe of configs/ (resuming a stopped run, skipping a finished one), evaluate
-the final checkpoint on the validation split with `pix2pix eval`, then write experiments/results.md (the
+the final checkpoint on the validation split with `pix2pix eval`, then write docs/results-tables.md (the
 tables, the hardware and the wall times) and docs/results/NAME.jpg (input | each model | target for the
 same validation images). Every step is the CLI a user would type, so the script is also the recipe.
 """
@@ -80,7 +80,7 @@ def main() -> None:
         evaluate(runs, fcn_score=experiment.fcn_score)
         write_grid(runs, Path("docs/results") / f"{experiment.name}.jpg")
         sections.append(format_section(experiment, runs))
-    results = Path("experiments/results.md")
+    results = Path("docs/results-tables.md")  # linked from docs/results.md: the tables live only here
     results.write_text(format_header() + "\n".join(sections))
     print(f"wrote {results} and docs/results/*.jpg")
 

@@ -1,0 +1,61 @@
+"""The README and the docs pages: links that resolve, every page in the site's nav, results tables in one
+place. The pages' own links and anchors are checked by `mkdocs build --strict` (.ci/run); the README is
+outside the site, so its links are checked here."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+RESULTS_TABLE_HEADER = "| model | recipe |"  # the first columns of every table experiments/reproduce.py writes
+
+
+def slugify(heading: str) -> str:
+    """The anchor Python-Markdown's toc (MkDocs) and GitHub give a heading, for the headings used here."""
+    text = re.sub(r"`|\*", "", heading)
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    text = re.sub(r"[^\w\s-]", "", text).strip().lower()
+    return re.sub(r"[-\s]+", "-", text)
+
+
+def anchors(page: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL)  # no headings inside code blocks
+    return {slugify(line.lstrip("#")) for line in text.splitlines() if re.match(r"#{1,6} ", line)}
+
+
+def test_readme_links_resolve():
+    broken = []
+    for target in LINK.findall((ROOT / "README.md").read_text()):
+        if re.match(r"[a-z]+://", target):
+            continue
+        path, _, anchor = target.partition("#")
+        file = ROOT / path
+        if not file.exists() or (anchor and anchor not in anchors(file)):
+            broken.append(target)
+    assert not broken, f"README.md links to missing files or anchors: {broken}"
+
+
+def test_readme_stays_short():
+    lines = len((ROOT / "README.md").read_text().splitlines())
+    assert lines <= 250, f"README.md has {lines} lines: move the detail to docs/"
+
+
+def test_every_page_is_in_the_nav():
+    nav = (ROOT / "mkdocs.yml").read_text()
+    listed = set(re.findall(r":\s*([\w-]+\.md)\s*$", nav, flags=re.MULTILINE))
+    pages = {page.name for page in DOCS.glob("*.md")}
+    assert pages == listed, f"pages not in mkdocs.yml: {pages - listed}; listed but missing: {listed - pages}"
+
+
+def test_results_tables_are_written_in_one_place():
+    assert RESULTS_TABLE_HEADER in (DOCS / "results-tables.md").read_text()
+    copies = [
+        str(page.relative_to(ROOT))
+        for page in [ROOT / "README.md", *DOCS.glob("*.md")]
+        if page.name != "results-tables.md" and RESULTS_TABLE_HEADER in page.read_text()
+    ]
+    assert not copies, f"results tables copied by hand (link to docs/results-tables.md instead): {copies}"
