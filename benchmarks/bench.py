@@ -26,8 +26,8 @@ CPU cores split evenly between the processes, and their ratio.
 CUDA) bf16 autocast, in the memory format training uses on the device (channels_last on CUDA), with
 `--compile` optionally, and each as a fraction of the device's measured matmul ceiling in that dtype.
 
-On a machine shared with other processes, compare with `OMP_WAIT_POLICY=PASSIVE` set (README,
-"Performance"): with the default policy torch's threads spin while waiting for a busy core.
+On a machine shared with other processes, compare with `OMP_WAIT_POLICY=PASSIVE` set (docs/performance.md,
+"OpenMP wait policy"): with the default policy torch's threads spin while waiting for a busy core.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Reproduce every number and grid of docs/results.md (the tables in docs/results-tables.md, the grids).
 
-    python experiments/reproduce.py                      # every experiment, CPU recipes (about 2 h 30 min on 2 cores)
+    python experiments/reproduce.py                      # every experiment, CPU recipes (2.5 h: 2-core EPYC, AVX-512)
     python experiments/reproduce.py --only facades       # one dataset
     python experiments/reproduce.py --data-root DIR      # where facades/ maps/ edges2shoes_swapped/ live
 

@@ -96,7 +96,7 @@ def export_torchscript(model: Pix2Pix, out: str | Path, *, dropout: bool = False
     generator, example = prepare_generator(model, dropout=dropout, norm_stats=norm_stats)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")  # see the README
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")  # see docs/deployment.md
         # check_trace re-runs the trace and compares outputs, which dropout's randomness would fail
         traced = torch.jit.trace(generator, example, check_trace=not dropout)
     metadata = describe_export(model, dropout=dropout, norm_stats=norm_stats)

@@ -14,7 +14,7 @@ def tune_process_for_cli() -> None:
     already says otherwise.
 
     On a machine whose cores are shared (laptops, CI, other jobs) spinning threads fight the busy ones:
-    measured here, a training step was up to 18x faster under load (the README's performance section),
+    measured here, a training step was about 7x faster under load on a 2-core AMD EPYC (docs/performance.md),
     with the same results. The OpenMP runtime reads the variable once, when `import torch` loads it, so
     this has to run before torch is imported: `pix2pix.cli` imports no torch at module level for that
     reason (and for a fast `--help`). DataLoader workers inherit it; under torchrun each rank runs

@@ -33,7 +33,7 @@ def run_pix2pix(
 def finished(result: subprocess.CompletedProcess) -> bool:
     """The launch succeeded, or the run finished (rank 0 reported its run folder) and the only failure is
     the rare abort of a gloo process at interpreter exit, in torch's C++ teardown after
-    destroy_process_group (rare; README, "Several processes or GPUs")."""
+    destroy_process_group (rare; docs/training.md, "Several processes or GPUs")."""
     teardown_abort = "terminate called without an active exception" in result.stderr
     return result.returncode == 0 or (teardown_abort and "run folder:" in result.stdout)
 
@@ -97,7 +97,8 @@ def read_losses(path: Path) -> list[list[float]]:
 
 @pytest.mark.parametrize("backend", ["static", "c10d"])
 def test_the_multi_node_launch_form_trains_on_one_node(tiny_dataset, tmp_path, backend):
-    """The README's multi-node command (explicit node count, rank and rendezvous endpoint), on one node."""
+    """The multi-node command of docs/training.md (explicit node count, rank and rendezvous endpoint), on one
+    node."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

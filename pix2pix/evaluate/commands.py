@@ -65,13 +65,13 @@ def add_eval_command(commands: argparse._SubParsersAction) -> None:
         "--fid-weights",
         type=Path,
         metavar="FILE",
-        help="TorchScript feature network for the FID, e.g. NVIDIA's inception-2015-12-05.pt (see README)",
+        help="TorchScript feature network for the FID, e.g. NVIDIA's inception-2015-12-05.pt (see docs/evaluation.md)",
     )
     parser.add_argument(
         "--lpips-weights",
         type=Path,
         metavar="FILE",
-        help="TorchScript LPIPS network: (output, target) in [-1,1] -> one distance per image (see README)",
+        help="TorchScript LPIPS network: (output, target) in [-1,1] -> one distance per image (see docs/evaluation.md)",
     )
     add_test_time_flags(parser)  # as `pix2pix test`: the paper's protocol by default
     parser.add_argument("--seed", type=int, default=0, help="seed of the dropout draws")

@@ -65,7 +65,7 @@ class UpConvTranspose2d(nn.ConvTranspose2d):
     folding treat it as the layer it is. Only how it runs differs: in training on a CPU, inputs of at most
     `MATMUL_MAX_PIXELS` pixels (the U-Net's deepest levels) run as one matrix product and a col2im
     (`F.fold`) instead of oneDNN's transposed kernels, which are slow there; a training iteration gets 4-9%
-    faster (README, "Performance"). Inference sees no gain, and exports (traced) keep the standard
+    faster (docs/performance.md). Inference sees no gain, and exports (traced) keep the standard
     operator.
     """
 
