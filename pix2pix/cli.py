@@ -12,6 +12,7 @@ from pix2pix.data.tools.commands import add_data_command
 from pix2pix.evaluate.commands import add_eval_command, add_summary_command
 from pix2pix.export_commands import add_export_command
 from pix2pix.flags import add_config_flags, add_config_option, add_test_time_flags, build_config
+from pix2pix.runtime import tune_process_for_cli
 from pix2pix.serve.commands import add_serve_command
 
 # optional packages -> the extra that installs them (the base install stays light)
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tune_process_for_cli()  # before anything imports torch: a program may tune its process, a library not
     args = build_parser().parse_args(argv)
     # one line per warning, like the errors (not Python's "file:line: UserWarning:" plus a source line)
     python_format = warnings.formatwarning
@@ -155,10 +157,10 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the parsed command; expected failures become one `pix2pix CMD: error:` line and exit code 2."""
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as error:
+    except (ValueError, OSError) as error:  # OSError: a missing, unwritable or full file or folder, and the like
         if os.environ.get("PIX2PIX_DEBUG"):
             raise
-        print(f"pix2pix {args.command}: error: {error}", file=sys.stderr)
+        print(f"pix2pix {args.command}: error: {describe_error(error)}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as error:
         extra = OPTIONAL_EXTRAS.get((error.name or "").split(".")[0])
@@ -170,3 +172,10 @@ def run_command(args: argparse.Namespace) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def describe_error(error: Exception) -> str:
+    """`PATH: reason` for an error of the operating system (not Python's `[Errno 17] File exists: 'PATH'`)."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.filename}: {error.strerror}" if error.filename is not None else error.strerror
+    return str(error)

@@ -1,14 +1,21 @@
-"""Typed run configuration. Plain frozen dataclasses, no logic beyond (de)serialisation.
+"""Typed run configuration: plain frozen dataclasses, their (de)serialisation and the values they allow.
 
 A config is saved as JSON next to every checkpoint and inside it, so a run can be reproduced and a
 checkpoint rebuilt without flags. Field names double as CLI flags (`base_channels` -> `--base-channels`).
+Flags, recipes and saved configs are all built by `RunConfig.from_dict`, which checks every value's type
+and range there, before any data is read, and refuses in one line naming the field, the value and what
+is allowed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 import tomllib
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -108,20 +115,18 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, sections: dict[str, dict[str, Any]]) -> RunConfig:
-        """Build from nested dicts; missing fields take defaults, unknown ones are an error."""
+        """Build from nested dicts; missing fields take defaults. Unknown names, values of the wrong type
+        or out of range, and fields that contradict each other are a ValueError naming them."""
+        unknown_sections = sorted(set(sections) - {section.name for section in dataclasses.fields(cls)})
+        if unknown_sections:
+            raise ValueError(f"unknown config section(s): {', '.join(unknown_sections)}")
         built = {}
         for section in dataclasses.fields(cls):
             section_type = section.default_factory  # type: ignore[misc]
-            values = dict(sections.get(section.name, {}))
-            known = {f.name for f in dataclasses.fields(section_type)}
-            unknown = sorted(set(values) - known)
-            if unknown:
-                raise ValueError(f"unknown option(s) in [{section.name}]: {', '.join(unknown)}")
-            built[section.name] = section_type(**values)
-        unknown_sections = sorted(set(sections) - set(built))
-        if unknown_sections:
-            raise ValueError(f"unknown config section(s): {', '.join(unknown_sections)}")
-        return cls(**built)
+            built[section.name] = build_section(section.name, section_type, sections.get(section.name, {}))
+        config = cls(**built)
+        check_combinations(config)
+        return config
 
     def save_json(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
@@ -129,12 +134,7 @@ class RunConfig:
     @classmethod
     def load(cls, path: Path) -> RunConfig:
         """Read a `.json` (as saved beside checkpoints) or a `.toml` recipe."""
-        text = Path(path).read_text()
-        try:
-            sections = tomllib.loads(text) if str(path).endswith(".toml") else json.loads(text)
-        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
-            raise ValueError(f"{path}: not a valid config file ({error})") from error
-        return cls.from_dict(sections)
+        return cls.from_dict(read_sections(path))
 
     def differences(self, other: RunConfig, sections: tuple[str, ...] = ()) -> list[str]:
         """`section.field: other's value -> this one's` for each field that differs (in `sections`, or all)."""
@@ -148,3 +148,144 @@ class RunConfig:
 
     def replace(self, section: str, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
+
+
+def read_sections(path: Path) -> dict[str, dict[str, Any]]:
+    """The sections of a `.json` or `.toml` config file as written, before defaults and checks."""
+    text = Path(path).read_text()
+    try:
+        sections = tomllib.loads(text) if str(path).endswith(".toml") else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not a valid config file ({error})") from error
+    if not isinstance(sections, dict) or not all(isinstance(values, dict) for values in sections.values()):
+        raise ValueError(f"{path}: not a valid config file (expected sections [data] [model] [loss] [optim] [train])")
+    return sections
+
+
+Rule = tuple[Callable[[Any], bool], str]  # (does a value of the field's type fit, what is allowed)
+
+
+def at_least(low: int) -> Rule:
+    return (lambda value: value >= low), f">= {low}"
+
+
+FRACTION: Rule = ((lambda value: 0 <= value < 1), "in [0, 1)")
+
+# What a field allows beyond its type; a field without a rule takes any value of its type.
+RULES: dict[str, Rule] = {
+    "data.load_size": at_least(1),
+    "data.crop_size": at_least(1),
+    "data.num_workers": at_least(-1),
+    "model.in_channels": ((lambda value: value in (1, 3)), "1 or 3"),
+    "model.out_channels": ((lambda value: value in (1, 2, 3)), "1, 2 (color_space lab) or 3"),
+    "model.base_channels": at_least(1),
+    "model.disc_channels": at_least(1),
+    "model.disc_layers": at_least(1),
+    "loss.l1_weight": at_least(0),
+    "optim.lr": ((lambda value: value > 0), "> 0"),
+    "optim.beta1": FRACTION,
+    "optim.beta2": FRACTION,
+    "optim.batch_size": at_least(1),
+    "optim.n_epochs": at_least(0),
+    "optim.n_epochs_decay": at_least(0),
+    "train.out": ((lambda value: value != ""), "naming a folder"),
+    "train.seed": ((lambda value: 0 <= value < 2**64), "from 0 to 2**64 - 1"),  # torch.manual_seed takes no more
+    "train.device": (
+        (lambda value: re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value) is not None),
+        "naming a device: auto, cpu, mps, cuda or cuda:N",
+    ),
+    "train.sample_every": at_least(1),
+    "train.save_every": at_least(1),
+    "train.save_every_iters": at_least(0),
+    "train.keep_checkpoints": at_least(0),
+    "train.nan_retries": at_least(0),
+    "train.num_samples": at_least(1),
+    "train.val_every": at_least(0),
+}
+
+TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+
+
+def build_section(name: str, section_type: Any, values: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(section_type)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise ValueError(f"unknown option(s) in [{name}]: {', '.join(unknown)}")
+    for key, value in values.items():
+        fits, allowed = RULES.get(f"{name}.{key}", ((lambda _: True), ""))
+        if not (has_type(value, hints[key]) and fits(value)):
+            expected = " ".join(filter(None, [describe_type(hints[key]), allowed]))
+            raise ValueError(f"{name}.{key} = {show(value)}: must be {expected}")
+    # an int given for a float (`lr = 1`) is stored as the float it stands for
+    return section_type(**{key: float(value) if hints[key] is float else value for key, value in values.items()})
+
+
+def has_type(value: Any, hint: Any) -> bool:
+    if typing.get_origin(hint) is Literal:
+        return isinstance(value, str) and value in typing.get_args(hint)
+    if isinstance(value, bool) != (hint is bool):  # True is an int to Python, but not to a config
+        return False
+    if hint is float:
+        return isinstance(value, int | float) and math.isfinite(value)
+    return isinstance(value, hint)
+
+
+def describe_type(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return "one of " + ", ".join(show(choice) for choice in typing.get_args(hint))
+    return TYPE_NAMES[hint]
+
+
+def show(value: Any) -> str:
+    """A value as a recipe spells it (`"no"`, `true`, `1.5`)."""
+    return json.dumps(value, default=str)
+
+
+# Crops must be a multiple of the generator's stride; "unet" derives its depth from crop_size (at least 5 halvings).
+GENERATOR_STRIDES = {"unet": 32, "unet_256": 256, "unet_128": 128, "resnet_6blocks": 4, "resnet_9blocks": 4}
+CROPPING = ("resize_and_crop", "crop", "scale_width_and_crop")
+
+
+def check_combinations(config: RunConfig) -> None:
+    """The rules between fields; each refusal names the field to change."""
+    data, model, loss, optim = config.data, config.model, config.loss, config.optim
+    crops = data.preprocess in CROPPING
+    stride = GENERATOR_STRIDES[model.generator]
+    # the patch discriminator halves the crop disc_layers times; its last two 4x4 convs need 3 px left
+    max_disc_layers = (data.crop_size // 3).bit_length() - 1
+    rules = [
+        (
+            optim.n_epochs + optim.n_epochs_decay >= 1,
+            "optim.n_epochs = 0, optim.n_epochs_decay = 0: one of them must be >= 1 (else no epoch is trained)",
+        ),
+        (
+            data.crop_size <= data.load_size or data.preprocess not in ("resize_and_crop", "scale_width_and_crop"),
+            f"data.crop_size = {data.crop_size}: must be <= data.load_size ({data.load_size}) with preprocess "
+            f"{show(data.preprocess)}, which resizes to load_size and then crops",
+        ),
+        (
+            data.crop_size % stride == 0 or not (crops or model.generator == "unet"),
+            f"data.crop_size = {data.crop_size}: must be a multiple of {stride} for generator {show(model.generator)}",
+        ),
+        (
+            model.disc_layers <= max_disc_layers or not (loss.gan and model.discriminator == "patch" and crops),
+            f"model.disc_layers = {model.disc_layers}: must be <= {max_disc_layers} for crop_size {data.crop_size}",
+        ),
+        (
+            (model.in_channels, model.out_channels) == (1, 2) or data.color_space != "lab",
+            f'data.color_space = "lab": needs in_channels 1 and out_channels 2 (L -> ab), '
+            f"got {model.in_channels} and {model.out_channels}",
+        ),
+        (
+            model.out_channels != 2 or data.color_space == "lab",
+            'model.out_channels = 2: must be 1 or 3 unless data.color_space is "lab"',
+        ),
+        (
+            loss.l1_weight > 0 or loss.gan,
+            f"loss.l1_weight = {loss.l1_weight}: must be > 0 when loss.gan is false "
+            "(nothing else would train the generator)",
+        ),
+    ]
+    for holds, message in rules:
+        if not holds:
+            raise ValueError(message)

@@ -11,7 +11,10 @@ def resolve_device(name: str) -> torch.device:
     """`auto` means CUDA when present, else the CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:  # torch's message lists two dozen device types pix2pix never runs on
+        raise ValueError(f"unknown device {name!r}; allowed: auto, cpu, mps, cuda, cuda:N") from error
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available")
     return device

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from pix2pix.flags import add_test_time_flags
@@ -14,6 +15,8 @@ def run_export(args: argparse.Namespace) -> None:
     from pix2pix.export import export_model
     from pix2pix.inference import Pix2Pix
 
+    if Path(args.out).is_dir():  # torch.jit.save would fail with a C++ traceback
+        raise ValueError(f"--out {args.out} is a folder; name the file to write in it")
     model = Pix2Pix.load(args.checkpoint, device="cpu")
     out = export_model(
         model, args.out, export_format=args.format, dropout=args.dropout == "on", norm_stats=args.norm_stats

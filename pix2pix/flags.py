@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pix2pix.config import RunConfig
+from pix2pix.config import RunConfig, read_sections
 
 RECIPES = "pix2pix.recipes"
 
@@ -66,7 +66,7 @@ def build_config(args: argparse.Namespace, base: RunConfig | None = None) -> Run
             raise FileNotFoundError(
                 f"{args.config}: no such config file or built-in recipe ({', '.join(recipe_names())})"
             )
-        sections = RunConfig.load(path).to_dict()
+        sections = read_sections(path)  # checked below, once the flags that override it are in
     given = vars(args)
     for section in dataclasses.fields(RunConfig):
         for field in dataclasses.fields(section.default_factory):  # type: ignore[misc]

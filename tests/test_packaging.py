@@ -14,8 +14,6 @@ import tomllib
 import zipfile
 from pathlib import Path
 
-import pytest
-
 import pix2pix
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,7 +152,6 @@ def test_the_command_line_process_sets_passive_waits_before_torch_loads():
     assert run_python(code, OMP_WAIT_POLICY="ACTIVE") == "ACTIVE False"  # the user's own setting wins
 
 
-@pytest.mark.xfail(strict=True, reason="pix2pix.cli.main does not call pix2pix.runtime.tune_process_for_cli yet")
 def test_pix2pix_command_waits_passively():
     code = (
         "import os, sys\n"
