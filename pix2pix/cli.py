@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import warnings
 from pathlib import Path
 
+from pix2pix import __version__
+from pix2pix.config import RunConfig
 from pix2pix.data.tools.commands import add_data_command
 from pix2pix.evaluate.commands import add_eval_command, add_summary_command
 from pix2pix.export_commands import add_export_command
 from pix2pix.flags import add_config_flags, add_config_option, add_test_time_flags, build_config
 from pix2pix.runtime import tune_process_for_cli
 from pix2pix.serve.commands import add_serve_command
+
+# Exit codes: 0 success; 1 a failure while running (a full disk, a non-finite loss); 2 the command cannot
+# run as given (argparse's own code for bad flags); 75 a training run that stopped on request, checkpointed
+# and resumable: sysexits.h's EX_TEMPFAIL ("try again later"), so a pre-empted cluster job is not a success.
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_RESUMABLE = 75
+EXIT_INTERRUPTED = 130  # a second Ctrl-C: stopped at once (128 + SIGINT, as shells report it)
 
 # optional packages -> the extra that installs them (the base install stays light)
 OPTIONAL_EXTRAS = {
@@ -28,7 +39,7 @@ OPTIONAL_EXTRAS = {
 }
 
 
-def run_train(args: argparse.Namespace) -> None:
+def run_train(args: argparse.Namespace) -> int | None:
     from pix2pix.training.loop import TrainingInterrupted, TrainingStopped, fit, resumed_config  # late: fast --help
 
     config = build_config(args)
@@ -38,16 +49,17 @@ def run_train(args: argparse.Namespace) -> None:
         changes = config.differences(saved)
         if changes and os.environ.get("RANK", "0") == "0":
             print(f"resuming {config.train.out} with changes: {'; '.join(changes)}")
+    check_packages_for(config)
     try:
         run_dir = fit(config, resume=args.resume, progress=not args.quiet)
     except TrainingInterrupted as stopped:
-        print(stopped)  # a requested stop is a success: the run is checkpointed and resumable
-        return
+        print(stopped)  # the run is checkpointed and says how to resume; the exit code says it is not done
+        return EXIT_RESUMABLE
     except TrainingStopped as failed:
         print(f"pix2pix train: error: {failed}", file=sys.stderr)
-        raise SystemExit(1) from None
+        return EXIT_FAILURE
     if os.environ.get("RANK", "0") != "0":
-        return  # under torchrun, one process reports
+        return None  # under torchrun, one process reports
     print(f"run folder: {run_dir}")
     if args.report:
         from pix2pix.data.builtin import resolve_data_root
@@ -63,6 +75,20 @@ def run_train(args: argparse.Namespace) -> None:
         )
         seen = "" if held_out else " (images it trained on: not a held-out result)"
         print(f"translations of the {split} split{seen}: {page}")
+    return None
+
+
+def check_packages_for(config: RunConfig) -> None:
+    """Refuse at start, not an epoch in, a config that needs an optional package this install lacks.
+    (A missing tensorboard only warns, when the run opens its logs: log.csv has the same numbers.)"""
+    needs: list[tuple[str, str, str]] = []  # (module, the extra that installs it, what needs it)
+    if config.train.val_every > 0:
+        needs.append(("skimage", "eval", f"--val-every {config.train.val_every} (validation PSNR and SSIM)"))
+    if config.data.color_space == "lab":
+        needs.append(("skimage", "data", "--color-space lab (the sRGB <-> Lab conversion)"))
+    for module, extra, user in needs:
+        if importlib.util.find_spec(module) is None:
+            raise ValueError(f"{user} needs {module}, which is not installed: pip install 'pix2pix[{extra}]'")
 
 
 def run_test(args: argparse.Namespace) -> None:
@@ -93,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pix2pix", description="Paired image-to-image translation (Isola et al. 2017)."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model (no --data: the built-in synthetic facades)")
@@ -153,25 +180,31 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = python_format
 
 
+# What the command line got wrong: a bad value (ValueError: the config checks, unusable data, a refused
+# --out), or a path it names that is missing, already taken or the wrong kind. Any other OSError (no
+# permission, a full disk, a read-only or failing file system, the network) happened to the run instead.
+USAGE_ERRORS = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)
+
+
 def run_command(args: argparse.Namespace) -> int:
-    """Run the parsed command; expected failures become one `pix2pix CMD: error:` line and exit code 2."""
+    """Run the parsed command; an expected failure becomes one `pix2pix CMD: error:` line and its exit code."""
     try:
-        args.run(args)
-    except (ValueError, OSError) as error:  # OSError: a missing, unwritable or full file or folder, and the like
+        code = args.run(args)  # a command returns its exit code, or None for success
+    except (ValueError, OSError) as error:
         if os.environ.get("PIX2PIX_DEBUG"):
             raise
         print(f"pix2pix {args.command}: error: {describe_error(error)}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE if isinstance(error, USAGE_ERRORS) else EXIT_FAILURE
     except ModuleNotFoundError as error:
         extra = OPTIONAL_EXTRAS.get((error.name or "").split(".")[0])
         if extra is None or os.environ.get("PIX2PIX_DEBUG"):
             raise
         print(f"pix2pix {args.command}: error: needs {error.name}: pip install 'pix2pix[{extra}]'", file=sys.stderr)
-        return 2
+        return EXIT_USAGE  # as check_packages_for's refusals: this install cannot run the command as given
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+        return EXIT_INTERRUPTED
+    return code or 0
 
 
 def describe_error(error: Exception) -> str:

@@ -1,7 +1,8 @@
 """Typed run configuration: plain frozen dataclasses, their (de)serialisation and the values they allow.
 
 A config is saved as JSON next to every checkpoint and inside it, so a run can be reproduced and a
-checkpoint rebuilt without flags. Field names double as CLI flags (`base_channels` -> `--base-channels`).
+checkpoint rebuilt without flags. Field names double as CLI flags (`base_channels` -> `--base-channels`),
+and each field's one-line help (`option(default, help)`) is what `pix2pix train --help` shows for it.
 Flags, recipes and saved configs are all built by `RunConfig.from_dict`, which checks every value's type
 and range there, before any data is read, and refuses in one line naming the field, the value and what
 is allowed.
@@ -32,74 +33,95 @@ PrecisionName = Literal["auto", "fp32", "bf16", "fp16"]
 Toggle = Literal["auto", "on", "off"]  # "auto": whatever suits the device
 
 
+def option(default: Any, help: str) -> Any:
+    """A config field with its one-line help: the text `--help` shows beside the flag (flags.py)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the pairs come from and how they are jittered (paper: resize to 286, crop 256, flip)."""
 
-    data: str = "builtin"  # dataset root, or "builtin" for the procedurally generated facades
-    direction: Direction = "AtoB"
-    preprocess: Preprocess = "resize_and_crop"
-    load_size: int = 286
-    crop_size: int = 256
-    flip: bool = True
-    val_split: str = "val"  # folder whose first images give the sample grids; falls back to train
-    color_space: ColorSpace = "rgb"  # "lab": colorization, L -> ab of the target photo (in 1, out 2 channels)
-    num_workers: int = -1  # -1: chosen from the device and core count
+    data: str = option("builtin", "dataset root (ROOT/train, ROOT/val, ...), or 'builtin' for the generated facades")
+    direction: Direction = option("AtoB", "AtoB translates the left half of each pair into the right; BtoA the reverse")
+    preprocess: Preprocess = option(
+        "resize_and_crop",
+        "training jitter; resize_and_crop: resize to --load-size, then a random --crop-size crop; crop: random "
+        "crops at the image's own scale",
+    )
+    load_size: int = option(286, "side the images are resized to before cropping")
+    crop_size: int = option(256, "side of the random crops the networks train on")
+    flip: bool = option(True, "random horizontal flips, the same for A and B")
+    val_split: str = option("val", "split whose first images give the sample grids and validation; falls back to train")
+    color_space: ColorSpace = option(
+        "rgb", "lab: colorization, L -> ab of the target photo; needs --in-channels 1 --out-channels 2"
+    )
+    num_workers: int = option(-1, "DataLoader worker processes; -1: chosen from the device and core count")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Networks of the paper's appendix; defaults are the official pix2pix ones."""
 
-    in_channels: int = 3
-    out_channels: int = 3
-    generator: GeneratorName = "unet"  # "unet": depth derived from crop_size (256 -> 8 downsamplings)
-    base_channels: int = 64  # ngf
-    norm: Norm = "batch"
-    dropout: bool = True
-    upsample: Upsample = "transpose"
-    discriminator: DiscriminatorName = "patch"
-    disc_channels: int = 64  # ndf
-    disc_layers: int = 3  # 3 -> the 70x70 PatchGAN
-    disc_norm: Norm = "batch"
+    in_channels: int = option(3, "input channels: 3 for RGB, 1 for grayscale")
+    out_channels: int = option(3, "output channels: 3 for RGB, 1 for grayscale, 2 for ab with --color-space lab")
+    generator: GeneratorName = option(
+        "unet", "unet: a U-Net whose depth follows --crop-size: 8 downsamplings at 256, 7 at 128"
+    )
+    base_channels: int = option(64, "generator width: channels of its first layer, ngf")
+    norm: Norm = option("batch", "normalisation layers of the generator")
+    dropout: bool = option(True, "dropout 0.5 in the generator's inner decoder blocks: the paper's noise")
+    upsample: Upsample = option("transpose", "resize-conv: nearest-neighbour upsampling then a 3x3 convolution")
+    discriminator: DiscriminatorName = option("patch", "patch: the PatchGAN; pixel: the 1x1 PixelGAN")
+    disc_channels: int = option(64, "discriminator width: channels of its first layer, ndf")
+    disc_layers: int = option(3, "PatchGAN depth; 3 gives the paper's 70x70 patches")
+    disc_norm: Norm = option("batch", "normalisation layers of the discriminator")
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    gan: bool = True  # --no-gan: the L1-only U-Net baseline (no discriminator is trained)
-    gan_mode: GanMode = "vanilla"
-    l1_weight: float = 100.0  # lambda; 0 gives the GAN-only objective
+    gan: bool = option(True, "train against a discriminator; --no-gan: the L1-only U-Net baseline")
+    gan_mode: GanMode = option("vanilla", "vanilla: BCE on logits; lsgan: least squares")
+    l1_weight: float = option(100.0, "weight of the L1 term (lambda); 0 gives the GAN-only objective")
 
 
 @dataclass(frozen=True)
 class OptimConfig:
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    batch_size: int = 1
-    n_epochs: int = 100  # epochs at the initial learning rate
-    n_epochs_decay: int = 100  # epochs of linear decay to zero after that
+    lr: float = option(2e-4, "Adam learning rate of both networks")
+    beta1: float = option(0.5, "Adam beta1")
+    beta2: float = option(0.999, "Adam beta2")
+    batch_size: int = option(1, "images per batch, per process under torchrun")
+    n_epochs: int = option(100, "epochs at the initial learning rate")
+    n_epochs_decay: int = option(100, "epochs of linear decay to zero after that")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    out: str = "runs/pix2pix"
-    seed: int = 0
-    device: str = "auto"  # auto: cuda when available, else cpu
-    precision: PrecisionName = "auto"  # auto: bf16 on CUDA GPUs with native bf16, else fp32; bf16/fp16 need CUDA
-    channels_last: Toggle = "auto"  # networks and batches in channels_last memory format; auto: on for CUDA only
-    compile: bool = False  # torch.compile G and D for the training step
-    sync_bn: bool = False  # under DDP on CUDA: batch norm statistics over the global batch (SyncBatchNorm)
-    sample_every: int = 5  # epochs between sample grids
-    save_every: int = 5  # epochs between checkpoints (the last epoch is always saved)
-    save_every_iters: int = 0  # > 0: also refresh latest.pt every this many iterations (long epochs)
-    keep_checkpoints: int = 3  # epoch_*.pt files kept (the newest ones); 0 keeps all
-    nan_retries: int = 0  # > 0: on a NaN/inf loss, go back to the last checkpoint with the lr halved, this often
-    skip_bad: bool = False  # skip unreadable pairs found by the start-up check instead of refusing to start
-    num_samples: int = 4  # validation images in each sample grid
-    val_every: int = 0  # > 0: every this many epochs measure L1/PSNR/SSIM on the val split (needs [eval])
-    best_metric: Literal["l1", "psnr", "ssim"] = "ssim"  # which validation metric picks best.pt
-    tensorboard: bool = True
+    out: str = option("runs/pix2pix", "run folder: config, log, samples, checkpoints")
+    seed: int = option(0, "seeds initialisation, shuffling, jitter and dropout")
+    device: str = option("auto", "auto: cuda when available, else mps (Apple GPUs), else cpu; or cpu, mps, cuda:N")
+    precision: PrecisionName = option(
+        "auto", "auto: bf16 on CUDA GPUs with native bf16, else fp32; bf16/fp16 need CUDA"
+    )
+    channels_last: Toggle = option("auto", "networks and batches in channels_last memory format; auto: on for CUDA")
+    compile: bool = option(False, "torch.compile G and D for the training step")
+    sync_bn: bool = option(
+        False, "under torchrun on CUDA: batch norm statistics over the global batch, with SyncBatchNorm"
+    )
+    sample_every: int = option(5, "epochs between sample grids")
+    save_every: int = option(5, "epochs between checkpoints; the last epoch is always saved")
+    save_every_iters: int = option(0, "> 0: also refresh latest.pt every this many iterations, for long epochs")
+    keep_checkpoints: int = option(3, "epoch_*.pt files kept (the newest ones); 0 keeps all")
+    nan_retries: int = option(
+        0, "> 0: on a NaN/inf loss, go back to the last checkpoint with the lr halved, this often"
+    )
+    skip_bad: bool = option(False, "skip unreadable pairs found by the start-up check instead of refusing to start")
+    num_samples: int = option(4, "validation images in each sample grid")
+    val_every: int = option(0, "> 0: every this many epochs measure L1/PSNR/SSIM on --val-split; needs the eval extra")
+    best_metric: Literal["l1", "psnr", "ssim"] = option("ssim", "the validation metric that picks best.pt")
+    tensorboard: bool = option(
+        True, "TensorBoard logs in RUN/tensorboard; needs the tensorboard extra, else log.csv only"
+    )
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,19 @@ import torch
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` means CUDA when present, else the CPU."""
+    """`auto` means CUDA when present, else Apple's MPS (the GPU of an Apple-silicon Mac), else the CPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError as error:  # torch's message lists two dozen device types pix2pix never runs on
         raise ValueError(f"unknown device {name!r}; allowed: auto, cpu, mps, cuda, cuda:N") from error
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r} requested but MPS is not available (it needs an Apple-silicon Mac)")
     return device
 
 

@@ -20,7 +20,8 @@ RECIPES = "pix2pix.recipes"
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per config field; default SUPPRESS so only flags the user gave override the recipe."""
+    """One flag per config field, with the field's help; default SUPPRESS so only flags the user gave
+    override the recipe."""
     for section in dataclasses.fields(RunConfig):
         section_type = section.default_factory  # type: ignore[misc]
         group = parser.add_argument_group(section.name)
@@ -28,7 +29,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         for field in dataclasses.fields(section_type):
             flag = "--" + field.name.replace("_", "-")
             kind = hints[field.name]
-            help_text = f"default: {field.default}"
+            # argparse %-formats help strings: a literal % in a field's help must reach it as %%
+            help_text = f"{field.metadata['help']} (default: {field.default})".replace("%", "%%")
             if kind is bool:
                 group.add_argument(
                     flag,

@@ -1,8 +1,14 @@
+import dataclasses
+import importlib.util
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from pix2pix import __version__
 from pix2pix.cli import main
+from pix2pix.config import RunConfig
+from pix2pix.training import loop
 from tests.helpers import TINY_FLAGS, write_pairs
 
 TINY = [*TINY_FLAGS, "--n-epochs", "1", "--n-epochs-decay", "1"]
@@ -150,3 +156,67 @@ def test_test_on_a_root_without_the_split_names_the_folders_it_has(tmp_path):
     write_pairs(root, "val", 1)
     with pytest.raises(DataError, match=r"no images found and no test/ split; it holds train, val: pass --split NAME"):
         list_inputs(root, split="test", paired=False)
+
+
+def test_version_prints_the_package_version(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out == f"pix2pix {__version__}\n"
+
+
+def test_train_help_explains_every_config_field(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "1000")  # argparse wraps to the terminal: one line per flag
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert exited.value.code == 0
+    for section in dataclasses.fields(RunConfig):
+        for field in dataclasses.fields(section.default_factory):
+            help_text = field.metadata.get("help", "")
+            assert help_text.strip(), f"{section.name}.{field.name} has no help"
+            assert f"{help_text} (default: {field.default})" in shown, field.name
+    assert "Adam learning rate of both networks (default: 0.0002)" in shown
+
+
+def stop_training(error):
+    def fit(config, **_):
+        raise error
+
+    return fit
+
+
+def test_an_interrupted_run_exits_75_and_a_failed_one_1(tmp_path, monkeypatch, capsys):
+    """75 (EX_TEMPFAIL): checkpointed and resumable, so a scheduler does not take a pre-empted job for done."""
+    argv = ["train", "--out", str(tmp_path / "run"), *TINY]
+    resume = (
+        f"stopped at epoch 1, iteration 3; checkpoint saved. Resume with: pix2pix train --resume auto --out {tmp_path}"
+    )
+    monkeypatch.setattr(loop, "fit", stop_training(loop.TrainingInterrupted(resume)))
+    assert main(argv) == 75
+    assert capsys.readouterr().out == resume + "\n"
+    monkeypatch.setattr(loop, "fit", stop_training(loop.TrainingStopped("non-finite loss (G_L1=nan) at iteration 3")))
+    assert main(argv) == 1
+    assert one_line_error(capsys) == "pix2pix train: error: non-finite loss (G_L1=nan) at iteration 3"
+
+
+@pytest.mark.parametrize(
+    ("flags", "extra"),
+    [
+        (["--val-every", "1"], "eval"),
+        (["--color-space", "lab", "--in-channels", "1", "--out-channels", "2"], "data"),
+    ],
+)
+def test_a_missing_extra_is_refused_before_the_first_iteration(
+    tiny_dataset, tmp_path, monkeypatch, capsys, flags, extra
+):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args, **kwargs: None if name == "skimage" else real_find_spec(name, *args, **kwargs),
+    )
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_dataset), "--out", str(run), *TINY, *flags]) == 2
+    err = one_line_error(capsys)
+    assert f"{flags[0]} " in err and f"pip install 'pix2pix[{extra}]'" in err
+    assert not run.exists()  # refused before the run folder, let alone an epoch

@@ -202,7 +202,7 @@ def test_train_into_an_existing_file_is_one_line(tiny_dataset, tmp_path, capsys)
     out.write_text("not a folder")
     flags = [*TINY_FLAGS, "--n-epochs", "1", "--n-epochs-decay", "0", "--no-report"]
     code, err = run_cli(["train", "--data", str(tiny_dataset), "--out", str(out), *flags], capsys)
-    assert code == 2 and err == f"pix2pix train: error: {out}: File exists"
+    assert code == 2 and err == f"pix2pix train: error: --out {out} is a file, not a folder"
 
 
 def test_export_into_a_folder_is_one_line(tmp_path, capsys):
@@ -212,20 +212,22 @@ def test_export_into_a_folder_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    ("error", "line"),
-    [
-        (PermissionError(13, "Permission denied", "/runs/x"), "/runs/x: Permission denied"),
-        (OSError(28, "No space left on device"), "No space left on device"),
-        (OSError(30, "Read-only file system", "/mnt/ro/run"), "/mnt/ro/run: Read-only file system"),
-        (FileNotFoundError("model.pt: checkpoint not found"), "model.pt: checkpoint not found"),
+    ("error", "line", "code"),
+    [  # 1: it happened to the run; 2: the path the command line names is missing, taken or the wrong kind
+        (PermissionError(13, "Permission denied", "/runs/x"), "/runs/x: Permission denied", 1),
+        (OSError(28, "No space left on device"), "No space left on device", 1),
+        (OSError(30, "Read-only file system", "/mnt/ro/run"), "/mnt/ro/run: Read-only file system", 1),
+        (FileNotFoundError("model.pt: checkpoint not found"), "model.pt: checkpoint not found", 2),
+        (FileExistsError(17, "File exists", "/runs/x"), "/runs/x: File exists", 2),
+        (NotADirectoryError(20, "Not a directory", "/runs/x"), "/runs/x: Not a directory", 2),
     ],
 )
-def test_any_os_error_of_a_command_is_one_line_unless_debugging(monkeypatch, capsys, error, line):
+def test_any_os_error_of_a_command_is_one_line_unless_debugging(monkeypatch, capsys, error, line, code):
     def fail(_: argparse.Namespace) -> None:
         raise error
 
     args = argparse.Namespace(command="test", run=fail)
-    assert run_command(args) == 2
+    assert run_command(args) == code
     assert capsys.readouterr().err == f"pix2pix test: error: {line}\n"
     monkeypatch.setenv("PIX2PIX_DEBUG", "1")
     with pytest.raises(type(error)):

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from pix2pix.checkpoint import build_discriminator_for, build_generator_for, load_checkpoint
-from pix2pix.devices import resolve_channels_last, resolve_precision
+from pix2pix.devices import resolve_channels_last, resolve_device, resolve_precision
 from pix2pix.inference import Pix2Pix
 from pix2pix.training.acceleration import MixedPrecision, align_optimizer_state, with_sync_batch_norm
 from pix2pix.training.loop import fit
@@ -41,6 +41,16 @@ def test_channels_last_is_on_for_cuda_and_off_for_cpu_unless_set():
     assert not resolve_channels_last("auto", CPU)
     assert resolve_channels_last("auto", torch.device("cuda"))
     assert resolve_channels_last("on", CPU) and not resolve_channels_last("off", torch.device("cuda"))
+
+
+@pytest.mark.parametrize(("cuda", "mps", "chosen"), [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])
+def test_auto_device_is_cuda_else_apple_mps_else_cpu(monkeypatch, cuda, mps, chosen):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert resolve_device("auto") == torch.device(chosen)
+    if not mps:
+        with pytest.raises(ValueError, match="'mps' requested but MPS is not available"):
+            resolve_device("mps")
 
 
 @pytest.mark.parametrize(

@@ -136,6 +136,8 @@ def give_up_on_non_finite_loss(err: NonFiniteLoss, config: RunConfig, has_checkp
 def fit_once(config: RunConfig, process: Process, *, resume: str | None, progress: bool) -> Path:
     """One attempt at the run, in every process; only the main process (rank 0) writes files."""
     run_dir = Path(config.train.out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--out {run_dir} is a file, not a folder")
     if not resume:
         refuse_existing_run(run_dir, process)
     acceleration = plan_acceleration(config, process)  # precision, channels_last, compile, SyncBatchNorm
