@@ -6,11 +6,12 @@ import argparse
 import importlib.util
 import os
 import sys
+import typing
 import warnings
 from pathlib import Path
 
 from pix2pix import __version__
-from pix2pix.config import RunConfig
+from pix2pix.config import Norm, RunConfig
 from pix2pix.data.tools.commands import add_data_command
 from pix2pix.evaluate.commands import add_eval_command, add_summary_command
 from pix2pix.export_commands import add_export_command
@@ -155,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--samples", type=int, default=1, help="dropout samples per input")
     test.add_argument("--device", default="auto")
     test.add_argument("--netg", help="official checkpoints only: netG name, if it cannot be inferred")
-    test.add_argument("--norm", choices=("batch", "instance", "none"), help="official checkpoints only: norm")
+    test.add_argument("--norm", choices=typing.get_args(Norm), help="official checkpoints only: norm")
     test.add_argument("--quiet", action="store_true")
     test.set_defaults(run=run_test)
 

@@ -225,3 +225,19 @@ def test_unet_from_image_size() -> None:
 def test_value_errors_name_the_bad_value(build, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_the_registries_build_exactly_the_configs_choices_at_the_strides_it_checks():
+    """config.py spells the choices (it imports no torch); the registries must agree with it."""
+    import typing
+
+    from pix2pix.config import GENERATOR_STRIDES, DiscriminatorName, GeneratorName
+    from pix2pix.nn.registry import DISCRIMINATORS, GENERATORS, build_generator
+
+    assert set(GENERATORS) == set(typing.get_args(GeneratorName)) == set(GENERATOR_STRIDES)
+    assert set(DISCRIMINATORS) == set(typing.get_args(DiscriminatorName))
+    for name, stride in GENERATOR_STRIDES.items():
+        size = 32 if name == "unet" else 256  # "unet" takes its depth from the size: 32 is its smallest
+        kwargs = dict(in_channels=3, out_channels=3, base_channels=4, norm="batch", dropout=False, upsample="transpose")
+        generator = build_generator(name, image_size=size, **kwargs)
+        assert generator.stride == stride, name
