@@ -135,7 +135,9 @@ def test_parameter_counts_match_official() -> None:
     counts = json.loads(COUNTS_FILE.read_text())
     mismatches = {}
     for key, expected in counts.items():
-        kind, official_name, *settings = key.split()  # "G unet_256 ngf=64 norm=batch"
+        # "G unet_256 ngf=64 norm=batch", or "CycleGAN D basic n_layers=3 ndf=64 norm=instance (in 3: ...)"
+        cyclegan = key.startswith("CycleGAN ")
+        kind, official_name, *settings = key.removeprefix("CycleGAN ").split(" (")[0].split()
         options = dict(setting.split("=") for setting in settings)
         with torch.device("meta"):
             if kind == "G":
@@ -152,7 +154,7 @@ def test_parameter_counts_match_official() -> None:
             else:
                 network = build_discriminator(
                     OFFICIAL_D_NAMES[official_name],
-                    in_channels=6,
+                    in_channels=3 if cyclegan else 6,  # CycleGAN's D sees one image, pix2pix's a pair
                     base_channels=int(options["ndf"]),
                     n_layers=int(options["n_layers"]),
                     norm=options["norm"],

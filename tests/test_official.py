@@ -64,6 +64,8 @@ def to_official_unet(generator: UNetGenerator) -> dict[str, torch.Tensor]:
 def test_matches_official_outputs(path: Path) -> None:
     fixture = torch.load(path)
     meta, state = fixture["meta"], fixture["state_dict"]
+    # the CycleGAN fixtures spell the channels as the official options do (input_nc, output_nc)
+    meta = {"in_ch": meta.get("input_nc"), "out_ch": meta.get("output_nc"), **meta}
     if "netG" in meta:
         spec = describe_official_generator(state)
         assert (spec["name"], spec["norm"], spec["base_channels"]) == (meta["netG"], meta["norm"], meta["ngf"])
