@@ -46,11 +46,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from pix2pix.checkpoint import build_discriminator_for, build_generator_for
 from pix2pix.config import DataConfig, RunConfig
 from pix2pix.data import PairedDataset
 from pix2pix.data.builtin import resolve_data_root
 from pix2pix.devices import resolve_channels_last, resolve_device
+from pix2pix.networks import build_discriminator_for, build_generator_for
 from pix2pix.nn.blocks import with_plain_transposes
 from pix2pix.nn.fold import fold_batch_norm
 from pix2pix.nn.modes import set_inference_mode
@@ -185,8 +185,7 @@ def bench_inference(size: int, device: torch.device, args) -> tuple[dict[str, fl
 
 def make_onnx_runner(generator: nn.Module, size: int, source: torch.Tensor) -> Callable[[], torch.Tensor]:
     from pix2pix.export import export_onnx
-    from pix2pix.inference import Pix2Pix
-    from pix2pix.onnx_model import OnnxPix2Pix
+    from pix2pix.inference import OnnxPix2Pix, Pix2Pix
 
     config = RunConfig(data=DataConfig(crop_size=size, load_size=size))
     with tempfile.TemporaryDirectory() as folder:

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import torch
 
-from pix2pix.checkpoint import build_generator_for, save_checkpoint
+from pix2pix.checkpoint import save_checkpoint
 from pix2pix.config import DataConfig, RunConfig
 from pix2pix.data.synthetic import generate_synthetic_facades
 from pix2pix.evaluate.pipeline import FcnOptions, evaluate_checkpoint, evaluate_images, list_result_images
+from pix2pix.networks import build_generator_for
 
 
 def write_checkpoint(path: Path, size: int) -> Path:

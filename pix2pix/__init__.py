@@ -8,13 +8,17 @@ from pix2pix.lazy import lazy_exports  # imports nothing heavy, so it may come f
 
 if TYPE_CHECKING:
     from pix2pix.config import RunConfig
-    from pix2pix.inference import Pix2Pix
-    from pix2pix.onnx_model import OnnxPix2Pix
+    from pix2pix.inference.onnx_model import OnnxPix2Pix
+    from pix2pix.inference.torch_model import Pix2Pix
 
 __all__ = ["OnnxPix2Pix", "Pix2Pix", "RunConfig"]
 __version__ = "0.1.0"  # the one place: pyproject.toml reads it (tool.setuptools.dynamic)
 
 # Imported on first use, so `import pix2pix` loads no torch: an exported model runs with onnxruntime
 # alone (`from pix2pix import OnnxPix2Pix`), and `pix2pix --help` stays fast.
-_LAZY = {"Pix2Pix": "pix2pix.inference", "OnnxPix2Pix": "pix2pix.onnx_model", "RunConfig": "pix2pix.config"}
+_LAZY = {
+    "Pix2Pix": "pix2pix.inference.torch_model",
+    "OnnxPix2Pix": "pix2pix.inference.onnx_model",
+    "RunConfig": "pix2pix.config",
+}
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

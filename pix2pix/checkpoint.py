@@ -1,99 +1,39 @@
 """Self-describing checkpoints: weights, optimisers, schedule, counters, RNG state and the config.
 
-Written atomically (temporary file, fsync, rename) so a crash mid-write never replaces a good file.
+Reading and writing only: what goes into one is pix2pix.training.state's, the networks a config
+describes are pix2pix.networks'. Written atomically (pix2pix.atomic: temporary file, fsync, rename) so a
+crash mid-write never replaces a good file.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
+from pix2pix.atomic import write_atomically
 from pix2pix.config import RunConfig
-from pix2pix.nn.registry import build_discriminator, build_generator
 
 FORMAT_VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest.pt"
 
 
-def build_generator_for(config: RunConfig) -> nn.Module:
-    model = config.model
-    return build_generator(
-        model.generator,
-        in_channels=model.in_channels,
-        out_channels=model.out_channels,
-        image_size=config.data.crop_size,
-        base_channels=model.base_channels,
-        norm=model.norm,
-        dropout=model.dropout,
-        upsample=model.upsample,
-    )
-
-
-def build_discriminator_for(config: RunConfig) -> nn.Module:
-    model = config.model
-    return build_discriminator(
-        model.discriminator,
-        in_channels=model.in_channels + model.out_channels,  # conditional: sees input and output
-        base_channels=model.disc_channels,
-        n_layers=model.disc_layers,
-        norm=model.disc_norm,
-    )
-
-
-def capture_rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write `state` (plus format version) to `path` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format_version": FORMAT_VERSION, **state}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        sync_directory(path.parent)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    payload = {**state, "format_version": FORMAT_VERSION}  # always the format this code writes
+    write_atomically(Path(path), lambda file: torch.save(payload, file))
 
 
 def remove_stale_temporaries(checkpoint_dir: Path) -> None:
-    """Delete the temporary files of writes that a kill cut short (the size of a checkpoint each). Call
-    before a run writes: a run writes one checkpoint at a time, so any found then are stale."""
+    """Delete the temporary files of writes that a kill cut short (the size of a checkpoint each; named as
+    `write_atomically` names them). Call before a run writes: a run writes one checkpoint at a time, so any
+    found then are stale."""
     for path in checkpoint_dir.glob(".*.pt.*.tmp"):
         path.unlink(missing_ok=True)
-
-
-def sync_directory(folder: Path) -> None:
-    """fsync the folder so the rename itself survives a power cut (POSIX only)."""
-    if hasattr(os, "O_DIRECTORY"):
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

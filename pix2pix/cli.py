@@ -64,15 +64,15 @@ def run_train(args: argparse.Namespace) -> int | None:
     print(f"run folder: {run_dir}")
     if args.report:
         from pix2pix.data.builtin import resolve_data_root
-        from pix2pix.inference import Pix2Pix
-        from pix2pix.translate import translate_to_folder
+        from pix2pix.inference.folders import translate_to_folder
+        from pix2pix.inference.formats import load_model
 
         data_root = resolve_data_root(config.data.data)
         # a held-out split if there is one; the training images only as a last resort, and said so
         held_out = [name for name in (config.data.val_split, "test") if (data_root / name).is_dir()]
         split = held_out[0] if held_out else "train"
         page = translate_to_folder(
-            Pix2Pix.load(run_dir), data_root, run_dir / split, split=split, progress=not args.quiet
+            load_model(run_dir), data_root, run_dir / split, split=split, progress=not args.quiet
         )
         seen = "" if held_out else " (images it trained on: not a held-out result)"
         print(f"translations of the {split} split{seen}: {page}")
@@ -94,12 +94,12 @@ def check_packages_for(config: RunConfig) -> None:
 
 def run_test(args: argparse.Namespace) -> None:
     from pix2pix.data.builtin import resolve_data_root
-    from pix2pix.inference import Pix2Pix
-    from pix2pix.translate import translate_to_folder
+    from pix2pix.inference.folders import translate_to_folder
+    from pix2pix.inference.formats import load_model
 
     if args.samples < 1:
         raise ValueError(f"--samples must be at least 1, got {args.samples}")
-    model = Pix2Pix.load(args.checkpoint, device=args.device, netg=args.netg, norm=args.norm)
+    model = load_model(args.checkpoint, device=args.device, netg=args.netg, norm=args.norm)
     input_path = resolve_data_root(args.input) if args.input == "builtin" else Path(args.input)
     page = translate_to_folder(
         model,

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from pix2pix import __version__
-from pix2pix.inference import Pix2Pix
+from pix2pix.inference.torch_model import Pix2Pix
 from pix2pix.nn.modes import set_inference_mode
 
 EXPORT_FORMATS = ("onnx", "torchscript")

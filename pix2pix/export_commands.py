@@ -13,11 +13,13 @@ EXPORT_FORMATS = ("onnx", "torchscript")  # as pix2pix.export.EXPORT_FORMATS, wi
 
 def run_export(args: argparse.Namespace) -> None:
     from pix2pix.export import export_model
-    from pix2pix.inference import Pix2Pix
+    from pix2pix.inference.torch_model import Pix2Pix
 
     if Path(args.out).is_dir():  # torch.jit.save would fail with a C++ traceback
         raise ValueError(f"--out {args.out} is a folder; name the file to write in it")
     model = Pix2Pix.load(args.checkpoint, device="cpu")
+    if not isinstance(model, Pix2Pix):  # an .onnx file opens as OnnxPix2Pix: its network is already fixed
+        raise ValueError(f"{args.checkpoint}: an ONNX export already; export from the run folder or checkpoint")
     out = export_model(
         model, args.out, export_format=args.format, dropout=args.dropout == "on", norm_stats=args.norm_stats
     )

@@ -33,3 +33,14 @@ def tiny_dataset(tmp_path: Path) -> Path:
 def remove_the_test_cache_home():
     yield
     shutil.rmtree(os.environ["PIX2PIX_HOME"], ignore_errors=True)
+
+
+IMPLY_SLOW = ("distributed", "browser", "server")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A distributed, browser or server test is slow too, so `pytest -m "not slow"` alone is the inner loop."""
+    for item in items:
+        if any(item.get_closest_marker(name) for name in IMPLY_SLOW) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)

@@ -22,7 +22,10 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
 if importlib.util.find_spec("selenium") is None:
     missing.append("the selenium package")
-pytestmark = pytest.mark.skipif(bool(missing), reason=f"browser test needs {', '.join(missing)} (see .ci/run)")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(bool(missing), reason=f"browser test needs {', '.join(missing)} (see .ci/run)"),
+]
 
 BROWSER_FLAGS = [
     "--headless",

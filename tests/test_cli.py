@@ -150,7 +150,7 @@ def test_a_missing_optional_package_names_the_extra(monkeypatch, capsys):
 
 def test_test_on_a_root_without_the_split_names_the_folders_it_has(tmp_path):
     from pix2pix.data import DataError
-    from pix2pix.translate import list_inputs
+    from pix2pix.inference.folders import list_inputs
 
     root = write_pairs(tmp_path / "data", "train", 1)
     write_pairs(root, "val", 1)

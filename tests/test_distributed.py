@@ -61,6 +61,7 @@ def test_batch_norm_across_processes_warns_and_suggests_sync_bn_or_instance_norm
         plan_acceleration(config.replace("train", sync_bn=True), rank0)
 
 
+@pytest.mark.distributed
 def test_two_gloo_processes_match_one_process_with_the_global_batch_and_resume(tiny_dataset, tmp_path):
     common = ["train", "--data", str(tiny_dataset), *TINY_FLAGS, *MATCHABLE, "--n-epochs", "2"]
     common += ["--n-epochs-decay", "1", "--save-every", "2"]
@@ -95,6 +96,7 @@ def read_losses(path: Path) -> list[list[float]]:
         return [[float(row[name]) for name in ("G_GAN", "G_L1", "D_real", "D_fake")] for row in csv.DictReader(f)]
 
 
+@pytest.mark.distributed
 @pytest.mark.parametrize("backend", ["static", "c10d"])
 def test_the_multi_node_launch_form_trains_on_one_node(tiny_dataset, tmp_path, backend):
     """The multi-node command of docs/training.md (explicit node count, rank and rendezvous endpoint), on one

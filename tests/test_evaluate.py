@@ -180,6 +180,7 @@ def split_test_pairs(root: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return [image[:, :64] for image in images], [image[:, 64:] for image in images]
 
 
+@pytest.mark.slow
 def test_segmenter_scores_real_photos_high_and_shuffled_ones_low(facades_root):
     palette = fcn_score.FACADES_PALETTE
     segmenter = fcn_score.load_or_train_segmenter(facades_root, palette, SMALL_SEGMENTER, progress=False)
@@ -263,6 +264,7 @@ def test_report_has_one_row_per_image_and_links_only_to_existing_files(facades_r
     assert csv_lines[0] == "name,l1,l1_255,psnr,ssim" and len(csv_lines) == 1 + len(items)
 
 
+@pytest.mark.slow  # trains the small segmenter unless a test before it has cached it
 def test_fcn_score_in_the_report_ranks_real_photos_above_shuffled(facades_root, tmp_path):
     label_maps, photos = split_test_pairs(facades_root)
     shuffled = photos[1:] + photos[:1]
@@ -329,6 +331,7 @@ def test_eval_compares_several_runs(tiny_dataset, tmp_path):
     assert all((run / "eval-test" / "index.html").exists() for run in runs)
 
 
+@pytest.mark.slow
 def test_eval_on_builtin_data_computes_the_fcn_score(tiny_run, tmp_path, monkeypatch, capsys):
     # a model trained elsewhere, evaluated on the built-in facades, whose label maps are the inputs
     monkeypatch.setenv("PIX2PIX_HOME", str(tmp_path / "home"))
@@ -369,6 +372,7 @@ def test_summary_of_a_checkpoint(tiny_run, capsys):
     assert "ngf 8" in out and "input (1, 3, 32, 32)" in out
 
 
+@pytest.mark.slow
 def test_the_segmenter_is_cached_under_the_cache_root_never_in_the_dataset(tmp_path, monkeypatch):
     root = tmp_path / "facades"
     generate_synthetic_facades(root, size=32, counts={"train": 8, "val": 0, "test": 2})

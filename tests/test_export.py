@@ -14,13 +14,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from pix2pix.checkpoint import build_generator_for
 from pix2pix.cli import main
 from pix2pix.config import DataConfig, ModelConfig, RunConfig
 from pix2pix.export import EXPORT_FORMATS, TORCHSCRIPT_CONFIG, TORCHSCRIPT_EXPORT, export_onnx, export_torchscript
 from pix2pix.export_commands import EXPORT_FORMATS as CLI_FORMATS
 from pix2pix.inference import Pix2Pix
-from pix2pix.onnx_model import OnnxPix2Pix
+from pix2pix.inference.onnx_model import OnnxPix2Pix
+from pix2pix.networks import build_generator_for
 from pix2pix.training.loop import fit
 from tests.helpers import tiny_config, write_pairs
 
@@ -167,6 +167,12 @@ def test_export_command(run_dir, tmp_path, capsys):
     bad = ["export", "--checkpoint", str(run_dir), "--format", "onnx", "--out", str(tmp_path / "b.onnx")]
     assert main([*bad, "--dropout", "on"]) == 2
     assert "pix2pix export: error: ONNX export supports only the deterministic mode" in capsys.readouterr().err
+    again = ["export", "--checkpoint", str(out), "--format", "torchscript", "--out", str(tmp_path / "again.ts")]
+    assert main(again) == 2
+    assert (
+        capsys.readouterr().err
+        == f"pix2pix export: error: {out}: an ONNX export already; export from the run folder or checkpoint\n"
+    )
 
 
 TORCH_FREE_SCRIPT = """
@@ -227,14 +233,14 @@ def test_onnx_model_runs_where_torch_cannot_be_imported(trained, tmp_path):
 
 
 def test_torch_free_bilinear_resize_matches_torch_interpolate():
-    """Lab outputs are resized in numpy (onnx_model), as F.interpolate would do it in torch."""
-    from pix2pix import onnx_model
+    """Lab outputs are resized in numpy (inference.translator), as F.interpolate would do it in torch."""
+    from pix2pix.inference import translator
 
     rng = np.random.default_rng(0)
     ab_map = torch.from_numpy(rng.uniform(-1, 1, (2, 16, 12)).astype(np.float32))
     for height, width in ((45, 37), (16, 12), (7, 5), (16, 30)):  # up, same, down, mixed
         expected = F.interpolate(ab_map[None], size=(height, width), mode="bilinear", align_corners=False)[0]
-        ours = onnx_model.resize_bilinear(ab_map.numpy(), height, width)
+        ours = translator.resize_bilinear(ab_map.numpy(), height, width)
         assert ours.shape == (2, height, width) and np.abs(ours - expected.numpy()).max() < 1e-5
 
 

@@ -9,9 +9,9 @@ from PIL import Image
 
 import pix2pix
 from pix2pix import Pix2Pix
-from pix2pix.checkpoint import build_generator_for
 from pix2pix.cli import main
 from pix2pix.config import DataConfig, ModelConfig, RunConfig
+from pix2pix.networks import build_generator_for
 from pix2pix.training.loop import fit
 from tests.helpers import tiny_config, write_pairs
 

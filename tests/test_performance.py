@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pix2pix.checkpoint import build_discriminator_for, build_generator_for
+from pix2pix.networks import build_discriminator_for, build_generator_for
 from pix2pix.nn import build_generator
 from pix2pix.nn.blocks import UpConvTranspose2d, with_plain_transposes
 from pix2pix.nn.fold import fold_batch_norm

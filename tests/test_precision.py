@@ -13,9 +13,10 @@ import pytest
 import torch
 from torch import nn
 
-from pix2pix.checkpoint import build_discriminator_for, build_generator_for, load_checkpoint
+from pix2pix.checkpoint import load_checkpoint
 from pix2pix.devices import resolve_channels_last, resolve_device, resolve_precision
 from pix2pix.inference import Pix2Pix
+from pix2pix.networks import build_discriminator_for, build_generator_for
 from pix2pix.training.acceleration import MixedPrecision, align_optimizer_state, with_sync_batch_norm
 from pix2pix.training.loop import fit
 from pix2pix.training.optim import build_optimizer
@@ -188,6 +189,7 @@ def traced_graphs(monkeypatch) -> list[torch.fx.GraphModule]:
     return graphs
 
 
+@pytest.mark.slow
 def test_compiled_training_matches_eager_and_saves_plain_state_dicts(tiny_dataset, tmp_path, traced_graphs):
     eager = read_losses(fit(tiny_config(tiny_dataset, tmp_path / "eager", device="cpu"), progress=False))
     compiled_dir = fit(tiny_config(tiny_dataset, tmp_path / "compiled", device="cpu", compile=True), progress=False)

@@ -17,9 +17,10 @@ import torch
 from PIL import Image
 
 import pix2pix.training.loop as loop
-from pix2pix.checkpoint import build_generator_for, load_checkpoint, read_checkpoint_file, resolve_checkpoint
+from pix2pix.checkpoint import load_checkpoint, read_checkpoint_file, resolve_checkpoint
 from pix2pix.cli import main
 from pix2pix.data.tools.check import check_dataset
+from pix2pix.networks import build_generator_for
 from pix2pix.training.loop import TrainingInterrupted, TrainingStopped, fit
 from pix2pix.training.step import train_step
 from tests.helpers import TINY_FLAGS, tiny_config, write_pairs
@@ -48,7 +49,8 @@ def has_dropout(run) -> bool:
     return any(isinstance(m, torch.nn.Dropout) for m in build_generator_for(config).modules())
 
 
-@pytest.mark.parametrize("size", [32, 64], ids=["no-dropout", "dropout"])  # the U-Net has dropout from 64 px on
+# the U-Net has dropout from 64 px on
+@pytest.mark.parametrize("size", [32, pytest.param(64, marks=pytest.mark.slow)], ids=["no-dropout", "dropout"])
 def test_sigterm_mid_epoch_checkpoints_and_resume_matches_an_uninterrupted_run(
     tiny_dataset, tmp_path, monkeypatch, size
 ):
@@ -212,6 +214,7 @@ def test_bad_images_are_listed_at_start_and_skip_bad_trains_on_the_rest(tmp_path
     assert state["iteration"] == 4
 
 
+@pytest.mark.slow
 def test_warnings_of_the_cli_are_one_line_each(tmp_path):
     data = write_pairs(tmp_path / "data", "train", 2)
     (data / "train" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
@@ -282,6 +285,7 @@ def run_cli_subprocess(args, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_sigterm_and_sigkill_in_a_real_process_always_resume_to_the_same_end(tiny_dataset, tmp_path):
     """Bit for bit the weights of an uninterrupted run, with dropout in the generator (64 px)."""
     total_iterations = 6 * 30

@@ -26,11 +26,11 @@ import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from pix2pix.checkpoint import build_generator_for
 from pix2pix.config import DataConfig, ModelConfig, RunConfig
 from pix2pix.data.synthetic import SYNTHETIC_PALETTE
 from pix2pix.export import export_onnx
 from pix2pix.inference import Pix2Pix
+from pix2pix.networks import build_generator_for
 from pix2pix.serve import app as serve_app
 from pix2pix.serve import commands as serve_commands
 from pix2pix.serve.app import DEFAULT_MAX_PIXELS, MAX_BATCH, create_app, decode_image
@@ -327,7 +327,7 @@ TORCH_FREE_SERVER = """
 import sys
 sys.modules["torch"] = None  # any `import torch` now fails, as where torch is not installed
 from fastapi.testclient import TestClient
-from pix2pix.onnx_model import OnnxPix2Pix
+from pix2pix.inference.onnx_model import OnnxPix2Pix
 from pix2pix.cli import main
 from pix2pix.serve.app import create_app
 
@@ -416,6 +416,7 @@ def test_micro_batcher_passes_errors_to_every_caller_of_the_batch():
     assert [str(error) for error in asyncio.run(scenario())] == ["failed on 2", "failed on 2"]
 
 
+@pytest.mark.server
 def test_concurrent_requests_are_batched_and_each_gets_its_own_answer():
     # preprocess "none": the network sees each image at its own size, so sizes are batched apart
     model = untrained_model("datasets/edges2shoes", preprocess="none")
@@ -470,6 +471,7 @@ def running_server(app) -> Iterator[str]:
         thread.join(timeout=30)
 
 
+@pytest.mark.server
 def test_load_on_loopback(model):
     """200 requests, 16 at a time, against a real server: every answer is the right PNG."""
     sizes = [(32, 32), (48, 40), (64, 32), (20, 36)]

@@ -9,9 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from pix2pix.checkpoint import build_discriminator_for, build_generator_for, load_checkpoint
+from pix2pix.checkpoint import load_checkpoint
 from pix2pix.config import RunConfig
 from pix2pix.data import PairedDataset
+from pix2pix.networks import build_discriminator_for, build_generator_for
 from pix2pix.nn.modes import set_inference_mode
 from pix2pix.training.loop import epoch_order, fit, linear_decay
 from pix2pix.training.step import train_step
@@ -70,6 +71,7 @@ def mean_l1(generator, dataset) -> float:
     return sum(errors) / len(errors)
 
 
+@pytest.mark.slow
 def test_short_overfit_run_drives_l1_far_below_its_start(tmp_path):
     """A training loop that does not learn must fail this."""
     data = write_pairs(tmp_path / "data", "train", 4)

@@ -185,12 +185,12 @@ def detect_palette(args: argparse.Namespace) -> Palette:
     from pix2pix.data.builtin import resolve_data_root
     from pix2pix.evaluate.palette import detect_dataset_palette, save_detected_palette
     from pix2pix.evaluate.pipeline import evaluation_data_root
-    from pix2pix.inference import Pix2Pix
+    from pix2pix.inference.formats import load_model
 
     if args.data:
         root = resolve_data_root(args.data)
     elif args.checkpoint:  # what `evaluate_checkpoint` falls back to: the data the run was trained on
-        root = evaluation_data_root(None, Pix2Pix.load(args.checkpoint[0], device="cpu"))
+        root = evaluation_data_root(None, load_model(args.checkpoint[0], device="cpu"))
     else:
         raise ValueError("--palette detect reads the label colours from a training split: pass --data ROOT")
     detected = detect_dataset_palette(root)

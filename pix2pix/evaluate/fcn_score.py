@@ -22,8 +22,8 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
+from pix2pix.atomic import write_atomically
 from pix2pix.cache import cache_home
-from pix2pix.checkpoint import save_checkpoint
 from pix2pix.data.layout import find_pairs, load_pair
 from pix2pix.data.synthetic import SYNTHETIC_PALETTE
 
@@ -276,7 +276,7 @@ def load_or_train_segmenter(
         "train_accuracy": segmenter.train_accuracy,
         "settings": asdict(settings),
     }
-    save_checkpoint(path, state)
+    write_atomically(path, lambda file: torch.save(state, file))  # a cache, not a training checkpoint
     segmenter.path = path
     return segmenter
 

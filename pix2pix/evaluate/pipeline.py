@@ -22,9 +22,10 @@ from pix2pix.data.layout import find_pairs
 from pix2pix.evaluate import fcn_score
 from pix2pix.evaluate.perceptual import FID_RELIABLE_IMAGES, PerceptualModels, compute_frechet_distance
 from pix2pix.evaluate.report import OPTIONAL_METRICS, render_error_map, write_report
-from pix2pix.inference import Pix2Pix
+from pix2pix.inference.folders import translate_to_folder
+from pix2pix.inference.formats import load_model
+from pix2pix.inference.translator import ImageTranslator
 from pix2pix.metrics import METRICS, compute_image_metrics, summarize_rows
-from pix2pix.translate import translate_to_folder
 
 FCN_MODES = ("auto", "on", "off")
 PERCEPTUAL_BATCH = 16  # images per forward of the LPIPS and FID networks
@@ -91,7 +92,7 @@ def list_result_images(folder: Path) -> list[ImageFiles]:
 
 
 def translate_split(
-    model: Pix2Pix,
+    model: ImageTranslator,
     data_root: Path,
     split: str,
     folder: Path,
@@ -119,7 +120,7 @@ def find_run_dir(checkpoint: Path) -> Path | None:
     return folder if (folder / "log.csv").is_file() else None
 
 
-def evaluation_data_root(data: str | None, model: Pix2Pix) -> Path:
+def evaluation_data_root(data: str | None, model: ImageTranslator) -> Path:
     """`data`, or else the dataset the model was trained on (which an official checkpoint does not record)."""
     source = data or model.config.data.data
     if not source:
@@ -143,7 +144,7 @@ def evaluate_checkpoint(
     progress: bool = True,
 ) -> Evaluation:
     """Translate `split` of `data` (default: the dataset the run was trained on) and evaluate it in `folder`."""
-    model = Pix2Pix.load(checkpoint, device=device)
+    model = load_model(checkpoint, device=device)
     data_root = evaluation_data_root(data, model)
     items = translate_split(
         model, data_root, split, folder / "images", dropout=dropout, norm_stats=norm_stats, seed=seed, progress=progress

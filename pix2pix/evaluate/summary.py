@@ -12,19 +12,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pix2pix.checkpoint import (
-    build_discriminator_for,
-    build_generator_for,
-    checkpoint_config,
-    is_our_checkpoint,
-    read_checkpoint_file,
-    resolve_checkpoint,
-)
+from pix2pix.checkpoint import checkpoint_config, is_our_checkpoint, read_checkpoint_file, resolve_checkpoint
 from pix2pix.config import RunConfig
+from pix2pix.inference.formats import is_onnx_file, load_model
+from pix2pix.networks import build_discriminator_for, build_generator_for
 from pix2pix.nn.discriminators import receptive_field
 from pix2pix.nn.official import describe_official_generator
 from pix2pix.nn.registry import build_generator
-from pix2pix.onnx_model import OnnxPix2Pix, is_onnx_file
 
 
 @dataclass(frozen=True)
@@ -107,7 +101,7 @@ def summarize_checkpoint(path: str | Path, layers: bool = True) -> str:
     """Summary of a run folder, checkpoint or .onnx export from its saved config; an official G state dict
     gives G only."""
     if is_onnx_file(path):  # an export carries its config in its metadata
-        return summarize_config(OnnxPix2Pix.from_file(path, device="cpu").config, layers)
+        return summarize_config(load_model(path, device="cpu").config, layers)
     path = resolve_checkpoint(path)
     state = read_checkpoint_file(path, lazy=True)  # the config or the weights' shapes are all it needs
     if is_our_checkpoint(state):

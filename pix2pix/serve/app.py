@@ -31,7 +31,7 @@ from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from pix2pix.data.synthetic import SYNTHETIC_PALETTE
-from pix2pix.onnx_model import ImageTranslator
+from pix2pix.inference.translator import ImageTranslator
 from pix2pix.serve.batching import MicroBatcher
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024

@@ -1,5 +1,5 @@
 """`pix2pix serve`: FastAPI and torch are imported only when it runs,
-and torch only for a checkpoint; an exported `.onnx` file is served without it."""
+and torch only for a checkpoint; an exported `.onnx` file is served without it (see load_model)."""
 
 from __future__ import annotations
 
@@ -17,17 +17,12 @@ DEFAULT_BATCH_WINDOW_MS = 2.0
 def run_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from pix2pix.onnx_model import OnnxPix2Pix, is_onnx_file
+    from pix2pix.inference.formats import load_model
     from pix2pix.serve.app import create_app
 
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be between 0 and 65535, got {args.port}")
-    if is_onnx_file(args.checkpoint):
-        model = OnnxPix2Pix.from_file(args.checkpoint, device=args.device)
-    else:
-        from pix2pix.inference import Pix2Pix
-
-        model = Pix2Pix.load(args.checkpoint, device=args.device)
+    model = load_model(args.checkpoint, device=args.device)
     app = create_app(
         model,
         max_upload_bytes=args.max_upload_bytes,

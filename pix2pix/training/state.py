@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pix2pix.checkpoint import build_discriminator_for, build_generator_for, capture_rng_state, restore_rng_state
 from pix2pix.config import RunConfig
+from pix2pix.networks import build_discriminator_for, build_generator_for
 from pix2pix.training.acceleration import Acceleration, MixedPrecision, align_optimizer_state
 from pix2pix.training.optim import build_optimizer
 
@@ -25,6 +25,19 @@ def linear_decay(n_epochs: int, n_epochs_decay: int) -> Callable[[int], float]:
         return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
 
     return factor
+
+
+def capture_rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 @dataclass

@@ -1,8 +1,7 @@
-"""The one inference entry point: `Pix2Pix.load(path).translate(image)`.
+"""`Pix2Pix`: a trained generator run in PyTorch, the backend of our checkpoints and official state dicts.
 
-Used by `pix2pix test`, evaluation, export and the web demo. Loads our checkpoints (a run folder or a
-`.pt` file, no architecture flags needed), official `latest_net_G.pth` state dicts, and `.onnx` exports
-(those run in onnxruntime, see pix2pix.onnx_model, which also holds the image handling both share).
+Its image handling is pix2pix.inference.translator's, shared with the onnxruntime backend; `load`
+opens any model file through pix2pix.inference.formats.
 """
 
 from __future__ import annotations
@@ -13,20 +12,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from pix2pix.checkpoint import (
-    build_generator_for,
-    checkpoint_config,
-    is_our_checkpoint,
-    read_checkpoint_file,
-    resolve_checkpoint,
-)
+from pix2pix.checkpoint import checkpoint_config, is_our_checkpoint, read_checkpoint_file, resolve_checkpoint
 from pix2pix.config import DataConfig, ModelConfig, RunConfig
 from pix2pix.devices import resolve_device
+from pix2pix.inference.formats import load_model
+from pix2pix.inference.onnx_model import OnnxPix2Pix
+from pix2pix.inference.translator import ImageTranslator
+from pix2pix.networks import build_generator_for
 from pix2pix.nn.fold import fold_batch_norm
 from pix2pix.nn.modes import run_for_inference, set_inference_mode
 from pix2pix.nn.official import convert_official_state_dict, describe_official_generator
 from pix2pix.nn.registry import build_generator
-from pix2pix.onnx_model import ImageTranslator, OnnxPix2Pix, is_onnx_file
 
 
 class Pix2Pix(ImageTranslator):
@@ -48,9 +44,15 @@ class Pix2Pix(ImageTranslator):
 
         `netg` and `norm` are optional hints for official files (they are inferred from the keys).
         A `.onnx` file from `pix2pix export` gives an onnxruntime-backed model with the same interface.
+        (The same as `pix2pix.inference.load_model`.)
         """
-        if is_onnx_file(path):
-            return OnnxPix2Pix.from_file(path, device=device)
+        return load_model(path, device=device, netg=netg, norm=norm)
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path, *, device: str = "auto", netg: str | None = None, norm: str | None = None
+    ) -> Pix2Pix:
+        """A run folder (its newest readable checkpoint), one of our checkpoints, or an official state dict."""
         target_device = resolve_device(device)
         path = resolve_checkpoint(path)
         state = read_checkpoint_file(path)

@@ -1,4 +1,5 @@
-"""Translate a folder or a dataset split to a folder of images with an index.html (`pix2pix test`)."""
+"""Translate a folder or a dataset split to a folder of images with an index.html (`pix2pix test`), with
+any backend."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from tqdm import tqdm
 from pix2pix.data.images import DataError, list_images, load_image
 from pix2pix.data.lab import image_to_gray
 from pix2pix.data.layout import PairFile, find_pairs, load_pair
-from pix2pix.inference import Pix2Pix
+from pix2pix.inference.translator import ImageTranslator
 from pix2pix.visuals import write_index_html
 
 
@@ -41,7 +42,7 @@ def list_inputs(path: Path, *, split: str, paired: bool) -> tuple[list[PairFile]
     return [], images
 
 
-def iterate_items(model: Pix2Pix, pairs: list[PairFile], images: list[Path]) -> Iterator[TestItem]:
+def iterate_items(model: ImageTranslator, pairs: list[PairFile], images: list[Path]) -> Iterator[TestItem]:
     """Decode lazily so a large split never sits in memory."""
     channels = model.config.model
     if model.config.data.color_space == "lab":
@@ -59,7 +60,7 @@ def iterate_items(model: Pix2Pix, pairs: list[PairFile], images: list[Path]) -> 
         yield TestItem(path.stem, load_image(path, channels.in_channels), None)
 
 
-def iterate_colorization_items(model: Pix2Pix, pairs: list[PairFile], images: list[Path]) -> Iterator[TestItem]:
+def iterate_colorization_items(model: ImageTranslator, pairs: list[PairFile], images: list[Path]) -> Iterator[TestItem]:
     """Lab models: the input is the gray (L only) version of the photo, the target the photo itself (RGB)."""
     for pair in pairs:
         _, photo = load_pair(pair, direction=model.config.data.direction, in_channels=3, out_channels=3)
@@ -69,7 +70,7 @@ def iterate_colorization_items(model: Pix2Pix, pairs: list[PairFile], images: li
 
 
 def translate_to_folder(
-    model: Pix2Pix,
+    model: ImageTranslator,
     input_path: Path,
     output: Path,
     *,

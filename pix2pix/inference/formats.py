@@ -1,0 +1,34 @@
+"""The one place that opens a model file and decides what kind it is.
+
+`load_model(path)` takes anything a user may name as a model: a run folder, one of our `.pt`
+checkpoints, an official `latest_net_G.pth` state dict (those three in torch, `Pix2Pix`), or an `.onnx`
+export (onnxruntime, `OnnxPix2Pix`, without importing torch). A TorchScript export is refused with a
+pointer to `torch.jit.load` by the checkpoint reader (pix2pix.checkpoint), which `pix2pix train
+--resume` and `pix2pix summary` share.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pix2pix.inference.onnx_model import OnnxPix2Pix
+
+if TYPE_CHECKING:
+    from pix2pix.inference.torch_model import Pix2Pix
+
+
+def is_onnx_file(path: str | Path) -> bool:
+    return Path(path).suffix.lower() == ".onnx"
+
+
+def load_model(
+    path: str | Path, *, device: str = "auto", netg: str | None = None, norm: str | None = None
+) -> Pix2Pix | OnnxPix2Pix:
+    """Open a model file of any kind we read; `netg` and `norm` are optional hints for official files
+    (they are inferred from the keys). `Pix2Pix.load` is this function."""
+    if is_onnx_file(path):
+        return OnnxPix2Pix.from_file(path, device=device)
+    from pix2pix.inference.torch_model import Pix2Pix  # here, so an .onnx file never imports torch
+
+    return Pix2Pix.from_checkpoint(path, device=device, netg=netg, norm=norm)

@@ -1,0 +1,38 @@
+"""The networks a run config describes: the one place where `config` meets the `nn` registry
+(`pix2pix.nn` itself knows nothing of configs).
+
+Used by training (fresh networks), checkpoint loading (the architecture the weights belong to) and
+`pix2pix summary`.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from pix2pix.config import RunConfig
+from pix2pix.nn.registry import build_discriminator, build_generator
+
+
+def build_generator_for(config: RunConfig) -> nn.Module:
+    model = config.model
+    return build_generator(
+        model.generator,
+        in_channels=model.in_channels,
+        out_channels=model.out_channels,
+        image_size=config.data.crop_size,
+        base_channels=model.base_channels,
+        norm=model.norm,
+        dropout=model.dropout,
+        upsample=model.upsample,
+    )
+
+
+def build_discriminator_for(config: RunConfig) -> nn.Module:
+    model = config.model
+    return build_discriminator(
+        model.discriminator,
+        in_channels=model.in_channels + model.out_channels,  # conditional: sees input and output
+        base_channels=model.disc_channels,
+        n_layers=model.disc_layers,
+        norm=model.disc_norm,
+    )
