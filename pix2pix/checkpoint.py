@@ -7,10 +7,13 @@ crash mid-write never replaces a good file.
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -23,9 +26,19 @@ LATEST = "latest.pt"
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write `state` (plus format version) to `path` atomically."""
+    """Write `state` (plus format version) to `path` atomically; a failed write is an OSError."""
+    path = Path(path)
     payload = {**state, "format_version": FORMAT_VERSION}  # always the format this code writes
-    write_atomically(Path(path), lambda file: torch.save(payload, file))
+
+    def write(file: BinaryIO) -> None:
+        try:
+            torch.save(payload, file)
+        except RuntimeError as error:  # torch's zip writer reports a failed write (a full disk) this way
+            if shutil.disk_usage(path.parent).free < 2**20:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from error
+            raise OSError(errno.EIO, f"writing failed ({str(error).strip().splitlines()[-1]})") from error
+
+    write_atomically(path, write)
 
 
 def remove_stale_temporaries(checkpoint_dir: Path) -> None:

@@ -37,6 +37,7 @@ OPTIONAL_EXTRAS = {
     "fastapi": "serve",
     "uvicorn": "serve",
     "multipart": "serve",
+    "python_multipart": "serve",
 }
 
 

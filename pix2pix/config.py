@@ -19,7 +19,10 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 Direction = Literal["AtoB", "BtoA"]
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
@@ -124,6 +127,13 @@ class TrainConfig:
     )
 
 
+def section_type(section: dataclasses.Field[Any]) -> type[DataclassInstance]:
+    """The dataclass of one RunConfig section: each section is `field(default_factory=<that dataclass>)`."""
+    factory = section.default_factory
+    assert isinstance(factory, type) and dataclasses.is_dataclass(factory), f"{section.name}: not a config section"
+    return factory
+
+
 @dataclass(frozen=True)
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
@@ -144,8 +154,7 @@ class RunConfig:
             raise ValueError(f"unknown config section(s): {', '.join(unknown_sections)}")
         built = {}
         for section in dataclasses.fields(cls):
-            section_type = section.default_factory  # type: ignore[misc]
-            built[section.name] = build_section(section.name, section_type, sections.get(section.name, {}))
+            built[section.name] = build_section(section.name, section_type(section), sections.get(section.name, {}))
         config = cls(**built)
         check_combinations(config)
         return config
@@ -191,23 +200,28 @@ def at_least(low: int) -> Rule:
     return (lambda value: value >= low), f">= {low}"
 
 
+def between(low: int, high: int) -> Rule:
+    """Sizes and counts that allocate: a huge value would fail late, deep in torch, with a traceback."""
+    return (lambda value: low <= value <= high), f"from {low} to {high}"
+
+
 FRACTION: Rule = ((lambda value: 0 <= value < 1), "in [0, 1)")
 
 # What a field allows beyond its type; a field without a rule takes any value of its type.
 RULES: dict[str, Rule] = {
-    "data.load_size": at_least(1),
-    "data.crop_size": at_least(1),
-    "data.num_workers": at_least(-1),
+    "data.load_size": between(1, 16384),
+    "data.crop_size": between(1, 16384),
+    "data.num_workers": between(-1, 256),
     "model.in_channels": ((lambda value: value in (1, 3)), "1 or 3"),
     "model.out_channels": ((lambda value: value in (1, 2, 3)), "1, 2 (color_space lab) or 3"),
-    "model.base_channels": at_least(1),
-    "model.disc_channels": at_least(1),
-    "model.disc_layers": at_least(1),
+    "model.base_channels": between(1, 4096),
+    "model.disc_channels": between(1, 4096),
+    "model.disc_layers": between(1, 16),
     "loss.l1_weight": at_least(0),
     "optim.lr": ((lambda value: value > 0), "> 0"),
     "optim.beta1": FRACTION,
     "optim.beta2": FRACTION,
-    "optim.batch_size": at_least(1),
+    "optim.batch_size": between(1, 4096),
     "optim.n_epochs": at_least(0),
     "optim.n_epochs_decay": at_least(0),
     "train.out": ((lambda value: value != ""), "naming a folder"),
@@ -221,7 +235,7 @@ RULES: dict[str, Rule] = {
     "train.save_every_iters": at_least(0),
     "train.keep_checkpoints": at_least(0),
     "train.nan_retries": at_least(0),
-    "train.num_samples": at_least(1),
+    "train.num_samples": between(1, 64),
     "train.val_every": at_least(0),
 }
 

@@ -72,7 +72,7 @@ def export_onnx(model: Pix2Pix, out: str | Path, *, dropout: bool = False, norm_
         torch.onnx.export(
             generator,
             (example,),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # the legacy exporter writes to a file object; the hint says paths only
             dynamo=False,
             opset_version=ONNX_OPSET,
             input_names=[INPUT_NAME],

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pix2pix.config import RunConfig, read_sections
+from pix2pix.config import RunConfig, read_sections, section_type
 
 RECIPES = "pix2pix.recipes"
 
@@ -23,10 +23,10 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per config field, with the field's help; default SUPPRESS so only flags the user gave
     override the recipe."""
     for section in dataclasses.fields(RunConfig):
-        section_type = section.default_factory  # type: ignore[misc]
         group = parser.add_argument_group(section.name)
-        hints = typing.get_type_hints(section_type)
-        for field in dataclasses.fields(section_type):
+        section_class = section_type(section)
+        hints = typing.get_type_hints(section_class)
+        for field in dataclasses.fields(section_class):
             flag = "--" + field.name.replace("_", "-")
             kind = hints[field.name]
             # argparse %-formats help strings: a literal % in a field's help must reach it as %%
@@ -71,7 +71,7 @@ def build_config(args: argparse.Namespace, base: RunConfig | None = None) -> Run
         sections = read_sections(path)  # checked below, once the flags that override it are in
     given = vars(args)
     for section in dataclasses.fields(RunConfig):
-        for field in dataclasses.fields(section.default_factory):  # type: ignore[misc]
+        for field in dataclasses.fields(section_type(section)):
             if field.name in given:
                 sections.setdefault(section.name, {})[field.name] = given[field.name]
     return RunConfig.from_dict(sections)

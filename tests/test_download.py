@@ -28,6 +28,8 @@ class ArchiveServer(http.server.ThreadingHTTPServer):
         self.ranges: list[str | None] = []  # the Range header of each request
         self.cut_after: int | None = None  # send this many body bytes, then close the connection
         self.honour_range = True
+        self.answer_from: int | None = None  # a broken server: answer 206 from this byte, whatever was asked
+        self.raw_reply: bytes | None = None  # send these bytes instead of an HTTP response
 
     @property
     def url(self) -> str:
@@ -44,13 +46,19 @@ class ArchiveHandler(http.server.BaseHTTPRequestHandler):
             return
         requested = self.headers.get("Range")
         self.server.ranges.append(requested)
+        if self.server.raw_reply is not None:
+            self.wfile.write(self.server.raw_reply)
+            return
         match = re.fullmatch(r"bytes=(\d+)-", requested or "")
         start = int(match.group(1)) if match and self.server.honour_range else 0
-        if start >= len(body) > 0:
+        ranged = start > 0
+        if self.server.answer_from is not None:
+            start, ranged = self.server.answer_from, True
+        elif start >= len(body) > 0:
             self.send_error(416)
             return
-        self.send_response(206 if start else 200)
-        if start:
+        self.send_response(206 if ranged else 200)
+        if ranged:
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         payload = body[start:]
         self.send_header("Content-Length", str(len(payload)))
@@ -167,6 +175,44 @@ def test_a_server_that_ignores_range_restarts_the_file(server, tmp_path):
     assert len(find_pairs(root / "facades", "val")) == 2
 
 
+@pytest.mark.parametrize("longer", [False, True], ids=["part-shorter", "part-longer-than-the-file"])
+def test_a_206_for_another_range_deletes_the_part_file(server, tmp_path, longer):
+    archive = make_dataset_archive(tmp_path)
+    server.files["/facades.tar.gz"] = archive
+    server.answer_from = 0  # every reply is "206 bytes 0-END/SIZE", whatever range was asked for
+    root = tmp_path / "datasets"
+    root.mkdir()
+    part_size = len(archive) + 50 if longer else 50
+    (root / "facades.tar.gz.part").write_bytes(b"x" * part_size)  # appending to it would corrupt it for good
+    with pytest.raises(DownloadError, match=f"resume at byte {part_size}.*another range.*deleted.*afresh"):
+        download_dataset("facades", root, base_url=server.url, progress=False)
+    assert list(root.iterdir()) == []
+    # the next run starts from zero, and a 206 that starts where asked (byte 0) is accepted
+    download_dataset("facades", root, base_url=server.url, progress=False)
+    assert server.ranges == [f"bytes={part_size}-", None]
+    assert len(find_pairs(root / "facades", "train")) == 4
+
+
+def test_more_bytes_than_the_servers_size_delete_the_part_file(server, tmp_path):
+    server.files["/facades.tar.gz"] = b""
+    # no Content-Length, so the body runs to the end of the connection: 20 bytes of a 10-byte file
+    server.raw_reply = b"HTTP/1.0 206 Partial Content\r\nContent-Range: bytes 0-9/10\r\n\r\n" + b"x" * 20
+    with pytest.raises(DownloadError, match="received 20 bytes, more than the server's size of 10; deleted"):
+        download_dataset("facades", tmp_path, base_url=server.url, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_reply_that_is_not_http_gives_one_clear_line(server, tmp_path, capsys):
+    server.files["/facades.tar.gz"] = make_dataset_archive(tmp_path)
+    server.raw_reply = b"NOT HTTP AT ALL\r\n\r\n"
+    root = tmp_path / "d"
+    code = main(["data", "download", "facades", "--root", str(root), "--url", server.url, "--quiet"])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1
+    assert f"{server.url}/facades.tar.gz" in error and "not a valid HTTP reply" in error
+    assert list(root.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("members", "reason"),
     [
@@ -208,6 +254,47 @@ def test_a_malicious_archive_is_refused_and_nothing_is_written(server, tmp_path,
         download_dataset("facades", root, base_url=server.url, progress=False)
     assert not outside.exists() and not (tmp_path / "deep" / "pwned.txt").exists()
     assert list(root.iterdir()) == []  # no partial folder, and no archive for the next run to reuse
+
+
+# Archives whose members clash: each made tarfile fail with an OSError half-way through the extraction.
+CLASHES = {
+    "folder-then-file": (
+        [member("facades/train", tarfile.DIRTYPE), member("facades/train/sub/f"), member("facades/train")],
+        "facades/train",
+        "appears twice",
+    ),
+    "file-then-folder": (
+        [member("facades/a"), member("facades/a", tarfile.DIRTYPE), member("facades/a/f")],
+        "facades/a",
+        "appears twice",
+    ),
+    "file-as-folder": ([member("facades/a"), member("facades/a/b")], "facades/a/b", "'facades/a' is a file"),
+    "empty-name": ([member("")], "", "empty name"),
+}
+
+
+@pytest.mark.parametrize(("members", "bad", "reason"), CLASHES.values(), ids=CLASHES.keys())
+def test_clashing_members_are_refused_and_the_archive_deleted(server, tmp_path, members, bad, reason):
+    server.files["/facades.tar.gz"] = make_archive([member("facades/train/ok.txt"), *members])
+    root = tmp_path / "datasets"
+    with pytest.raises(DownloadError, match=f"refusing member '{bad}': .*{reason}.*nothing was extracted.*deleted"):
+        download_dataset("facades", root, base_url=server.url, progress=False)
+    assert list(root.iterdir()) == []
+    server.files["/facades.tar.gz"] = make_dataset_archive(tmp_path)
+    download_dataset("facades", root, base_url=server.url, progress=False)
+    assert len(server.ranges) == 2 and len(find_pairs(root / "facades", "train")) == 4
+
+
+@pytest.mark.parametrize(("members", "bad", "reason"), CLASHES.values(), ids=CLASHES.keys())
+def test_an_os_error_while_extracting_is_a_refusal(server, tmp_path, monkeypatch, members, bad, reason):
+    # past the member checks, tarfile's OSError must still delete the archive and the staging folder
+    monkeypatch.setattr(download, "find_unsafe_member_problem", lambda member: None)
+    monkeypatch.setattr(download, "find_member_clash", lambda members: None, raising=False)
+    server.files["/facades.tar.gz"] = make_archive([member("facades/train/ok.txt"), *members])
+    root = tmp_path / "datasets"
+    with pytest.raises(DownloadError, match=r"refusing it: extraction failed \(.*\); nothing was kept; deleted"):
+        download_dataset("facades", root, base_url=server.url, progress=False)
+    assert list(root.iterdir()) == []
 
 
 def test_a_refused_archive_is_downloaded_afresh_next_time(server, tmp_path):

@@ -18,6 +18,7 @@ import pix2pix
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "pix2pix"
+TYPE_CHECKER_ONLY = {"_typeshed"}  # typeshed's own module: imported under TYPE_CHECKING, never installed
 
 
 def read_pyproject() -> dict:
@@ -50,7 +51,7 @@ def imported_top_level_modules() -> dict[str, list[str]]:
                 continue
             for name in names:
                 top = name.split(".")[0]
-                if top != "pix2pix" and top not in sys.stdlib_module_names:
+                if top != "pix2pix" and top not in sys.stdlib_module_names | TYPE_CHECKER_ONLY:
                     modules.setdefault(top, []).append(str(path.relative_to(ROOT)))
     return modules
 

@@ -331,8 +331,16 @@ def test_a_disk_too_full_for_checkpoints_is_refused_at_start(tiny_dataset, tmp_p
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+# how a full disk shows: an OSError, or from torch's zip writer a RuntimeError with this kind of text
+DISK_FULL = {
+    "oserror": OSError(errno.ENOSPC, "No space left on device"),
+    "torch-zip-writer": RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 9600 vs 9488"),
+}
+
+
+@pytest.mark.parametrize("failure", DISK_FULL)
 def test_a_disk_filling_up_mid_run_stops_in_one_line_with_the_resume_command(
-    tiny_dataset, tmp_path, monkeypatch, capsys
+    tiny_dataset, tmp_path, monkeypatch, capsys, failure
 ):
     """The 4th write is epoch 2's second file: whichever it is, latest.pt must be no older than the newest
     epoch checkpoint, and loadable."""
@@ -341,7 +349,7 @@ def test_a_disk_filling_up_mid_run_stops_in_one_line_with_the_resume_command(
     def save_until_the_disk_is_full(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] >= 4:
-            raise OSError(errno.ENOSPC, "No space left on device")
+            raise DISK_FULL[failure]
         return real_save(*args, **kwargs)
 
     monkeypatch.setattr(torch, "save", save_until_the_disk_is_full)
@@ -350,12 +358,26 @@ def test_a_disk_filling_up_mid_run_stops_in_one_line_with_the_resume_command(
     assert main([*argv, "--n-epochs", "2", "--n-epochs-decay", "1"]) == 1  # a failure of the run, not of its flags
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
-    assert "No space left on device" in err and "MiB free" in err and f"--resume auto --out {run}" in err
+    assert "could not write" in err and "MiB free" in err and f"--resume auto --out {run}" in err
     monkeypatch.setattr(torch, "save", real_save)
     latest = read_checkpoint_file(run / "checkpoints" / "latest.pt")
     newest_epoch = max(read_checkpoint_file(p)["epoch"] for p in (run / "checkpoints").glob("epoch_*.pt"))
     assert latest["epoch"] >= newest_epoch == 1
     assert not list((run / "checkpoints").glob(".*.tmp"))
+
+
+def test_a_disk_filling_up_at_an_epochs_samples_stops_in_one_line(tiny_dataset, tmp_path, monkeypatch, capsys):
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(loop, "save_sample_grid", disk_full)
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(tiny_dataset), "--out", str(run), *TINY_FLAGS, "--no-report"]
+    assert main([*argv, "--n-epochs", "1", "--n-epochs-decay", "0"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"{run}: could not write the epoch's log, samples or checkpoint (No space left on device)" in err
+    assert f"--resume auto --out {run}" in err
 
 
 @pytest.mark.parametrize("resume", [False, True])
@@ -369,3 +391,12 @@ def test_temporaries_left_by_a_kill_during_a_write_are_removed(tiny_dataset, tmp
     fit(tiny_config(tiny_dataset, run), resume="auto" if resume else None, progress=False)
     assert not stale.exists()
     assert (run / "checkpoints" / "latest.pt").exists()
+
+
+def test_resuming_a_finished_run_says_there_is_nothing_to_do(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(tiny_dataset), "--out", str(run), *TINY_FLAGS, "--no-report"]
+    assert main([*argv, "--n-epochs", "1", "--n-epochs-decay", "0"]) == 0
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match="has trained all 1 epochs already; nothing to do"):
+        assert main(["train", "--resume", "auto", "--out", str(run), "--quiet", "--no-report"]) == 0

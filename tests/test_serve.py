@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import io
+import math
 import os
 import socket
 import struct
@@ -13,7 +15,7 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +28,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from pix2pix.cli import main as cli_main
 from pix2pix.config import DataConfig, ModelConfig, RunConfig
 from pix2pix.data.synthetic import SYNTHETIC_PALETTE
 from pix2pix.export import export_onnx
@@ -33,7 +36,7 @@ from pix2pix.inference import Pix2Pix
 from pix2pix.networks import build_generator_for
 from pix2pix.serve import app as serve_app
 from pix2pix.serve import commands as serve_commands
-from pix2pix.serve.app import DEFAULT_MAX_PIXELS, MAX_BATCH, create_app, decode_image
+from pix2pix.serve.app import DEFAULT_MAX_PIXELS, MAX_BATCH, connection_limit, create_app, decode_image
 from pix2pix.serve.batching import MicroBatcher
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -300,8 +303,100 @@ def test_requests_past_the_concurrency_limit_get_503_at_once():
         create_app(held_model, max_concurrent=0)
 
 
+def post_without_finishing_the_body(http: httpx.AsyncClient, reading: asyncio.Event) -> asyncio.Task:
+    """A slowloris upload: declares 5000 bytes, sends 4, and never the rest; `reading` is set once the
+    app has taken the 4 bytes and waits for more."""
+
+    async def partial_body() -> AsyncIterator[bytes]:
+        yield b"\x89PNG"
+        reading.set()
+        await asyncio.Event().wait()  # the rest never comes
+        yield b""
+
+    headers = {"content-type": "image/png", "content-length": "5000"}
+    return asyncio.create_task(http.post("/translate", content=partial_body(), headers=headers))
+
+
+def test_an_upload_still_arriving_holds_no_translation_slot(model):
+    """With one translation slot, an upload whose body never finishes does not block a complete request:
+    the slot is taken once the body has been read, so waiting for bodies cannot fill the slots."""
+    app = create_app(model, workers=1, max_concurrent=1, batch_window_ms=0)
+    body, headers = encode(random_image(32, 32)), {"content-type": "image/png"}
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://s") as http,
+        ):
+            reading = asyncio.Event()
+            slow = post_without_finishing_the_body(http, reading)
+            try:
+                await asyncio.wait_for(reading.wait(), timeout=60)
+                return await asyncio.wait_for(http.post("/translate", content=body, headers=headers), timeout=60)
+            finally:
+                slow.cancel()
+
+    assert decode_png(asyncio.run(scenario())).size == (32, 32)
+
+
+def test_a_body_that_does_not_arrive_in_time_gets_408(model):
+    app = create_app(model, workers=1, max_concurrent=1, body_timeout_s=0.2)
+    assert app.state.info["body_timeout_s"] == 0.2
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://s") as http,
+        ):
+            return await asyncio.wait_for(post_without_finishing_the_body(http, asyncio.Event()), timeout=60)
+
+    response = asyncio.run(scenario())
+    assert response.status_code == 408 and response.headers["connection"] == "close"
+    assert response.json() == {"detail": "the request body did not arrive within 0.2 s"}
+    for bad in (0, -1, math.inf, math.nan):
+        with pytest.raises(ValueError, match="body_timeout_s must be"):
+            create_app(model, body_timeout_s=bad)
+
+
+@pytest.mark.parametrize("window_ms", [math.inf, math.nan, 1e9, 1000.5, -1])
+def test_batch_windows_that_would_hang_every_request_are_refused(model, window_ms, monkeypatch, capsys):
+    """An infinite window never flushes: every request would wait forever, and so would a graceful shutdown."""
+    with pytest.raises(ValueError, match=r"batch_window_ms must be a number from 0 to 1000, got"):
+        create_app(model, batch_window_ms=window_ms)
+    monkeypatch.setattr("pix2pix.inference.formats.load_model", lambda *args, **kwargs: model)
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: pytest.fail("served with a bad window"))
+    assert cli_main(["serve", "--checkpoint", "run", "--batch-window-ms", str(window_ms)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "pix2pix serve: error: batch_window_ms must be a number from 0 to 1000" in error
+
+
+def test_the_command_serves_with_a_bounded_number_of_connections(model, monkeypatch):
+    served = {}
+    monkeypatch.setattr("pix2pix.inference.formats.load_model", lambda *args, **kwargs: model)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(options, app=app))
+    argv = ["serve", "--checkpoint", "run", "--max-concurrent", "3", "--body-timeout", "5", "--batch-window-ms", "1000"]
+    assert cli_main(argv) == 0
+    assert served["limit_concurrency"] == connection_limit(3) == 4 * 3 + 8
+    assert served["app"].state.info["body_timeout_s"] == 5.0
+
+
+def test_serve_refuses_to_start_without_python_multipart(model, monkeypatch, capsys):
+    """Starlette parses forms with python-multipart (module python_multipart, or multipart before 0.0.13);
+    without it every form upload would get a 500, so the server does not start."""
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *args: None if "multipart" in name else find_spec(name, *args)
+    )
+    with pytest.raises(ModuleNotFoundError, match=r"pip install 'pix2pix\[serve\]'"):
+        create_app(model)
+    assert cli_main(["serve", "--checkpoint", "not-loaded"]) == 2  # refused before loading the model
+    assert capsys.readouterr().err == "pix2pix serve: error: needs python_multipart: pip install 'pix2pix[serve]'\n"
+
+
 def test_the_command_line_has_the_apps_defaults():
-    for name in ("DEFAULT_MAX_UPLOAD_BYTES", "DEFAULT_MAX_PIXELS", "DEFAULT_BATCH_WINDOW_MS"):
+    for name in ("DEFAULT_MAX_UPLOAD_BYTES", "DEFAULT_MAX_PIXELS", "DEFAULT_BATCH_WINDOW_MS", "DEFAULT_BODY_TIMEOUT_S"):
         assert getattr(serve_commands, name) == getattr(serve_app, name), name
     parser = argparse.ArgumentParser()
     serve_commands.add_serve_flags(parser)
@@ -375,7 +470,7 @@ def test_batching_only_where_it_is_exact(model):
         assert not batching["active"] and batching["reason"] == "the batch window is 0"
         body = encode(random_image(32, 32))
         assert decode_png(unbatched.post("/translate", content=body, headers={"content-type": "image/png"}))
-    with pytest.raises(ValueError, match="batch_window_ms must be at least 0"):
+    with pytest.raises(ValueError, match="batch_window_ms must be a number from 0 to 1000"):
         create_app(model, batch_window_ms=-1)
 
 

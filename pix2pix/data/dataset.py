@@ -18,7 +18,13 @@ from pix2pix.data.images import DataError, resize_for_inference
 from pix2pix.data.lab import check_color_space
 from pix2pix.data.layout import DIRECTIONS, PairFile, find_pairs, load_pair
 from pix2pix.data.tensors import image_to_lab_tensors, image_to_tensor
-from pix2pix.data.transforms import apply_preprocess, check_preprocess, sample_jitter, test_time_size
+from pix2pix.data.transforms import (
+    PreprocessOptions,
+    apply_preprocess,
+    check_preprocess,
+    sample_jitter,
+    test_time_size,
+)
 
 
 class PairedDataset(Dataset):
@@ -110,7 +116,11 @@ class PairedDataset(Dataset):
 
     def _preprocess(self, images: list[Image.Image], index: int, pair: PairFile) -> list[Image.Image]:
         """The same resize, crop and flip for every image of the pair; without jitter when not training."""
-        options = {"preprocess": self.preprocess, "load_size": self.load_size, "crop_size": self.crop_size}
+        options: PreprocessOptions = {
+            "preprocess": self.preprocess,
+            "load_size": self.load_size,
+            "crop_size": self.crop_size,
+        }
         if not self.train:
             size = test_time_size(images[0].size, size_multiple=self.size_multiple, **options)
             return [resize_for_inference(image, size) for image in images]

@@ -89,7 +89,8 @@ def convert_channels(image: Image.Image, channels: int) -> Image.Image:
 
 def resize_for_inference(image: Image.Image, size: int | tuple[int, int]) -> Image.Image:
     """Resize to `size` (a side, or (width, height)) with no jitter, as at test time."""
-    target = (size, size) if isinstance(size, int) else tuple(size)
+    width, height = (size, size) if isinstance(size, int) else size
+    target = (width, height)  # a tuple, as image.size is, whatever sequence `size` was
     if target == image.size:
         return image.copy()
     return image.resize(target, Image.Resampling.BICUBIC)

@@ -82,14 +82,14 @@ class _Canvas:
         canvas.put(BACKGROUND, 0, 0, size, size)
         return canvas
 
-    def put(self, label: int, x0: float, y0: float, x1: float, y1: float) -> None:
+    def put(self, label: int, left: float, top: float, right: float, bottom: float) -> None:
         """Paint an axis-aligned element over what is there (coordinates are rounded)."""
         size = self.labels.shape[0]
-        x0, y0 = max(0, round(x0)), max(0, round(y0))
+        x0, y0 = max(0, round(left)), max(0, round(top))
         if x0 >= size or y0 >= size:
             return
         # At least one pixel, so thin parts (sills, bands) survive small sizes.
-        x1, y1 = min(size, max(x0 + 1, round(x1))), min(size, max(y0 + 1, round(y1)))
+        x1, y1 = min(size, max(x0 + 1, round(right))), min(size, max(y0 + 1, round(bottom)))
         box = np.s_[y0:y1, x0:x1]
         self.labels[box] = label
         self.local_x[box] = np.arange(x1 - x0, dtype=np.float32)[None, :]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import TypedDict
 
 from PIL import Image
 
@@ -24,6 +25,14 @@ class Jitter:
     crop_x: int
     crop_y: int
     flip: bool
+
+
+class PreprocessOptions(TypedDict):
+    """The keyword arguments that `sample_jitter`, `apply_preprocess` and `test_time_size` share."""
+
+    preprocess: str
+    load_size: int
+    crop_size: int
 
 
 def check_preprocess(preprocess: str, *, load_size: int, crop_size: int, size_multiple: int = 1) -> None:

@@ -98,7 +98,7 @@ def add_summary_command(commands: argparse._SubParsersAction) -> None:
 
 def label_runs(paths: list[Path]) -> list[str]:
     """Short distinct names: the run folder's name, or RUN/FILE for a checkpoint file."""
-    labels = []
+    labels: list[str] = []
     for path in paths:
         label = (
             path.name

@@ -63,7 +63,7 @@ def load_palette(spec: str) -> Palette:
         raise FileNotFoundError(f"{spec}: palette file not found (use 'facades' or a JSON file)")
     try:
         data = json.loads(path.read_text())
-    except ValueError as error:
+    except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error.msg})") from error
     entries = list(data.items()) if isinstance(data, dict) else [(f"class{i}", c) for i, c in enumerate(data)]
     colors = []
@@ -108,7 +108,7 @@ def find_label_side(root: Path, palette: Palette, split: str = "train", probe: i
         sides["A"].append(np.asarray(a))
         sides["B"].append(np.asarray(b))
     coverage = {
-        side: np.mean([measure_palette_coverage(im, palette) for im in images]) for side, images in sides.items()
+        side: float(np.mean([measure_palette_coverage(im, palette) for im in images])) for side, images in sides.items()
     }
     best = max(coverage, key=coverage.__getitem__)
     return best if coverage[best] >= LABEL_MAP_COVERAGE else None

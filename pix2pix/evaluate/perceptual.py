@@ -100,7 +100,9 @@ class FeatureExtractor:
         """Load and probe `path`; raises ValueError naming --fid-weights and the file when it does not fit."""
         resolved = resolve_device(device)
         module = load_torchscript(path, FID_FLAG, resolved)
-        arguments = {argument.name for argument in module.forward.schema.arguments}
+        forward = module.forward
+        assert isinstance(forward, torch.ScriptMethod)  # a loaded TorchScript module's methods are compiled
+        arguments = {argument.name for argument in forward.schema.arguments}
         extractor = cls(path, module, resolved, "return_features" in arguments)
         extractor.extract(probe_images())
         return extractor

@@ -186,7 +186,7 @@ def evaluate_images(
 ) -> Evaluation:
     """Measure `items`, write error maps, metrics.json, metrics.csv and index.html into `folder`."""
     (folder / "errors").mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows: list[dict[str, Any]] = []  # as Evaluation.rows: a name, metrics and paths per image
     for item in tqdm(items, desc="measuring", disable=not progress, leave=False):
         output, target = np.asarray(load_image(item.output, 3)), np.asarray(load_image(item.target, 3))
         if output.shape != target.shape:
@@ -272,9 +272,10 @@ def add_fcn_score(
         scores, per_image = fcn_score.score_label_maps(outputs, targets, palette)
         evaluation.fcn = {"kind": "label maps", "generated": scores, "palette": list(palette.names)}
     else:
-        if any(item.input is None for item in items):
+        input_paths = [i.input for i in items if i.input is not None]
+        if len(input_paths) < len(items):
             return skip("the inputs are not saved (inputs/NAME.png), so there are no label maps to score against")
-        inputs = load_all([i.input for i in items])  # type: ignore[misc]
+        inputs = load_all(input_paths)
         if not fcn_score.is_label_map(inputs[probe], palette):
             return skip("neither the inputs nor the targets are label maps in the palette")
         if data_root is None:

@@ -20,6 +20,7 @@ from pix2pix.inference.onnx_model import OnnxPix2Pix
 from pix2pix.inference.translator import ImageTranslator
 from pix2pix.networks import build_generator_for
 from pix2pix.nn.fold import fold_batch_norm
+from pix2pix.nn.generators import generator_stride
 from pix2pix.nn.modes import run_for_inference, set_inference_mode
 from pix2pix.nn.official import convert_official_state_dict, describe_official_generator
 from pix2pix.nn.registry import build_generator
@@ -86,7 +87,7 @@ class Pix2Pix(ImageTranslator):
 
     @property
     def stride(self) -> int:
-        return self.generator.stride
+        return generator_stride(self.generator)
 
     def translate_array(
         self, batch: np.ndarray, *, dropout: bool = True, norm_stats: str = "batch", seed: int | None = 0

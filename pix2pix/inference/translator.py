@@ -9,7 +9,7 @@ Nothing here imports torch, directly or through another pix2pix module.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 from PIL import Image
@@ -17,7 +17,15 @@ from PIL import Image
 from pix2pix.config import RunConfig
 from pix2pix.data.images import array_to_image, convert_channels, image_to_array, resize_for_inference
 from pix2pix.data.lab import image_to_lab_array, lab_array_to_image
-from pix2pix.data.transforms import test_time_size
+from pix2pix.data.transforms import PreprocessOptions, test_time_size
+
+
+class TranslationMode(TypedDict):
+    """The test-time mode as one value: the keywords of `translate` and `translate_array`."""
+
+    dropout: bool
+    norm_stats: str
+    seed: int | None
 
 
 class ImageTranslator:
@@ -47,7 +55,11 @@ class ImageTranslator:
     def network_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """(width, height) the network sees for an input of `size`: as at the end of training."""
         data = self.config.data
-        options = {"preprocess": data.preprocess, "load_size": data.load_size, "crop_size": data.crop_size}
+        options: PreprocessOptions = {
+            "preprocess": data.preprocess,
+            "load_size": data.load_size,
+            "crop_size": data.crop_size,
+        }
         return test_time_size(size, size_multiple=self.stride, **options)
 
     def prepare_source(self, image: Image.Image) -> np.ndarray:

@@ -92,7 +92,9 @@ class UpConvTranspose2d(nn.ConvTranspose2d):
         # column (o, ky, kx) of input pixel (i, j) is what that pixel adds to output pixel
         # (2i - 1 + ky, 2j - 1 + kx) of channel o; fold sums the overlapping windows
         columns = torch.matmul(self.weight.flatten(1).t(), x.reshape(batch, self.in_channels, height * width))
-        y = F.fold(columns, (2 * height, 2 * width), self.kernel_size, padding=self.padding, stride=self.stride)
+        y = F.fold(
+            columns, (2 * height, 2 * width), self.kernel_size, padding=_as_pair(self.padding), stride=self.stride
+        )
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
 
@@ -104,10 +106,10 @@ def with_plain_transposes(module: nn.Module) -> nn.Module:
             plain = nn.ConvTranspose2d(
                 child.in_channels,
                 child.out_channels,
-                child.kernel_size,
-                stride=child.stride,
-                padding=child.padding,
-                output_padding=child.output_padding,
+                _as_pair(child.kernel_size),
+                stride=_as_pair(child.stride),
+                padding=_as_pair(child.padding),
+                output_padding=_as_pair(child.output_padding),
                 bias=child.bias is not None,
             )
             plain.load_state_dict(child.state_dict())
@@ -115,6 +117,14 @@ def with_plain_transposes(module: nn.Module) -> nn.Module:
         else:
             with_plain_transposes(child)
     return module
+
+
+def _as_pair(setting: str | tuple[int, ...]) -> tuple[int, int]:
+    """A 2-d convolution's (height, width) setting. nn.Conv* type theirs as tuples of any length, and
+    padding also as "same"/"valid", which the layers here never use."""
+    assert not isinstance(setting, str), f"padding {setting!r}"
+    height, width = setting
+    return height, width
 
 
 class ResnetBlock(nn.Module):

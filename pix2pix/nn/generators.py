@@ -8,6 +8,14 @@ from torch import Tensor, nn
 from pix2pix.nn.blocks import ResnetBlock, build_norm, build_upsample_conv, conv_bias
 
 
+def generator_stride(generator: nn.Module) -> int:
+    """What `generator`'s input sides must be multiples of: the `stride` every generator here sets,
+    read with the type that nn.Module's attribute lookup (Tensor | Module, to a type checker) loses."""
+    stride = generator.stride
+    assert isinstance(stride, int), f"{type(generator).__name__}.stride = {stride!r}"
+    return stride
+
+
 def check_divisible(x: Tensor, stride: int) -> None:
     height, width = x.shape[-2:]
     if height % stride or width % stride:

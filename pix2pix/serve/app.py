@@ -3,8 +3,10 @@
 POST /translate (an image in, a PNG out), GET /info, GET /healthz, and GET / (the drawing page).
 Decoding, translation and encoding run in a thread pool, so the event loop stays free to accept and
 reject requests while the model works; the model is loaded once and shared by all workers. The work
-per request is bounded: uploads over a pixel limit are refused from the image header, and beyond a
-number of translations in flight further requests get 503 at once instead of queuing. Requests
+per request is bounded: uploads over a pixel limit are refused from the image header, a body that has
+not arrived within a time limit gets 408, and beyond a number of translations in flight further
+requests get 503 at once instead of queuing (a translation slot is taken only once the body is in, so
+slow uploads cannot hold the slots). Requests
 of one input size that arrive within the batch window are translated as one batch, when that gives
 each exactly its own result. Every bad request gets a 4xx JSON answer `{"detail": "..."}` and never
 takes the server down. Nothing here imports torch: an exported model is served without it.
@@ -13,7 +15,9 @@ takes the server down. Nothing here imports torch: an exported model is served w
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import io
+import math
 import os
 import warnings
 from collections.abc import AsyncGenerator, Iterator
@@ -31,7 +35,7 @@ from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from pix2pix.data.synthetic import SYNTHETIC_PALETTE
-from pix2pix.inference.translator import ImageTranslator
+from pix2pix.inference.translator import ImageTranslator, TranslationMode
 from pix2pix.serve.batching import MicroBatcher
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -40,6 +44,12 @@ DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 # the network sees the crop size (resize_and_crop), or the whole image where the size is kept.
 DEFAULT_MAX_PIXELS = 2048 * 2048
 DEFAULT_BATCH_WINDOW_MS = 2.0
+# a lone request waits the whole window; past a second that wait outweighs any batching gain, and an
+# endless window (inf, nan) would hang every request and the graceful shutdown that waits for them
+MAX_BATCH_WINDOW_MS = 1000.0
+# the whole body, not the pause between its chunks: a client trickling a byte a second is cut off too.
+# 10 MiB (the upload limit) in 30 s needs some 3 Mbit/s; the demo's drawings are a few KB
+DEFAULT_BODY_TIMEOUT_S = 30.0
 MAX_BATCH = 16  # bounds the memory of one forward pass
 ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"})
 STATIC = Path(__file__).parent / "static"
@@ -55,6 +65,23 @@ def default_max_concurrent(workers: int) -> int:
     return 2 * workers
 
 
+def connection_limit(max_concurrent: int) -> int:
+    """Open connections uvicorn serves at once (its `limit_concurrency`; beyond it, a plain 503), which
+    bounds the request bodies held in memory to this many times `max_upload_bytes`: a few uploads
+    arriving for each translation slot, plus room for the page, its assets, /info and /healthz."""
+    return 4 * max_concurrent + 8
+
+
+def check_form_parser() -> None:
+    """Refuse to serve without python-multipart, which starlette parses forms with (module
+    `python_multipart`, or `multipart` before 0.0.13): without it every form upload would get a 500."""
+    if importlib.util.find_spec("python_multipart") is None and importlib.util.find_spec("multipart") is None:
+        raise ModuleNotFoundError(
+            "form uploads need python-multipart, which is not installed: pip install 'pix2pix[serve]'",
+            name="python_multipart",
+        )
+
+
 def create_app(
     model: ImageTranslator,
     *,
@@ -65,13 +92,16 @@ def create_app(
     dropout: bool = False,
     norm_stats: str = "running",
     batch_window_ms: float = DEFAULT_BATCH_WINDOW_MS,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
 ) -> FastAPI:
     """The app serving `model` in one mode (default deterministic: dropout off, running statistics).
 
     `batch_window_ms` > 0 batches requests that arrive that close together, if the mode allows it
     (see `describe_batching`); 0 translates every request on its own. At most `max_concurrent`
-    translations are in flight (default: twice `workers`); more get 503.
+    translations are in flight (default: twice `workers`); more get 503. A request body not complete
+    within `body_timeout_s` seconds gets 408.
     """
+    check_form_parser()
     workers = default_workers() if workers is None else workers
     max_concurrent = default_max_concurrent(workers) if max_concurrent is None else max_concurrent
     limits = {
@@ -83,9 +113,11 @@ def create_app(
     for name, value in limits.items():
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
-    if batch_window_ms < 0:
-        raise ValueError(f"batch_window_ms must be at least 0, got {batch_window_ms}")
-    mode = {"dropout": dropout, "norm_stats": norm_stats, "seed": 0}
+    if not 0 <= batch_window_ms <= MAX_BATCH_WINDOW_MS:  # also false for nan
+        raise ValueError(f"batch_window_ms must be a number from 0 to {MAX_BATCH_WINDOW_MS:g}, got {batch_window_ms}")
+    if not 0 < body_timeout_s < math.inf:
+        raise ValueError(f"body_timeout_s must be a positive number of seconds, got {body_timeout_s}")
+    mode: TranslationMode = {"dropout": dropout, "norm_stats": norm_stats, "seed": 0}
     # one throwaway translation: fails now, not at the first request, if the mode is one the model
     # cannot run (an ONNX export in another mode), and warms the model up
     model.translate(Image.new("RGB", (model.stride, model.stride)), **mode)
@@ -108,7 +140,7 @@ def create_app(
 
     app = FastAPI(title="pix2pix", lifespan=lifespan, docs_url=None, redoc_url=None)
     info = describe_model(model, dropout=dropout, norm_stats=norm_stats)
-    info.update(limits, batching=batching)
+    info.update(limits, body_timeout_s=body_timeout_s, batching=batching)
     app.state.info = info
 
     def decode_and_prepare(data: bytes) -> tuple[Image.Image, np.ndarray]:
@@ -131,9 +163,12 @@ def create_app(
     async def translate(request: Request, direction: str | None = None) -> Response:
         if direction is not None and direction != model.config.data.direction:
             raise HTTPException(400, f"this model translates {model.config.data.direction}, not {direction!r}")
-        with in_flight.take():  # before the body is read: a refused request costs next to nothing
-            body = await read_body(request, max_upload_bytes)
-            data = await extract_image_bytes(request.headers, body)
+        in_flight.refuse_if_full()  # already busy: refused before its body is read, at next to no cost
+        # the slot is taken only once the body is in: a client that never finishes its upload must not
+        # hold a translation slot (the body timeout and uvicorn's connection limit bound those clients)
+        body = await read_body(request, max_upload_bytes, timeout_s=body_timeout_s)
+        data = await extract_image_bytes(request.headers, body)
+        with in_flight.take():
             loop = asyncio.get_running_loop()
             image, source = await loop.run_in_executor(pool, decode_and_prepare, data)
             if batcher is None:
@@ -170,14 +205,17 @@ class InFlightLimit:
         self.limit = limit
         self.taken = 0
 
-    @contextmanager
-    def take(self) -> Iterator[None]:
+    def refuse_if_full(self) -> None:
         if self.taken >= self.limit:
             raise HTTPException(
                 503,
                 f"busy: {self.limit} translations in flight, the server's limit; retry in a moment",
                 headers={"Retry-After": "1"},
             )
+
+    @contextmanager
+    def take(self) -> Iterator[None]:
+        self.refuse_if_full()
         self.taken += 1
         try:
             yield
@@ -237,17 +275,24 @@ def palette_for(data: str, direction: str) -> list[dict[str, str]] | None:
     return [{"name": name, "color": "#{:02x}{:02x}{:02x}".format(*rgb)} for name, rgb in SYNTHETIC_PALETTE.items()]
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes `limit` bytes (declared or streamed)."""
+async def read_body(request: Request, limit: int, *, timeout_s: float) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` bytes (declared or streamed), and
+    with 408 if it is not all in within `timeout_s` seconds."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"upload of {declared} bytes is over the limit of {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"upload is over the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise HTTPException(413, f"upload is over the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError as error:
+        # the rest of the body may still come: close the connection rather than read it as the next request
+        message = f"the request body did not arrive within {timeout_s:g} s"
+        raise HTTPException(408, message, headers={"Connection": "close"}) from error
     return b"".join(chunks)
 
 

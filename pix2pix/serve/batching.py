@@ -7,6 +7,7 @@ answers more requests per second; a lone request waits at most the window.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from concurrent.futures import Executor
 
@@ -31,7 +32,7 @@ class MicroBatcher:
         max_batch: int,
         executor: Executor,
     ):
-        if window_s <= 0 or max_batch < 1:
+        if not 0 < window_s < math.inf or max_batch < 1:  # nan too: a timer that never fires hangs every caller
             raise ValueError(f"need a positive window and max_batch, got {window_s} s and {max_batch}")
         self.run_batch = run_batch
         self.window_s = window_s

@@ -12,16 +12,18 @@ from pix2pix.flags import add_test_time_flags
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 2048 * 2048
 DEFAULT_BATCH_WINDOW_MS = 2.0
+DEFAULT_BODY_TIMEOUT_S = 30.0
 
 
 def run_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from pix2pix.inference.formats import load_model
-    from pix2pix.serve.app import create_app
+    from pix2pix.serve.app import check_form_parser, connection_limit, create_app
 
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be between 0 and 65535, got {args.port}")
+    check_form_parser()  # before the model loads, which can take a while
     model = load_model(args.checkpoint, device=args.device)
     app = create_app(
         model,
@@ -32,16 +34,21 @@ def run_serve(args: argparse.Namespace) -> None:
         dropout=args.dropout == "on",
         norm_stats=args.norm_stats,
         batch_window_ms=args.batch_window_ms,
+        body_timeout_s=args.body_timeout,
     )
     info = app.state.info
-    print(f"limits: {info['max_pixels']} pixels an image, {info['max_concurrent']} translations in flight")
+    max_connections = connection_limit(info["max_concurrent"])
+    print(
+        f"limits: {info['max_pixels']} pixels an image, {info['max_concurrent']} translations in flight, "
+        f"{max_connections} connections, {info['body_timeout_s']:g} s to send a body"
+    )
     batching = info["batching"]
     if batching["active"]:
         print(f"micro-batching: requests within {batching['window_ms']} ms, up to {batching['max_batch']} a batch")
     else:
         print(f"micro-batching off: {batching['reason']}")
     print(f"serving {args.checkpoint} at http://{args.host}:{args.port}/ (Ctrl+C to stop)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", limit_concurrency=max_connections)
 
 
 def add_serve_command(commands: Any) -> None:
@@ -78,7 +85,14 @@ def add_serve_flags(serve: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULT_BATCH_WINDOW_MS,
         help="translate requests of one size arriving this close together as one batch, where that gives "
-        f"each the same result as alone; 0: never (default: {DEFAULT_BATCH_WINDOW_MS})",
+        f"each the same result as alone; 0: never, at most 1000 (default: {DEFAULT_BATCH_WINDOW_MS})",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=DEFAULT_BODY_TIMEOUT_S,
+        help="seconds a client has to send its whole request body; later gets 408 "
+        f"(default: {DEFAULT_BODY_TIMEOUT_S:g})",
     )
     # deterministic by default: a demo should answer the same drawing with the same picture;
     # an .onnx file has only the mode it was exported with

@@ -103,7 +103,9 @@ def prepare_for_step(module: nn.Module, acceleration: Acceleration, process: Pro
     if acceleration.sync_bn:
         module = with_sync_batch_norm(module)
     if acceleration.compile:
-        module = torch.compile(module)  # type: ignore[assignment]
+        compiled = torch.compile(module)
+        assert isinstance(compiled, nn.Module)  # an OptimizedModule: torch's hint says only "a callable"
+        module = compiled
     return wrap_for_training(module, process)
 
 

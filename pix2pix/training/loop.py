@@ -14,6 +14,8 @@ import signal
 import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from pix2pix.config import RunConfig
 from pix2pix.data import PairedDataset
 from pix2pix.data.builtin import resolve_data_root
 from pix2pix.devices import default_num_workers
+from pix2pix.nn.generators import generator_stride
 from pix2pix.training.acceleration import plan_acceleration, prepare_for_step
 from pix2pix.training.distributed import Process, end_process, shard_order, start_process, sum_across_processes
 from pix2pix.training.inputs import build_dataset, checked_pairs, load_sample_batch
@@ -144,7 +147,7 @@ def fit_once(config: RunConfig, process: Process, *, resume: str | None, progres
     torch.manual_seed(config.train.seed)
     random.seed(config.train.seed)
     run = build_training_state(config, process.device, acceleration)
-    data = load_training_data(config, run.generator.stride)
+    data = load_training_data(config, generator_stride(run.generator))
     if resume:
         restore_run(run, config, resolve_resume(resume, run_dir))
     # the updates go through DDP/compiled/SyncBatchNorm views; checkpoints and samples use the bare networks
@@ -155,6 +158,12 @@ def fit_once(config: RunConfig, process: Process, *, resume: str | None, progres
     )
     files = RunFiles(config, run, process.device) if process.is_main else None
     total_epochs = config.optim.n_epochs + config.optim.n_epochs_decay
+    if run.epoch >= total_epochs and process.is_main:
+        warnings.warn(
+            f"{run_dir} has trained all {total_epochs} epochs already; nothing to do (raise --n-epochs or "
+            "--n-epochs-decay to train longer)",
+            stacklevel=2,
+        )
     with StopRequest() as stop:
         for epoch in range(run.epoch, total_epochs):
             started = time.perf_counter()
@@ -320,6 +329,12 @@ class RunFiles:
         self, run: TrainingState, data: TrainingData, row: dict[str, float], *, started: float, console: bool
     ) -> None:
         """Validation, the log row, best.pt, the sample grid and the epoch checkpoint, each at its cadence."""
+        with self.stopping_on_write_errors(run, "the epoch's log, samples or checkpoint"):
+            self.write_epoch_outputs(run, data, row, started=started, console=console)
+
+    def write_epoch_outputs(
+        self, run: TrainingState, data: TrainingData, row: dict[str, float], *, started: float, console: bool
+    ) -> None:
         train, epoch = self.config.train, int(row["epoch"])  # epochs done
         total_epochs = self.config.optim.n_epochs + self.config.optim.n_epochs_decay
         last = epoch == total_epochs
@@ -351,17 +366,24 @@ class RunFiles:
         latest.pt is written first, so that a write failing in between leaves it no older than the newest
         epoch checkpoint (a resume starts from latest.pt)."""
         state = run.to_checkpoint(self.config, epoch=epoch, batch=batch)
-        try:
+        with self.stopping_on_write_errors(run, name or LATEST):
             if name != "best.pt":
                 save_checkpoint(self.checkpoint_dir / LATEST, state)
             if name is not None:
                 save_checkpoint(self.checkpoint_dir / name, state)
                 prune_checkpoints(self.checkpoint_dir, self.config.train.keep_checkpoints)
-        except OSError as error:  # a full disk, a quota: the previous files are intact (atomic writes)
+
+    @contextmanager
+    def stopping_on_write_errors(self, run: TrainingState, what: str) -> Iterator[None]:
+        """A write that fails (a full disk, a quota) stops the run in one line with the resume command: the
+        checkpoints written so far are intact (atomic writes), and a resume redoes what came after them."""
+        try:
+            yield
+        except OSError as error:
             raise TrainingStopped(
-                f"{self.checkpoint_dir}: could not write {name or LATEST} ({error.strerror or error}); checkpoints "
-                f"need about {checkpoint_mib(run):.0f} MiB free. The last checkpoint is kept: free some space, then "
-                f"resume with: pix2pix train --resume auto --out {self.run_dir}"
+                f"{self.run_dir}: could not write {what} ({error.strerror or error}); checkpoints need about "
+                f"{checkpoint_mib(run):.0f} MiB free. The last checkpoint is kept: free some space, then resume "
+                f"with: pix2pix train --resume auto --out {self.run_dir}"
             ) from None
 
     def close(self) -> None:

@@ -100,8 +100,13 @@ class TrainingState:
 def build_training_state(config: RunConfig, device: torch.device, acceleration: Acceleration) -> TrainingState:
     """Fresh networks (the official initialisation), Adam for each and the paper's schedule."""
     memory_format = acceleration.memory_format
-    generator = build_generator_for(config).to(device, memory_format=memory_format)
-    discriminator = build_discriminator_for(config).to(device, memory_format=memory_format) if config.loss.gan else None
+    # the ignores: Module.to takes memory_format= (its docstring), but torch's typed overloads leave it out
+    generator = build_generator_for(config).to(device, memory_format=memory_format)  # type: ignore[call-overload]
+    discriminator = (
+        build_discriminator_for(config).to(device, memory_format=memory_format)  # type: ignore[call-overload]
+        if config.loss.gan
+        else None
+    )
     optim = config.optim
     betas = (optim.beta1, optim.beta2)
     opt_g = build_optimizer(generator.parameters(), lr=optim.lr, betas=betas)

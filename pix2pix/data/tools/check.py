@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,8 +148,10 @@ def _scan_split(split_dir: Path, *, progress: bool) -> tuple[SplitSummary, _Fing
         for stem in sorted(a_files.keys() ^ b_files.keys()):
             lonely = a_files.get(stem) or b_files[stem]
             summary.mismatched.append(f"{lonely}: no file named {stem}.* in {'B' if stem in a_files else 'A'}/")
-        items = [(stem, a_files[stem], b_files[stem]) for stem in sorted(a_files.keys() & b_files.keys())]
-    else:
+        items: list[tuple[str, Path, Path | None]] = [
+            (stem, a_files[stem], b_files[stem]) for stem in sorted(a_files.keys() & b_files.keys())
+        ]
+    else:  # A|B: each file holds the whole pair, so there is no B path
         items = [(stem, path, None) for stem, path in sorted(_list_files(split_dir, summary).items())]
     for stem, a_path, b_path in tqdm(items, desc=f"check {split_dir.name}", unit="pair", disable=not progress):
         pair = _load_checked_pair(a_path, b_path, summary)
@@ -210,9 +213,9 @@ def _find_duplicates(prints: list[_Fingerprints], near_threshold: int) -> list[D
     first_seen: dict[bytes, tuple[int, str]] = {}
     for index, fingerprints in enumerate(prints):
         for name, digest in zip(fingerprints.names, fingerprints.digests, strict=True):
-            earlier = first_seen.setdefault(digest, (index, name))
-            if earlier[0] != index:
-                duplicates.append(Duplicate("exact", earlier[1], name, 0))
+            first_index, first_name = first_seen.setdefault(digest, (index, name))
+            if first_index != index:
+                duplicates.append(Duplicate("exact", first_name, name, 0))
     exact = {d.second for d in duplicates}
     for later in range(len(prints)):
         for earlier in range(later):
@@ -258,7 +261,7 @@ def _describe_duplicate(duplicate: Duplicate) -> str:
     return f"{duplicate.second} nearly repeats {duplicate.first} ({duplicate.distance} of 128 hash bits differ)"
 
 
-def _format_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def _format_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     return [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()

@@ -74,7 +74,8 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
         ratios = ()
     if len(ratios) != 3 or min(ratios) < 0 or sum(ratios) <= 0:
         raise argparse.ArgumentTypeError(f"expected three non-negative proportions like 0.8,0.1,0.1, got {text!r}")
-    return ratios  # type: ignore[return-value]
+    train, val, test = ratios
+    return train, val, test
 
 
 def run_download(args: argparse.Namespace) -> None:

@@ -2,10 +2,11 @@
 
 Archives come from the public pix2pix location (or `PIX2PIX_DATASETS_URL`, or `base_url`). A download
 goes to `NAME.tar.gz.part` first, so an interrupted one resumes with an HTTP Range request, and is
-checked against the server's size before it is unpacked. Datasets need only files and folders, so
-extraction refuses links, special files, absolute paths and `..` before it writes anything, unpacks into
-a hidden staging folder, checks that every path there resolves inside it, and only then renames it into
-place. A refused archive leaves nothing behind, not even the download.
+checked against the server's size before it is unpacked; a resumed reply must start where the partial
+file ends. Datasets need only files and folders, so extraction refuses links, special files, absolute
+paths, `..`, empty names and clashing paths before it writes anything, unpacks into a hidden staging
+folder, checks that every path there resolves inside it, and only then renames it into place. A refused
+archive (or one whose extraction fails) leaves nothing behind, not even the download.
 """
 
 from __future__ import annotations
@@ -73,11 +74,19 @@ def fetch_file(url: str, destination: Path, *, progress: bool = True, timeout: f
     offset = partial.stat().st_size if partial.exists() else 0
     response = _open(url, partial, offset, timeout)
     with response:
-        if offset and response.status != 206:
+        if response.status == 206:
+            _check_content_range(url, response, partial, offset)
+        elif offset:
             offset = 0  # the server ignored the Range header and sends the whole file
         total = _expected_size(response, offset)
         failure = _copy_response(response, partial, offset, total, progress=progress)
     size = partial.stat().st_size
+    if total is not None and size > total:
+        partial.unlink()
+        raise DownloadError(
+            f"{url}: received {size} bytes, more than the server's size of {total}; deleted {partial.name}, "
+            "run the command again to start afresh"
+        )
     if failure or (total is not None and size != total):
         expected = f" of {total}" if total is not None else ""
         reason = f" ({failure})" if failure else ""
@@ -114,6 +123,8 @@ def extract_safely(archive: Path, target: Path, *, progress: bool = False) -> No
 
 def find_unsafe_member_problem(member: tarfile.TarInfo) -> str | None:
     """Why `member` must not be extracted, or None for a plain file or folder with a relative, downward path."""
+    if not member.name:
+        return "empty name"
     name = PurePosixPath(member.name)
     if name.is_absolute() or re.match(r"^[A-Za-z]:", member.name):
         return "absolute path"
@@ -130,6 +141,25 @@ def find_unsafe_member_problem(member: tarfile.TarInfo) -> str | None:
     return None
 
 
+def find_member_clash(members: list[tarfile.TarInfo]) -> tuple[tarfile.TarInfo, str] | None:
+    """The first member whose path another member also claims, and why; None when every path is claimed once.
+
+    A name listed twice (unless both are folders), or a file that other members need as a folder, would make
+    the extraction fail half-way (or let the later member silently replace the earlier one).
+    """
+    is_folder: dict[PurePosixPath, bool] = {}
+    for member in members:
+        path = PurePosixPath(member.name)  # "a//b" and "./a/b" are the same path as "a/b"
+        if path in is_folder and not (is_folder[path] and member.isdir()):
+            return member, "its name appears twice"
+        is_folder[path] = member.isdir()
+    for member in members:
+        for parent in PurePosixPath(member.name).parents:
+            if is_folder.get(parent) is False:
+                return member, f"{str(parent)!r} is a file, not a folder"
+    return None
+
+
 def _extract_members(archive: Path, target: Path, *, progress: bool) -> None:
     try:
         with tarfile.open(archive, "r:gz") as tar:
@@ -138,6 +168,9 @@ def _extract_members(archive: Path, target: Path, *, progress: bool) -> None:
                 problem = find_unsafe_member_problem(member)
                 if problem:
                     raise DownloadError(f"{archive}: refusing member {member.name!r}: {problem}; nothing was extracted")
+            clash = find_member_clash(members)
+            if clash:
+                raise DownloadError(f"{archive}: refusing member {clash[0].name!r}: {clash[1]}; nothing was extracted")
             bar = tqdm(members, desc=f"extract {archive.name}", unit="file", disable=not progress)
             # The "data" filter repeats the path checks and also sanitises modes and owners.
             tar.extractall(target, members=bar, filter="data")
@@ -146,6 +179,10 @@ def _extract_members(archive: Path, target: Path, *, progress: bool) -> None:
         raise DownloadError(f"{archive}: refusing member {name!r}: {_one_line(err)}; nothing was extracted") from err
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
         raise DownloadError(f"{archive}: not a readable .tar.gz ({_one_line(err)})") from err
+    except OSError as err:
+        # What the checks above missed (a name clash on a case-insensitive disk, a full disk) is a refusal
+        # too: the caller deletes the archive rather than let every later run fail on it the same way.
+        raise DownloadError(f"{archive}: refusing it: extraction failed ({_one_line(err)}); nothing was kept") from err
 
 
 def _check_paths_stay_inside(archive: Path, target: Path) -> None:
@@ -196,6 +233,24 @@ def _open(url: str, partial: Path, offset: int, timeout: float) -> http.client.H
         raise DownloadError(
             f"{url}: cannot reach the server ({_one_line(reason)}); check the network, or set --url / {URL_VARIABLE}"
         ) from err
+    except http.client.HTTPException as err:  # BadStatusLine, LineTooLong, too many headers
+        raise DownloadError(f"{url}: the server's answer is not a valid HTTP reply ({_one_line(err)})") from err
+
+
+def _check_content_range(url: str, response: http.client.HTTPResponse, partial: Path, offset: int) -> None:
+    """Delete `partial` and fail unless the 206 reply's Content-Range starts at `offset` and fits its total."""
+    content_range = " ".join(response.headers.get("Content-Range", "").split())
+    match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+|\*)", content_range)
+    if match:
+        start, end, total = int(match.group(1)), int(match.group(2)), match.group(3)
+        if start == offset <= end and (total == "*" or end < int(total)):
+            return
+    # Appending another range would corrupt the partial file for every later run.
+    partial.unlink(missing_ok=True)
+    raise DownloadError(
+        f"{url}: asked to resume at byte {offset}, the server answered another range "
+        f"({content_range or 'no Content-Range'}); deleted {partial.name}, run the command again to start afresh"
+    )
 
 
 def _expected_size(response: http.client.HTTPResponse, offset: int) -> int | None:
