@@ -31,8 +31,9 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
-from starlette.datastructures import Headers, UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message
 
 from pix2pix.data.synthetic import SYNTHETIC_PALETTE
 from pix2pix.inference.translator import ImageTranslator, TranslationMode
@@ -167,7 +168,7 @@ def create_app(
         # the slot is taken only once the body is in: a client that never finishes its upload must not
         # hold a translation slot (the body timeout and uvicorn's connection limit bound those clients)
         body = await read_body(request, max_upload_bytes, timeout_s=body_timeout_s)
-        data = await extract_image_bytes(request.headers, body)
+        data = await extract_image_bytes(request, body)
         with in_flight.take():
             loop = asyncio.get_running_loop()
             image, source = await loop.run_in_executor(pool, decode_and_prepare, data)
@@ -296,11 +297,11 @@ async def read_body(request: Request, limit: int, *, timeout_s: float) -> bytes:
     return b"".join(chunks)
 
 
-async def extract_image_bytes(headers: Headers, body: bytes) -> bytes:
+async def extract_image_bytes(request: Request, body: bytes) -> bytes:
     """The image in a raw image/* body, or in the one file field of a multipart form."""
-    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        body, content_type = await read_multipart_file(headers, body)
+        body, content_type = await read_multipart_file(request, body)
     if not (content_type.startswith("image/") or content_type == "application/octet-stream"):
         raise HTTPException(
             415, f"expected an image (image/* body or a multipart file field), got content type {content_type!r}"
@@ -310,14 +311,17 @@ async def extract_image_bytes(headers: Headers, body: bytes) -> bytes:
     return body
 
 
-async def read_multipart_file(headers: Headers, body: bytes) -> tuple[bytes, str]:
-    async def replay() -> AsyncGenerator[bytes, None]:
-        yield body
+async def read_multipart_file(request: Request, body: bytes) -> tuple[bytes, str]:
+    """The one file field of a multipart form, parsed by Starlette's public `Request.form` from `body`
+    (the request's own stream is spent: read_body has read and size-checked it)."""
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
 
     try:
-        form = await MultiPartParser(headers, replay(), max_files=1, max_fields=16).parse()
-    except MultiPartException as error:
-        raise HTTPException(400, f"malformed multipart form: {error.message}") from error
+        form = await Request(request.scope, receive).form(max_files=1, max_fields=16)
+    except StarletteHTTPException as error:  # Starlette's 400 for a malformed form
+        raise HTTPException(400, f"malformed multipart form: {error.detail}") from error
     try:
         files = [value for value in form.values() if isinstance(value, UploadFile)]
         if not files:
