@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from pix2pix.lazy import lazy_exports  # imports nothing heavy, so it may come first
@@ -22,3 +23,7 @@ _LAZY = {
     "RunConfig": "pix2pix.config",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
+
+# Runtime events (a skipped image, a NaN roll-back, ...) go to the `pix2pix.*` loggers. A library adds no
+# output of its own: the program decides where they go (the `pix2pix` command prints them to stderr).
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -8,9 +8,9 @@ crash mid-write never replaces a good file.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
-import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -23,6 +23,8 @@ from pix2pix.config import RunConfig
 FORMAT_VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest.pt"
+
+logger = logging.getLogger(__name__)
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -76,7 +78,7 @@ def find_latest_readable(checkpoint_dir: Path) -> Path:
         try:
             read_checkpoint_file(path, lazy=True)
         except ValueError as error:
-            warnings.warn(f"{error}; trying the previous checkpoint", stacklevel=2)
+            logger.warning("%s; trying the previous checkpoint", error)
             continue
         return path
     raise ValueError(f"{checkpoint_dir}: no readable checkpoint (all {len(candidates)} are damaged)")

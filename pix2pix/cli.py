@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import logging
 import os
 import sys
 import typing
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from pix2pix import __version__
@@ -122,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pix2pix", description="Paired image-to-image translation (Isola et al. 2017)."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print INFO lines: the run folder, device and pairs, the checkpoint resumed from",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model (no --data: the built-in synthetic facades)")
@@ -137,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="after training, translate the validation split (else test, else train) into RUN/SPLIT/index.html",
     )
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("--quiet", action="store_true", help="no progress bars, epoch lines or warnings (errors only)")
     add_config_flags(train)
     train.set_defaults(run=run_train)
 
@@ -158,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--device", default="auto")
     test.add_argument("--netg", help="official checkpoints only: netG name, if it cannot be inferred")
     test.add_argument("--norm", choices=typing.get_args(Norm), help="official checkpoints only: norm")
-    test.add_argument("--quiet", action="store_true")
+    test.add_argument("--quiet", action="store_true", help="no progress bar or warnings (errors only)")
     test.set_defaults(run=run_test)
 
     # further command groups register themselves here, one line each
@@ -173,13 +182,50 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     tune_process_for_cli()  # before anything imports torch: a program may tune its process, a library not
     args = build_parser().parse_args(argv)
+    # a command's --quiet leaves only errors; it wins over --verbose
+    level = logging.ERROR if getattr(args, "quiet", False) else logging.INFO if args.verbose else logging.WARNING
     # one line per warning, like the errors (not Python's "file:line: UserWarning:" plus a source line)
     python_format = warnings.formatwarning
     warnings.formatwarning = lambda message, *_: f"pix2pix {args.command}: warning: {message}\n"
     try:
-        return run_command(args)
+        with printed_logs(args.command, level):
+            return run_command(args)
     finally:
         warnings.formatwarning = python_format
+
+
+class CommandFormatter(logging.Formatter):
+    """`pix2pix CMD: warning: MESSAGE`, the form of the command's errors and warnings; INFO as it is."""
+
+    def __init__(self, command: str):
+        super().__init__()
+        self.command = command
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        if record.levelno < logging.WARNING:
+            return message
+        return f"pix2pix {self.command}: {record.levelname.lower()}: {message}"
+
+
+@contextlib.contextmanager
+def printed_logs(command: str, level: int) -> Iterator[None]:
+    """The `pix2pix` loggers' records at `level` and above, printed to stderr while the command runs.
+
+    Undone afterwards, so a program or test that calls main() several times gets one line per event, never
+    one per call so far. Records still propagate to the root logger, where a host program may route them.
+    """
+    logger = logging.getLogger("pix2pix")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(CommandFormatter(command))
+    previous_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
 
 
 # What the command line got wrong: a bad value (ValueError: the config checks, unusable data, a refused

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -39,3 +40,14 @@ def tiny_config(data: Path, out: Path, **train_changes) -> RunConfig:
 
 # `pix2pix train` flags for a network that costs milliseconds per iteration (epochs are set per test)
 TINY_FLAGS = "--load-size 32 --crop-size 32 --base-channels 8 --disc-channels 8 --no-tensorboard --quiet".split()
+# the same with the logged warnings shown: --quiet leaves errors only
+TINY_FLAGS_WITH_WARNINGS = [flag for flag in TINY_FLAGS if flag != "--quiet"]
+
+
+def logged(caplog, pattern: str) -> list[str]:
+    """The messages of the `pix2pix` loggers' records so far that match `pattern` (re.search)."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith("pix2pix") and re.search(pattern, record.getMessage())
+    ]

@@ -24,7 +24,7 @@ from pix2pix.checkpoint import (
     run_folder_of,
     save_checkpoint,
 )
-from tests.helpers import tiny_config
+from tests.helpers import logged, tiny_config
 
 
 def small_state(tmp_path: Path, epoch: int = 1) -> dict:
@@ -182,35 +182,36 @@ def test_a_file_is_taken_as_is_and_a_missing_one_is_not_found(tmp_path):
         resolve_checkpoint(tmp_path / "missing.pt")
 
 
-def test_a_damaged_latest_falls_back_to_the_newest_readable_epoch_with_a_warning(tmp_path):
+def test_a_damaged_latest_falls_back_to_the_newest_readable_epoch_with_a_warning(tmp_path, caplog):
     run = write_run(tmp_path, epochs=3)
     checkpoints = run / "checkpoints"
     truncate(checkpoints / LATEST)
-    with pytest.warns(UserWarning, match=r"latest\.pt: not a readable checkpoint.*trying the previous checkpoint"):
-        assert resolve_checkpoint(run) == checkpoints / "epoch_0003.pt"
+    assert resolve_checkpoint(run) == checkpoints / "epoch_0003.pt"
+    assert logged(caplog, r"latest\.pt: not a readable checkpoint.*trying the previous checkpoint")
+    assert {record.levelname for record in caplog.records if record.name.startswith("pix2pix")} == {"WARNING"}
     truncate(checkpoints / "epoch_0003.pt")
-    with pytest.warns(UserWarning) as record:
-        assert resolve_checkpoint(run) == checkpoints / "epoch_0002.pt"
-    assert [Path(str(w.message).split(":")[0]).name for w in record] == [LATEST, "epoch_0003.pt"]
-    with pytest.warns(UserWarning):
-        state, _ = load_checkpoint(run)
-    assert state["epoch"] == 2
+    caplog.clear()
+    assert resolve_checkpoint(run) == checkpoints / "epoch_0002.pt"
+    assert [Path(message.split(":")[0]).name for message in logged(caplog, "")] == [LATEST, "epoch_0003.pt"]
+    caplog.clear()
+    state, _ = load_checkpoint(run)
+    assert state["epoch"] == 2 and logged(caplog, "trying the previous checkpoint")
 
 
-def test_epoch_checkpoints_alone_are_enough(tmp_path):
+def test_epoch_checkpoints_alone_are_enough(tmp_path, caplog):
     run = write_run(tmp_path)
     (run / "checkpoints" / LATEST).unlink()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # nothing damaged: nothing to warn about
-        assert resolve_checkpoint(run) == run / "checkpoints" / "epoch_0002.pt"
+    assert resolve_checkpoint(run) == run / "checkpoints" / "epoch_0002.pt"
+    assert not logged(caplog, "")  # nothing damaged: nothing to warn about
 
 
-def test_a_run_folder_with_every_checkpoint_damaged_is_an_error(tmp_path):
+def test_a_run_folder_with_every_checkpoint_damaged_is_an_error(tmp_path, caplog):
     run = write_run(tmp_path)
     for path in (run / "checkpoints").glob("*.pt"):
         truncate(path)
-    with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"no readable checkpoint \(all 3 are damaged\)"):
+    with pytest.raises(ValueError, match=r"no readable checkpoint \(all 3 are damaged\)"):
         resolve_checkpoint(run)
+    assert len(logged(caplog, "trying the previous checkpoint")) == 3
 
 
 @pytest.mark.parametrize("has_checkpoint_folder", [False, True])

@@ -2,6 +2,7 @@
 
 import csv
 import errno
+import logging
 import os
 import random
 import shutil
@@ -23,7 +24,7 @@ from pix2pix.data.tools.check import check_dataset
 from pix2pix.networks import build_generator_for
 from pix2pix.training.loop import TrainingInterrupted, TrainingStopped, fit
 from pix2pix.training.step import train_step
-from tests.helpers import TINY_FLAGS, tiny_config, write_pairs
+from tests.helpers import TINY_FLAGS, TINY_FLAGS_WITH_WARNINGS, logged, tiny_config, write_pairs
 
 
 def read_rows(run):
@@ -132,17 +133,15 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint
     assert all(torch.isfinite(t).all() for t in state["generator"].values() if t.is_floating_point())
 
 
-def test_nan_retries_roll_back_to_the_last_checkpoint_with_a_lower_lr(tiny_dataset, tmp_path, monkeypatch):
+def test_nan_retries_roll_back_to_the_last_checkpoint_with_a_lower_lr(tiny_dataset, tmp_path, monkeypatch, caplog):
     config = tiny_config(tiny_dataset, tmp_path / "run").replace("train", save_every_iters=2, nan_retries=1)
 
     def inject_inf(generator, discriminator, opt_g, opt_d, source, target):
         return generator, discriminator, opt_g, opt_d, source * float("inf"), target
 
     monkeypatch.setattr(loop, "train_step", call_after(5, inject_inf))  # once: the retry runs clean
-    with pytest.warns(
-        UserWarning, match=r"iteration 5 \(epoch 1\): going back to the last checkpoint with --lr 0.0001"
-    ):
-        run = fit(config, progress=False)
+    run = fit(config, progress=False)
+    assert logged(caplog, r"iteration 5 \(epoch 1\): going back to the last checkpoint with --lr 0.0001")
     state, saved = load_checkpoint(run)
     total = config.optim.n_epochs + config.optim.n_epochs_decay
     assert state["epoch"] == total and saved.optim.lr == config.optim.lr / 2  # the record says what ran
@@ -164,12 +163,12 @@ def test_resume_follows_the_configs_learning_rate(tiny_dataset, tmp_path):
     assert [float(row["lr"]) for row in rows] == [config.optim.lr, 1e-5]
 
 
-def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tiny_dataset, tmp_path):
+def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tiny_dataset, tmp_path, caplog):
     run = fit(tiny_config(tiny_dataset, tmp_path / "run"), progress=False)
     latest = run / "checkpoints" / "latest.pt"
     latest.write_bytes(latest.read_bytes()[:1000])  # truncated, as by a failing disk
-    with pytest.warns(UserWarning, match="latest.pt"):
-        assert resolve_checkpoint(run).name == "epoch_0002.pt"
+    assert resolve_checkpoint(run).name == "epoch_0002.pt"
+    assert logged(caplog, "latest.pt")
     with pytest.raises(ValueError, match="not a readable checkpoint"):
         read_checkpoint_file(latest)
 
@@ -197,28 +196,47 @@ def test_only_the_newest_k_epoch_checkpoints_are_kept(tiny_dataset, tmp_path):
     ]
 
 
-def test_bad_images_are_listed_at_start_and_skip_bad_trains_on_the_rest(tmp_path, capsys):
+def test_bad_images_are_listed_at_start_and_skip_bad_trains_on_the_rest(tmp_path, capsys, caplog):
     data = write_pairs(tmp_path / "data", "train", 4)
     (data / "train" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     (data / "train" / "text.jpg").write_text("not an image")
     Image.new("RGB", (33, 16)).save(data / "train" / "odd.png")
-    argv = ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY_FLAGS, "--no-report"]
+    argv = ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY_FLAGS_WITH_WARNINGS, "--no-report"]
     argv += ["--n-epochs", "1", "--n-epochs-decay", "0"]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "3 unusable" in err and all(name in err for name in ("corrupt.png", "text.jpg", "odd.png"))
     assert not (tmp_path / "run" / "checkpoints").exists()
-    with pytest.warns(UserWarning, match="skipping"):
-        assert main([*argv, "--skip-bad"]) == 0
+    assert main([*argv, "--skip-bad"]) == 0
+    assert len(logged(caplog, "skipping")) == 3
     state, _ = load_checkpoint(tmp_path / "run")
     assert state["iteration"] == 4
+
+
+def test_the_cli_logs_a_skipped_image_as_one_warning_line_and_more_with_verbose(tmp_path, capsys):
+    data = write_pairs(tmp_path / "data", "train", 2)
+    (data / "train" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    argv = ["train", "--data", str(data), *TINY_FLAGS_WITH_WARNINGS, "--no-report", "--skip-bad"]
+    argv += ["--n-epochs", "1", "--n-epochs-decay", "0", "--num-workers", "0"]
+    handlers = list(logging.getLogger("pix2pix").handlers)
+    for run, verbose in (("default", []), ("verbose", ["--verbose"])):  # a second in-process call adds no handler
+        assert main([*verbose, *argv, "--out", str(tmp_path / run)]) == 0
+        lines = capsys.readouterr().err.splitlines()
+        warned = [line for line in lines if "warning:" in line]
+        assert len(warned) == 1 and warned[0].startswith("pix2pix train: warning: skipping ")
+        assert "corrupt.png" in warned[0]
+        assert any(line.startswith(f"training {tmp_path / run} on ") for line in lines) == bool(verbose)
+    assert logging.getLogger("pix2pix").handlers == handlers
+    assert main([*argv, "--out", str(tmp_path / "silent"), "--quiet"]) == 0
+    assert "warning:" not in capsys.readouterr().err  # --quiet: errors only
 
 
 @pytest.mark.slow
 def test_warnings_of_the_cli_are_one_line_each(tmp_path):
     data = write_pairs(tmp_path / "data", "train", 2)
     (data / "train" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
-    args = ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY_FLAGS, "--no-report", "--skip-bad"]
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY_FLAGS_WITH_WARNINGS, "--no-report"]
+    args.append("--skip-bad")
     process = run_cli_subprocess([*args, "--n-epochs", "1", "--n-epochs-decay", "0"], tmp_path)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr
@@ -226,22 +244,22 @@ def test_warnings_of_the_cli_are_one_line_each(tmp_path):
     assert "UserWarning" not in stderr and "warnings.warn(" not in stderr
 
 
-def test_skip_bad_also_skips_a_file_whose_data_is_truncated_behind_a_good_header(tmp_path, capsys):
+def test_skip_bad_also_skips_a_file_whose_data_is_truncated_behind_a_good_header(tmp_path, capsys, caplog):
     data = write_pairs(tmp_path / "data", "train", 4)
     whole = tmp_path / "whole.jpg"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 64, 3), np.uint8)).save(whole)
     (data / "train" / "truncated.jpg").write_bytes(whole.read_bytes()[:1500])  # passes the header check
-    argv = ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY_FLAGS, "--no-report"]
+    argv = ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY_FLAGS_WITH_WARNINGS, "--no-report"]
     argv += ["--n-epochs", "1", "--n-epochs-decay", "0", "--num-workers", "0"]
     assert main(argv) == 2
     assert "truncated.jpg" in capsys.readouterr().err
-    with pytest.warns(UserWarning, match=r"skipping .*truncated\.jpg"):
-        assert main([*argv, "--skip-bad"]) == 0
+    assert main([*argv, "--skip-bad"]) == 0
+    assert logged(caplog, r"skipping .*truncated\.jpg")
     state, _ = load_checkpoint(tmp_path / "run")
     assert state["iteration"] == 5  # the epoch keeps its length: a readable pair stands in
 
 
-def test_check_lists_exactly_the_bad_images_and_skip_bad_trains_on_every_other(tmp_path):
+def test_check_lists_exactly_the_bad_images_and_skip_bad_trains_on_every_other(tmp_path, caplog):
     data = write_pairs(tmp_path / "data", "train", 3)
     noise = np.random.default_rng(0).integers(0, 256, (32, 64, 3), np.uint8)
     Image.fromarray(noise).save(tmp_path / "whole.jpg")
@@ -263,10 +281,10 @@ def test_check_lists_exactly_the_bad_images_and_skip_bad_trains_on_every_other(t
         "pixel",
     }
     assert report.splits[0].pairs == 6
-    argv = ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY_FLAGS, "--no-report"]
+    argv = ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY_FLAGS_WITH_WARNINGS, "--no-report"]
     argv += ["--n-epochs", "1", "--n-epochs-decay", "0", "--num-workers", "0", "--skip-bad"]
-    with pytest.warns(UserWarning, match="skipping"):
-        assert main(argv) == 0
+    assert main(argv) == 0
+    assert logged(caplog, "skipping")
     state, _ = load_checkpoint(tmp_path / "run")
     assert state["iteration"] == 7  # the header check drops corrupt and pixel; truncated is replaced when read
 
@@ -398,5 +416,8 @@ def test_resuming_a_finished_run_says_there_is_nothing_to_do(tiny_dataset, tmp_p
     argv = ["train", "--data", str(tiny_dataset), "--out", str(run), *TINY_FLAGS, "--no-report"]
     assert main([*argv, "--n-epochs", "1", "--n-epochs-decay", "0"]) == 0
     capsys.readouterr()
-    with pytest.warns(UserWarning, match="has trained all 1 epochs already; nothing to do"):
-        assert main(["train", "--resume", "auto", "--out", str(run), "--quiet", "--no-report"]) == 0
+    assert main(["train", "--resume", "auto", "--out", str(run), "--no-report"]) == 0
+    assert "pix2pix train: warning: " in capsys.readouterr().err
+    assert main(["train", "--resume", "auto", "--out", str(run), "--no-report"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning:" in line]
+    assert len(warned) == 1 and "has trained all 1 epochs already; nothing to do" in warned[0]

@@ -5,8 +5,8 @@ Which files form the pairs is pix2pix.data.layout's business.
 
 from __future__ import annotations
 
+import logging
 import random
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +25,8 @@ from pix2pix.data.transforms import (
     sample_jitter,
     test_time_size,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class PairedDataset(Dataset):
@@ -99,7 +101,7 @@ class PairedDataset(Dataset):
             try:
                 return self._load_item(substitute)
             except DataError as err:
-                warnings.warn(f"skipping {err}", stacklevel=2)
+                logger.warning("skipping %s", err)
         raise DataError(f"no pair of {len(self.pairs)} could be decoded (first: {self.pairs[0].a_path})")
 
     def _load_item(self, index: int) -> dict[str, torch.Tensor | str]:

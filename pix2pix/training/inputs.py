@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import warnings
+import logging
 from pathlib import Path
 
 import torch
@@ -10,6 +10,8 @@ from tqdm import tqdm
 
 from pix2pix.config import RunConfig
 from pix2pix.data import DataError, PairedDataset, PairFile, find_bad_pairs, find_pairs
+
+logger = logging.getLogger(__name__)
 
 
 def checked_pairs(data_root: Path, *, skip_bad: bool) -> list[PairFile]:
@@ -21,7 +23,7 @@ def checked_pairs(data_root: Path, *, skip_bad: bool) -> list[PairFile]:
         raise DataError(f"{len(bad)} unusable file(s): {listing}. Fix or remove them, or pass --skip-bad")
     if bad:
         for _, reason in bad:
-            warnings.warn(f"skipping {reason}", stacklevel=2)
+            logger.warning("skipping %s", reason)
         skipped = {pair.name for pair, _ in bad}
         pairs = [pair for pair in pairs if pair.name not in skipped]
         if not pairs:
@@ -58,10 +60,15 @@ def build_dataset(
     )
 
 
-def load_sample_batch(config: RunConfig, data_root: Path, size_multiple: int) -> dict[str, torch.Tensor]:
-    """The fixed validation images shown in every sample grid (train images if there is no val split)."""
-    split = config.data.val_split if (data_root / config.data.val_split).is_dir() else "train"
-    dataset = build_dataset(config, data_root, split, size_multiple, train=False)
+def load_sample_batch(
+    config: RunConfig, data_root: Path, size_multiple: int, train_pairs: list[PairFile] | None = None
+) -> dict[str, torch.Tensor]:
+    """The fixed validation images shown in every sample grid (train images if there is no val split:
+    `train_pairs`, the checked ones, when given, so a skipped image is not met and reported again)."""
+    has_val = (data_root / config.data.val_split).is_dir()
+    split = config.data.val_split if has_val else "train"
+    pairs = None if has_val else train_pairs
+    dataset = build_dataset(config, data_root, split, size_multiple, train=False, pairs=pairs)
     count = min(config.train.num_samples, len(dataset))
     items = [dataset[i] for i in range(count)]
     return {key: torch.stack([item[key] for item in items]) for key in ("source", "target")}

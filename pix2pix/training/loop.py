@@ -7,13 +7,13 @@ exactly, also mid-epoch.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import shutil
 import signal
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,6 +57,8 @@ from pix2pix.training.step import train_step
 from pix2pix.visuals import write_progress_gif
 
 __all__ = ["TrainingInterrupted", "TrainingStopped", "epoch_order", "fit", "linear_decay"]
+
+logger = logging.getLogger(__name__)
 
 NAN_LR_FACTOR = 0.5  # --nan-retries: the learning rate is multiplied by this at each rollback
 
@@ -123,7 +125,7 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
                 resume = "auto" if has_checkpoint else None
                 if process.is_main:
                     where = "the last checkpoint" if has_checkpoint else "the start"
-                    warnings.warn(f"{err}: going back to {where} with --lr {config.optim.lr:g}", stacklevel=2)
+                    logger.warning("%s: going back to %s with --lr %g", err, where, config.optim.lr)
     finally:
         end_process(process)
 
@@ -149,7 +151,10 @@ def fit_once(config: RunConfig, process: Process, *, resume: str | None, progres
     run = build_training_state(config, process.device, acceleration)
     data = load_training_data(config, generator_stride(run.generator))
     if resume:
-        restore_run(run, config, resolve_resume(resume, run_dir))
+        checkpoint = resolve_resume(resume, run_dir)
+        restore_run(run, config, checkpoint)
+        if process.is_main:
+            logger.info("resumed from %s (iteration %d)", checkpoint, run.iteration)
     # the updates go through DDP/compiled/SyncBatchNorm views; checkpoints and samples use the bare networks
     steps = StepNetworks(
         prepare_for_step(run.generator, acceleration, process),
@@ -158,11 +163,21 @@ def fit_once(config: RunConfig, process: Process, *, resume: str | None, progres
     )
     files = RunFiles(config, run, process.device) if process.is_main else None
     total_epochs = config.optim.n_epochs + config.optim.n_epochs_decay
-    if run.epoch >= total_epochs and process.is_main:
-        warnings.warn(
-            f"{run_dir} has trained all {total_epochs} epochs already; nothing to do (raise --n-epochs or "
-            "--n-epochs-decay to train longer)",
-            stacklevel=2,
+    if process.is_main and run.epoch >= total_epochs:
+        logger.warning(
+            "%s has trained all %d epochs already; nothing to do (raise --n-epochs or --n-epochs-decay to train "
+            "longer)",
+            run_dir,
+            total_epochs,
+        )
+    elif process.is_main:
+        logger.info(
+            "training %s on %s: %d pairs, epochs %d to %d",
+            run_dir,
+            process.device,
+            len(data.train),
+            run.epoch + 1,
+            total_epochs,
         )
     with StopRequest() as stop:
         for epoch in range(run.epoch, total_epochs):
@@ -188,7 +203,7 @@ def load_training_data(config: RunConfig, stride: int) -> TrainingData:
     data_root = resolve_data_root(config.data.data)
     pairs = checked_pairs(data_root, skip_bad=config.train.skip_bad)
     train = build_dataset(config, data_root, "train", stride, train=True, pairs=pairs)
-    sample_batch = load_sample_batch(config, data_root, stride)
+    sample_batch = load_sample_batch(config, data_root, stride, train_pairs=pairs)
     val = None
     if config.train.val_every > 0:
         val = build_dataset(config, data_root, config.data.val_split, stride, train=False)

@@ -4,7 +4,7 @@ RUN/log.csv, TensorBoard). Outputs are made as `pix2pix test` makes them by defa
 from __future__ import annotations
 
 import csv
-import warnings
+import logging
 from pathlib import Path
 
 import torch
@@ -21,6 +21,8 @@ TENSORBOARD_MISSING = (
     "tensorboard is not installed: pip install 'pix2pix[tensorboard]' for TensorBoard logs; "
     "log.csv has the same numbers"
 )
+logger = logging.getLogger(__name__)
+
 LOG_FIELDS = ("epoch", "iteration", "lr", *LOSS_NAMES, *(f"val_{name}" for name in VAL_METRICS), "seconds")
 
 
@@ -105,7 +107,7 @@ def open_tensorboard(run_dir: Path):
     except ModuleNotFoundError as error:
         if error.name != "tensorboard":
             raise  # a broken install of something else is not "tensorboard is missing"
-        warnings.warn(TENSORBOARD_MISSING, stacklevel=2)
+        logger.warning(TENSORBOARD_MISSING)
         return None
     return SummaryWriter(str(run_dir / "tensorboard"))
 
