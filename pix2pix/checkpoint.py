@@ -132,7 +132,12 @@ def checkpoint_config(state: Any, path: Path) -> RunConfig:
             f"{path}: checkpoint format {state['format_version']} is newer than this pix2pix "
             f"({FORMAT_VERSION}); upgrade the package"
         )
-    return RunConfig.from_dict(state["config"])
+    if not isinstance(state.get("config"), dict):
+        raise ValueError(f"{path}: a pix2pix checkpoint without its config (damaged or edited)")
+    try:
+        return RunConfig.from_dict(state["config"])
+    except ValueError as error:  # e.g. a value out of today's range: name the file it came from
+        raise ValueError(f"{path}: its config: {error}") from None
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], RunConfig]:

@@ -114,6 +114,18 @@ def test_the_current_and_older_formats_are_read(tmp_path):
         assert config.model.base_channels == 8
 
 
+def test_a_checkpoint_without_its_config_or_with_a_bad_one_is_one_error_naming_the_file(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {**small_state(tmp_path), "config": None})
+    with pytest.raises(ValueError, match=re.escape(f"{path}: a pix2pix checkpoint without its config")):
+        load_checkpoint(path)
+    state = small_state(tmp_path)
+    state["config"]["optim"]["lr"] = 0  # ran once; out of range today
+    save_checkpoint(path, state)
+    with pytest.raises(ValueError, match=re.escape(f"{path}: its config: optim.lr = 0: must be")):
+        load_checkpoint(path)
+
+
 def test_an_official_style_state_dict_is_recognised_as_not_ours(tmp_path):
     path = tmp_path / "latest_net_G.pth"
     torch.save(nn.Conv2d(3, 3, 3).state_dict(), path)  # the official repo saves the bare state dict
