@@ -17,7 +17,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -276,11 +276,7 @@ def test_requests_past_the_concurrency_limit_get_503_at_once():
     body, headers = encode(random_image(32, 32)), {"content-type": "image/png"}
 
     async def scenario():
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://s") as http,
-        ):
+        async with in_process_client(app) as http:
             held = [asyncio.create_task(http.post("/translate", content=body, headers=headers)) for _ in range(2)]
             try:
                 for _ in held:
@@ -301,6 +297,16 @@ def test_requests_past_the_concurrency_limit_get_503_at_once():
     assert admitted.status_code == 200
     with pytest.raises(ValueError, match="max_concurrent must be at least 1"):
         create_app(held_model, max_concurrent=0)
+
+
+@asynccontextmanager
+async def in_process_client(app) -> AsyncIterator[httpx.AsyncClient]:
+    """The app's lifespan (startup, shutdown) and an httpx client that calls it in-process, no sockets."""
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as http,
+    ):
+        yield http
 
 
 def post_without_finishing_the_body(http: httpx.AsyncClient, reading: asyncio.Event) -> asyncio.Task:
@@ -324,11 +330,7 @@ def test_an_upload_still_arriving_holds_no_translation_slot(model):
     body, headers = encode(random_image(32, 32)), {"content-type": "image/png"}
 
     async def scenario():
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://s") as http,
-        ):
+        async with in_process_client(app) as http:
             reading = asyncio.Event()
             slow = post_without_finishing_the_body(http, reading)
             try:
@@ -345,11 +347,7 @@ def test_a_body_that_does_not_arrive_in_time_gets_408(model):
     assert app.state.info["body_timeout_s"] == 0.2
 
     async def scenario():
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://s") as http,
-        ):
+        async with in_process_client(app) as http:
             return await asyncio.wait_for(post_without_finishing_the_body(http, asyncio.Event()), timeout=60)
 
     response = asyncio.run(scenario())
