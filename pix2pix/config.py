@@ -97,6 +97,10 @@ class OptimConfig:
     n_epochs: int = option(100, "epochs at the initial learning rate")
     n_epochs_decay: int = option(100, "epochs of linear decay to zero after that")
 
+    @property
+    def total_epochs(self) -> int:
+        return self.n_epochs + self.n_epochs_decay
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -291,7 +295,7 @@ def check_combinations(config: RunConfig) -> None:
     max_disc_layers = (data.crop_size // 3).bit_length() - 1
     rules = [
         (
-            optim.n_epochs + optim.n_epochs_decay >= 1,
+            optim.total_epochs >= 1,
             "optim.n_epochs = 0, optim.n_epochs_decay = 0: one of them must be >= 1 (else no epoch is trained)",
         ),
         (

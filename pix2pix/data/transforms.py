@@ -7,14 +7,16 @@ Training jitter is sampled once per pair (`sample_jitter`) and then applied to b
 from __future__ import annotations
 
 import random
+import typing
 from dataclasses import dataclass
 from typing import TypedDict
 
 from PIL import Image
 
-PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+from pix2pix.config import CROPPING, Preprocess
 
-_CROPPING = ("resize_and_crop", "crop", "scale_width_and_crop")
+PREPROCESS = typing.get_args(Preprocess)  # the config's choices; CROPPING: those that crop
+
 _FLIP = Image.Transpose.FLIP_LEFT_RIGHT
 
 
@@ -47,7 +49,7 @@ def check_preprocess(preprocess: str, *, load_size: int, crop_size: int, size_mu
             f"--crop-size {crop_size} is larger than --load-size {load_size}; "
             f"--preprocess {preprocess} resizes to --load-size and then crops --crop-size"
         )
-    if preprocess in _CROPPING and crop_size % size_multiple:
+    if preprocess in CROPPING and crop_size % size_multiple:
         raise ValueError(
             f"--crop-size {crop_size} is not a multiple of {size_multiple}, the generator's stride (the factor "
             "its downsamplings shrink an image by); choose a multiple, or --generator unet (its depth follows the size)"
@@ -67,7 +69,7 @@ def sample_jitter(
     check_preprocess(preprocess, load_size=load_size, crop_size=crop_size)
     width, height = compute_resized_size(size, preprocess=preprocess, load_size=load_size, crop_size=crop_size)
     crop_x = crop_y = 0
-    if preprocess in _CROPPING:
+    if preprocess in CROPPING:
         if width < crop_size or height < crop_size:
             raise ValueError(
                 f"image of {width}x{height} is smaller than crop_size {crop_size} (preprocess {preprocess!r})"
@@ -89,12 +91,12 @@ def apply_preprocess(
     """Resize, crop and flip `image` as `jitter` says; one jitter for A and B keeps them aligned."""
     check_preprocess(preprocess, load_size=load_size, crop_size=crop_size, size_multiple=size_multiple)
     width, height = compute_resized_size(image.size, preprocess=preprocess, load_size=load_size, crop_size=crop_size)
-    if preprocess not in _CROPPING:
+    if preprocess not in CROPPING:
         # Nothing crops to a fixed size here, so make each side fit the generator's stride.
         width, height = round_to_multiple(width, size_multiple), round_to_multiple(height, size_multiple)
     if (width, height) != image.size:
         image = image.resize((width, height), Image.Resampling.BICUBIC)
-    if preprocess in _CROPPING:
+    if preprocess in CROPPING:
         right, bottom = jitter.crop_x + crop_size, jitter.crop_y + crop_size
         if jitter.crop_x < 0 or jitter.crop_y < 0 or right > width or bottom > height:
             raise ValueError(

@@ -63,10 +63,14 @@ logger = logging.getLogger(__name__)
 NAN_LR_FACTOR = 0.5  # --nan-retries: the learning rate is multiplied by this at each rollback
 
 
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """A random stream of its own for one epoch, a pure function of (seed, epoch) so resume replays it."""
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
 def epoch_order(num_items: int, seed: int, epoch: int) -> list[int]:
-    """The shuffled sample order of one epoch, a pure function of (seed, epoch) so resume replays it."""
-    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return torch.randperm(num_items, generator=generator).tolist()
+    """The shuffled sample order of one epoch."""
+    return torch.randperm(num_items, generator=epoch_generator(seed, epoch)).tolist()
 
 
 class TrainingStopped(RuntimeError):
@@ -162,7 +166,7 @@ def fit_once(config: RunConfig, process: Process, *, resume: str | None, progres
         acceleration.memory_format,
     )
     files = RunFiles(config, run, process.device) if process.is_main else None
-    total_epochs = config.optim.n_epochs + config.optim.n_epochs_decay
+    total_epochs = config.optim.total_epochs
     if process.is_main and run.epoch >= total_epochs:
         logger.warning(
             "%s has trained all %d epochs already; nothing to do (raise --n-epochs or --n-epochs-decay to train "
@@ -259,14 +263,14 @@ def train_epoch(
         sampler=order[first_batch * optim.batch_size :],  # a resumed epoch skips what it has seen
         num_workers=config.data.num_workers if config.data.num_workers >= 0 else default_num_workers(device),
         pin_memory=device.type == "cuda",
-        generator=torch.Generator().manual_seed(config.train.seed * 100_003 + epoch),
+        generator=epoch_generator(config.train.seed, epoch),
     )
     if first_batch == 0:
         run.totals = dict.fromkeys(LOSS_NAMES, 0.0)
     batches_in_epoch = math.ceil(len(order) / optim.batch_size)
     bar = tqdm(
         loader,
-        desc=f"epoch {epoch + 1}/{optim.n_epochs + optim.n_epochs_decay}",
+        desc=f"epoch {epoch + 1}/{optim.total_epochs}",
         initial=first_batch,
         total=batches_in_epoch,
         disable=not progress,
@@ -351,7 +355,7 @@ class RunFiles:
         self, run: TrainingState, data: TrainingData, row: dict[str, float], *, started: float, console: bool
     ) -> None:
         train, epoch = self.config.train, int(row["epoch"])  # epochs done
-        total_epochs = self.config.optim.n_epochs + self.config.optim.n_epochs_decay
+        total_epochs = self.config.optim.total_epochs
         last = epoch == total_epochs
         scores = {}
         if data.val is not None and (epoch % train.val_every == 0 or last):
@@ -417,10 +421,10 @@ def checkpoint_mib(run: TrainingState) -> float:
 def check_free_space(run_dir: Path, run: TrainingState) -> None:
     """Refuse to start when the disk cannot hold two checkpoints. A full disk found hours in ends the
     run (resumable); found now it costs nothing."""
-    free = shutil.disk_usage(run_dir).free / 2**20
-    if free < checkpoint_mib(run):
+    free, needed = shutil.disk_usage(run_dir).free / 2**20, checkpoint_mib(run)
+    if free < needed:
         raise ValueError(
-            f"{run_dir}: {free:.0f} MiB free, but checkpoints need about {checkpoint_mib(run):.0f} MiB; "
+            f"{run_dir}: {free:.0f} MiB free, but checkpoints need about {needed:.0f} MiB; "
             "free some space or choose another --out"
         )
 
