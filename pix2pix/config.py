@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 Direction = Literal["AtoB", "BtoA"]
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
 Norm = Literal["batch", "instance", "none"]
-GeneratorName = Literal["unet", "unet_256", "unet_128", "resnet_6blocks", "resnet_9blocks"]
+GeneratorName = Literal["unet", "unet_256", "unet_128", "encoder_decoder", "resnet_6blocks", "resnet_9blocks"]
 DiscriminatorName = Literal["patch", "pixel"]
 Upsample = Literal["transpose", "resize-conv"]
 GanMode = Literal["vanilla", "lsgan"]
@@ -69,13 +69,18 @@ class ModelConfig:
     in_channels: int = option(3, "input channels: 3 for RGB, 1 for grayscale")
     out_channels: int = option(3, "output channels: 3 for RGB, 1 for grayscale, 2 for ab with --color-space lab")
     generator: GeneratorName = option(
-        "unet", "unet: a U-Net whose depth follows --crop-size: 8 downsamplings at 256, 7 at 128"
+        "unet",
+        "unet: a U-Net whose depth follows --crop-size: 8 downsamplings at 256, 7 at 128; encoder_decoder: "
+        "the same network without its skip connections (the paper's ablation)",
     )
     base_channels: int = option(64, "generator width: channels of its first layer, ngf")
     norm: Norm = option("batch", "normalisation layers of the generator")
     dropout: bool = option(True, "dropout 0.5 in the generator's inner decoder blocks: the paper's noise")
     upsample: Upsample = option("transpose", "resize-conv: nearest-neighbour upsampling then a 3x3 convolution")
     discriminator: DiscriminatorName = option("patch", "patch: the PatchGAN; pixel: the 1x1 PixelGAN")
+    disc_conditional: bool = option(
+        True, "D sees the input beside the output (cGAN); --no-disc-conditional: the output only (the paper's GAN)"
+    )
     disc_channels: int = option(64, "discriminator width: channels of its first layer, ndf")
     disc_layers: int = option(3, "PatchGAN depth; 3 gives the paper's 70x70 patches")
     disc_norm: Norm = option("batch", "normalisation layers of the discriminator")
@@ -281,8 +286,17 @@ def show(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-# Crops must be a multiple of the generator's stride; "unet" derives its depth from crop_size (at least 5 halvings).
-GENERATOR_STRIDES = {"unet": 32, "unet_256": 256, "unet_128": 128, "resnet_6blocks": 4, "resnet_9blocks": 4}
+# Crops must be a multiple of the generator's stride; "unet" and "encoder_decoder" derive their depth from
+# crop_size (at least 5 halvings).
+GENERATOR_STRIDES = {
+    "unet": 32,
+    "unet_256": 256,
+    "unet_128": 128,
+    "encoder_decoder": 32,
+    "resnet_6blocks": 4,
+    "resnet_9blocks": 4,
+}
+SIZE_DERIVED_DEPTH = ("unet", "encoder_decoder")
 CROPPING = ("resize_and_crop", "crop", "scale_width_and_crop")
 
 
@@ -304,7 +318,7 @@ def check_combinations(config: RunConfig) -> None:
             f"{show(data.preprocess)}, which resizes to load_size and then crops",
         ),
         (
-            data.crop_size % stride == 0 or not (crops or model.generator == "unet"),
+            data.crop_size % stride == 0 or not (crops or model.generator in SIZE_DERIVED_DEPTH),
             f"data.crop_size = {data.crop_size}: must be a multiple of {stride} for generator {show(model.generator)}",
         ),
         (

@@ -31,8 +31,14 @@ def build_discriminator_for(config: RunConfig) -> nn.Module:
     model = config.model
     return build_discriminator(
         model.discriminator,
-        in_channels=model.in_channels + model.out_channels,  # conditional: sees input and output
+        in_channels=discriminator_channels(config),
         base_channels=model.disc_channels,
         n_layers=model.disc_layers,
         norm=model.disc_norm,
     )
+
+
+def discriminator_channels(config: RunConfig) -> int:
+    """A conditional D sees the input and the output stacked; an unconditional one the output only."""
+    model = config.model
+    return model.out_channels + (model.in_channels if model.disc_conditional else 0)

@@ -63,6 +63,7 @@ def reference(model: Pix2Pix, batch: torch.Tensor, **mode) -> torch.Tensor:
 MODELS = {
     "trained-unet": (None, SHAPES_32),
     "unet-dropout-resize-conv": ({"upsample": "resize-conv"}, SHAPES_64),
+    "encoder-decoder": ({"generator": "encoder_decoder"}, SHAPES_64),
     "resnet-instance-gray": (
         {"generator": "resnet_6blocks", "norm": "instance", "in_channels": 1},
         [(1, 64, 64), (2, 32, 48)],

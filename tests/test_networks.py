@@ -233,13 +233,13 @@ def test_the_registries_build_exactly_the_configs_choices_at_the_strides_it_chec
     """config.py spells the choices (it imports no torch); the registries must agree with it."""
     import typing
 
-    from pix2pix.config import GENERATOR_STRIDES, DiscriminatorName, GeneratorName
+    from pix2pix.config import GENERATOR_STRIDES, SIZE_DERIVED_DEPTH, DiscriminatorName, GeneratorName
     from pix2pix.nn.registry import DISCRIMINATORS, GENERATORS, build_generator
 
     assert set(GENERATORS) == set(typing.get_args(GeneratorName)) == set(GENERATOR_STRIDES)
     assert set(DISCRIMINATORS) == set(typing.get_args(DiscriminatorName))
     for name, stride in GENERATOR_STRIDES.items():
-        size = 32 if name == "unet" else 256  # "unet" takes its depth from the size: 32 is its smallest
+        size = 32 if name in SIZE_DERIVED_DEPTH else 256  # these take their depth from the size: 32 is the smallest
         kwargs = dict(in_channels=3, out_channels=3, base_channels=4, norm="batch", dropout=False, upsample="transpose")
         generator = build_generator(name, image_size=size, **kwargs)
         assert generator.stride == stride, name

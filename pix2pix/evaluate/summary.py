@@ -15,8 +15,8 @@ from torch import nn
 from pix2pix.checkpoint import checkpoint_config, is_our_checkpoint, read_checkpoint_file, resolve_checkpoint
 from pix2pix.config import RunConfig
 from pix2pix.inference.formats import is_onnx_file, load_model
-from pix2pix.networks import build_discriminator_for, build_generator_for
-from pix2pix.nn.discriminators import receptive_field
+from pix2pix.networks import build_discriminator_for, build_generator_for, discriminator_channels
+from pix2pix.nn.discriminators import receptive_field, receptive_fields
 from pix2pix.nn.official import describe_official_generator
 from pix2pix.nn.registry import build_generator
 
@@ -53,20 +53,34 @@ def count_parameters(network: nn.Module) -> int:
     return sum(p.numel() for p in network.parameters())
 
 
-def format_layer_table(rows: list[LayerRow]) -> str:
+def format_layer_table(rows: list[LayerRow], fields: dict[str, int] | None = None) -> str:
+    """One line per layer; with `fields` (a discriminator's), the receptive field of each layer's output."""
     width = max([len(row.name) for row in rows] + [5])
-    lines = [f"{'layer':<{width}}  {'type':<18} {'output shape':<22} {'params':>12}"]
-    lines += [f"{row.name:<{width}}  {row.kind:<18} {str(row.output_shape):<22} {row.parameters:>12,}" for row in rows]
+    header = f"{'layer':<{width}}  {'type':<18} {'output shape':<22} {'params':>12}"
+    lines = [header + ("  receptive field" if fields is not None else "")]
+    field = 1
+    for row in rows:
+        line = f"{row.name:<{width}}  {row.kind:<18} {str(row.output_shape):<22} {row.parameters:>12,}"
+        if fields is not None:
+            field = fields.get(row.name, field)  # activations and norms keep the field of the conv before
+            line += f"  {field}x{field}"
+        lines.append(line)
     return "\n".join(lines)
 
 
-def describe_network(title: str, network: nn.Module, input_shape: tuple[int, ...], layers: bool = True) -> str:
+def describe_network(
+    title: str,
+    network: nn.Module,
+    input_shape: tuple[int, ...],
+    layers: bool = True,
+    fields: dict[str, int] | None = None,
+) -> str:
     rows, output_shape = list_layers(network, input_shape)
     total = count_parameters(network)
     trainable = sum(p.numel() for p in network.parameters() if p.requires_grad)
     parts = [f"{title}: input {input_shape} -> output {output_shape}"]
     if layers:
-        parts.append(format_layer_table(rows))
+        parts.append(format_layer_table(rows, fields))
     parts.append(f"total parameters: {total:,} (trainable {trainable:,}; {total * 4 / 2**20:.1f} MiB as float32)")
     return "\n".join(parts)
 
@@ -88,10 +102,11 @@ def summarize_config(config: RunConfig, layers: bool = True) -> str:
         title = (
             f"Discriminator {model.discriminator}"
             + (f" with {model.disc_layers} layers" if model.discriminator == "patch" else "")
-            + f" (ndf {model.disc_channels}, norm {model.disc_norm}; sees input and output stacked)"
+            + f" (ndf {model.disc_channels}, norm {model.disc_norm}; "
+            + ("sees input and output stacked)" if model.disc_conditional else "sees the output only)")
         )
-        d_input = (1, model.in_channels + model.out_channels, size, size)
-        text = describe_network(title, discriminator, d_input, layers)
+        d_input = (1, discriminator_channels(config), size, size)
+        text = describe_network(title, discriminator, d_input, layers, receptive_fields(discriminator))
         field = receptive_field(discriminator)
         parts.append(f"{text}\nreceptive field: {field}x{field} pixels (each output logit judges one such patch)")
     return "\n\n".join(parts)

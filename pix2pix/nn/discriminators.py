@@ -61,9 +61,19 @@ class PixelDiscriminator(nn.Module):
         return self.net(x)
 
 
+def receptive_fields(discriminator: nn.Module) -> dict[str, int]:
+    """Side of the input patch that one value of each Conv2d's output sees, by module name in layer order:
+    each k x k conv widens the field by (k - 1) steps of the input pixels between its neighbouring inputs."""
+    fields, size, step = {}, 1, 1
+    for name, conv in discriminator.named_modules():
+        if isinstance(conv, nn.Conv2d):
+            size += (conv.kernel_size[0] - 1) * step
+            step *= conv.stride[0]
+            fields[name] = size
+    return fields
+
+
 def receptive_field(discriminator: nn.Module) -> int:
-    """Side of the input patch that one output value sees, from the Conv2d layers in order."""
-    size = 1
-    for conv in reversed([m for m in discriminator.modules() if isinstance(m, nn.Conv2d)]):
-        size = (size - 1) * conv.stride[0] + conv.kernel_size[0]
-    return size
+    """Side of the input patch that one output logit judges: 1, 16, 70 and 286 for the pixel and the 1-, 3-
+    and 5-layer PatchGANs (the paper's section 4.4)."""
+    return list(receptive_fields(discriminator).values())[-1]

@@ -1,4 +1,5 @@
-"""The paper's generators: the U-Net (pix2pix default) and the ResNet of Johnson et al. (CycleGAN)."""
+"""The paper's generators: the U-Net (pix2pix default), its encoder-decoder ablation (the same network with
+the skips severed) and the ResNet of Johnson et al. (CycleGAN)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ class UNetGenerator(nn.Module):
     Written flat rather than as the official recursion of UnetSkipConnectionBlocks; the maths and the
     parameters are the same (`pix2pix.nn.official` maps the official names onto these).
     Each of the `num_downs` levels halves H and W, so inputs must be multiples of `stride` = 2**num_downs.
+    `skips=False` is the paper's encoder-decoder (section 4.3): every decoder level sees only the level
+    below it, so the decoder's input widths halve; all else is the same.
     """
 
     def __init__(
@@ -39,11 +42,13 @@ class UNetGenerator(nn.Module):
         norm: str = "batch",
         dropout: bool = True,
         upsample: str = "transpose",
+        skips: bool = True,
     ) -> None:
         super().__init__()
         if num_downs < 5:
             raise ValueError(f"num_downs={num_downs} is too small for the U-Net; expected at least 5")
         self.stride = 2**num_downs
+        self.skip_connections = skips
         bias = conv_bias(norm)
         innermost = num_downs - 1
         # output channels of encoder level k: ngf, 2ngf, 4ngf, then 8ngf down to the bottleneck
@@ -63,7 +68,7 @@ class UNetGenerator(nn.Module):
         # its skip, doubling its input channels
         self.decoder = nn.ModuleList()
         for k in reversed(range(num_downs)):
-            in_width = widths[k] if k == innermost else 2 * widths[k]
+            in_width = widths[k] if k == innermost or not skips else 2 * widths[k]
             if k == 0:
                 up = build_upsample_conv(in_width, out_channels, upsample=upsample, bias=True)
                 self.decoder.append(nn.Sequential(nn.ReLU(), up, nn.Tanh()))
@@ -86,7 +91,7 @@ class UNetGenerator(nn.Module):
             skips.append(x)
         x = self.decoder[0](self.encoder[-1](x))  # bottleneck and back: (B, 8ngf, H/2**(n-1), W/2**(n-1))
         for up, skip in zip(self.decoder[1:], reversed(skips), strict=True):
-            x = up(torch.cat([skip, x], 1))  # skip first, as official
+            x = up(torch.cat([skip, x], 1) if self.skip_connections else x)  # skip first, as official
         return x
 
 

@@ -23,11 +23,14 @@ def unet_depth(image_size: int) -> int:
     return depth
 
 
-# Each builder takes `image_size` (only "unet" uses it) and the generator's keyword arguments.
+# Each builder takes `image_size` (only "unet" and "encoder_decoder" use it) and the generator's keyword arguments.
 GENERATORS: dict[str, Callable[..., nn.Module]] = {
     "unet": lambda image_size, **kwargs: UNetGenerator(num_downs=unet_depth(image_size), **kwargs),
     "unet_256": lambda image_size, **kwargs: UNetGenerator(num_downs=8, **kwargs),
     "unet_128": lambda image_size, **kwargs: UNetGenerator(num_downs=7, **kwargs),
+    "encoder_decoder": lambda image_size, **kwargs: UNetGenerator(
+        num_downs=unet_depth(image_size), skips=False, **kwargs
+    ),
     "resnet_6blocks": lambda image_size, **kwargs: ResNetGenerator(n_blocks=6, **kwargs),
     "resnet_9blocks": lambda image_size, **kwargs: ResNetGenerator(n_blocks=9, **kwargs),
 }

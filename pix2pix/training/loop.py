@@ -288,6 +288,7 @@ def train_epoch(
             target,
             gan_mode=config.loss.gan_mode,
             l1_weight=config.loss.l1_weight,
+            conditional=config.model.disc_conditional,
             precision=run.precision,
         )
         stop_requested = vote_to_stop(losses, stop, run, epoch, process)

@@ -1,0 +1,382 @@
+"""The paper's ablations and the Maps tutorial's comparisons, one study at a time, each with its page.
+
+    python experiments/studies.py receptive_field            # one study (trains what is missing, writes its page)
+    python experiments/studies.py objectives generator       # several, in that order
+    python experiments/studies.py --list                     # the studies, their runs and what is done
+    python experiments/studies.py objectives --no-train      # rewrite a page from the runs there are
+
+A study is a CPU recipe of configs/ plus one set of flags per row, trained with the CLI a user would type
+(`pix2pix train --config configs/RECIPE.toml FLAGS --seed S`), resumed where a run stopped and skipped
+where it finished; a run is shared by every study that has the same row (the paper's default is in all of
+them). Each run is evaluated on the carved-out validation split (`pix2pix eval --split val`, FCN-score on
+facades), and the study's page docs/studies/NAME.md gets the tables, the paired differences against the
+paper's default, the paper's own figures for the same rows, and an image grid of the same validation
+images for every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from reproduce import (
+    FCN_SETTINGS,
+    REPO,
+    finished_epochs,
+    format_header,
+    format_stats,
+    pix2pix,
+    prepare_dataset,
+    read_metrics,
+    training_minutes,
+    write_grid,
+)
+
+PAGES = Path("docs/studies")
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    flags: tuple[str, ...] = ()  # on top of the study's recipe; () is the paper's default
+    paper: tuple[float, float, float] | None = None  # the paper's FCN-scores: per-pixel acc, per-class acc, IoU
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    title: str
+    recipe: str  # configs/RECIPE.toml: the dataset and the CPU budget
+    rows: tuple[Row, ...]  # the paper's default first: the paired differences are against it
+    seeds: tuple[int, ...]
+    paper_table: str = ""  # where the paper's figures come from
+
+    @property
+    def dataset(self) -> str:
+        return "maps" if self.recipe.startswith("maps") else "facades"
+
+    @property
+    def fcn_score(self) -> bool:
+        return self.dataset == "facades"  # the photos' other side is a colour-coded label map
+
+
+PAPER_DEFAULT = "L1 + cGAN (paper)"
+CITYSCAPES = "Isola et al. 2017, Cityscapes labels -> photo, FCN-scores"
+NO_GAN, L1_OFF, UNCONDITIONAL, ENCODER_DECODER = (
+    ("--no-gan",),
+    ("--l1-weight", "0"),
+    ("--no-disc-conditional",),
+    (
+        "--generator",
+        "encoder_decoder",
+    ),
+)
+
+STUDIES = (
+    Study(
+        "objectives",
+        "Objectives: L1, GAN, cGAN, L1 + GAN, L1 + cGAN",
+        "facades_cpu",
+        (
+            Row(PAPER_DEFAULT, (), (0.66, 0.23, 0.17)),
+            Row("L1", NO_GAN, (0.42, 0.15, 0.11)),
+            Row("GAN", L1_OFF + UNCONDITIONAL, (0.22, 0.05, 0.01)),
+            Row("cGAN", L1_OFF, (0.57, 0.22, 0.16)),
+            Row("L1 + GAN", UNCONDITIONAL, (0.64, 0.20, 0.15)),
+        ),
+        seeds=(0, 1),
+        paper_table=f"{CITYSCAPES}, Table 1",
+    ),
+    Study(
+        "generator",
+        "Generator: encoder-decoder vs U-Net",
+        "facades_cpu",
+        (
+            Row("U-Net, L1 + cGAN (paper)", (), (0.55, 0.20, 0.14)),
+            Row("U-Net, L1", NO_GAN, (0.48, 0.18, 0.13)),
+            Row("encoder-decoder, L1 + cGAN", ENCODER_DECODER, (0.29, 0.09, 0.05)),
+            Row("encoder-decoder, L1", ENCODER_DECODER + NO_GAN, (0.35, 0.12, 0.08)),
+        ),
+        seeds=(0, 1),
+        paper_table=f"{CITYSCAPES}, Table 2 (its U-Net rows were trained separately from Table 1's)",
+    ),
+    Study(
+        "generator_maps",
+        "Generator on maps: encoder-decoder vs U-Net (satellite -> map)",
+        "maps_cpu",
+        (
+            Row("U-Net, L1 + cGAN (paper)"),
+            Row("U-Net, L1", NO_GAN),
+            Row("encoder-decoder, L1 + cGAN", ENCODER_DECODER),
+            Row("encoder-decoder, L1", ENCODER_DECODER + NO_GAN),
+        ),
+        seeds=(0, 1),
+    ),
+    Study(
+        "receptive_field",
+        "Discriminator receptive field: 1x1, 16x16, 70x70, 286x286",
+        "facades_cpu",
+        (
+            Row("70x70 PatchGAN (paper)", (), (0.66, 0.23, 0.17)),
+            Row("1x1 PixelGAN", ("--discriminator", "pixel"), (0.39, 0.15, 0.10)),
+            Row("16x16 PatchGAN", ("--disc-layers", "1"), (0.65, 0.21, 0.17)),
+            Row("286x286 ImageGAN", ("--disc-layers", "5"), (0.42, 0.16, 0.11)),
+        ),
+        seeds=(0,),
+        paper_table=f"{CITYSCAPES}, Table 3 (at 256 px, where 286x286 covers the whole image)",
+    ),
+    Study(
+        "batch_size",
+        "Batch size: 1 vs 16, at equal epochs and at equal iterations",
+        "facades_cpu",
+        (
+            Row("batch 1 (paper)"),
+            Row("batch 16, equal epochs (1/16 of the iterations)", ("--batch-size", "16")),
+            Row(
+                "batch 16, equal iterations (16x the epochs)",
+                ("--batch-size", "16", "--n-epochs", "176", "--n-epochs-decay", "176"),
+            ),
+        ),
+        seeds=(0,),
+    ),
+    Study(
+        "width",
+        "Width: half, default and double ngf / ndf",
+        "facades_cpu",
+        (
+            Row("ngf = ndf = 32 (the CPU recipe)"),
+            Row("half: 16", ("--base-channels", "16", "--disc-channels", "16")),
+            Row("double: 64 (the paper's width)", ("--base-channels", "64", "--disc-channels", "64")),
+        ),
+        seeds=(0,),
+    ),
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("studies", nargs="*", metavar="STUDY", help=", ".join(s.name for s in STUDIES))
+    parser.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--no-train", action="store_true", help="only evaluate and write the pages")
+    parser.add_argument("--list", action="store_true", help="list the studies and their runs, then stop")
+    args = parser.parse_args()
+    os.chdir(REPO)  # the recipes name datasets/ and runs/ relative to the repository
+    unknown = set(args.studies) - {s.name for s in STUDIES}
+    if unknown:
+        parser.error(f"unknown study {', '.join(sorted(unknown))}; expected {', '.join(s.name for s in STUDIES)}")
+    chosen = [s for s in STUDIES if s.name in args.studies]
+    if args.list or not chosen:
+        print(describe_studies(chosen or list(STUDIES)))
+        return
+    for study in chosen:
+        prepare_dataset(args.data_root / study.dataset, Path("datasets") / study.dataset)
+        runs = {(row, seed): run_folder(study, row, seed) for seed in study.seeds for row in study.rows}
+        if not args.no_train:
+            for (row, seed), run in runs.items():
+                train(study, row, seed, run)
+        evaluate([run for run in runs.values() if is_finished(run)], fcn_score=study.fcn_score)
+        write_page(study, runs)
+    write_index()
+
+
+def run_folder(study: Study, row: Row, seed: int) -> Path:
+    """runs/studies/RECIPE/FLAGS-seedS: the same row of two studies is the same run."""
+    name = "_".join(flag.lstrip("-") for flag in row.flags) or "default"
+    return Path("runs/studies") / study.recipe / f"{name}-seed{seed}"
+
+
+def train(study: Study, row: Row, seed: int, run: Path) -> None:
+    if is_finished(run):
+        return
+    resume = ["--resume", "auto"] if (run / "checkpoints" / "latest.pt").exists() else []
+    config = ["--config", f"configs/{study.recipe}.toml", "--out", str(run), "--seed", str(seed)]
+    pix2pix("train", *config, *row.flags, "--quiet", *resume)
+
+
+def is_finished(run: Path) -> bool:
+    config = run / "config.json"
+    if not config.exists():
+        return False
+    optim = json.loads(config.read_text())["optim"]
+    return finished_epochs(run) >= optim["n_epochs"] + optim["n_epochs_decay"]
+
+
+def evaluate(runs: list[Path], *, fcn_score: bool) -> None:
+    """`pix2pix eval` on the validation split, for the runs not yet evaluated since they finished."""
+    stale = [run for run in runs if not is_evaluated(run)]
+    if stale:
+        fcn = ["--fcn-score", "on", *FCN_SETTINGS] if fcn_score else ["--fcn-score", "off"]
+        pix2pix("eval", "--checkpoint", *map(str, stale), "--split", "val", *fcn, "--quiet")
+
+
+def is_evaluated(run: Path) -> bool:
+    metrics = run / "eval-val" / "metrics.json"
+    return metrics.exists() and metrics.stat().st_mtime > (run / "log.csv").stat().st_mtime
+
+
+def write_page(study: Study, runs: dict[tuple[Row, int], Path]) -> None:
+    done = {key: run for key, run in runs.items() if is_finished(run) and is_evaluated(run)}
+    PAGES.mkdir(parents=True, exist_ok=True)
+    grid = PAGES / f"{study.name}.jpg"
+    first_seed = [done[row, study.seeds[0]] for row in study.rows if (row, study.seeds[0]) in done]
+    if first_seed:
+        write_grid(first_seed, grid)
+    page = PAGES / f"{study.name}.md"
+    page.write_text(format_page(study, done, grid.name if first_seed else None))
+    print(f"wrote {page}")
+
+
+def format_page(study: Study, done: dict[tuple[Row, int], Path], grid: str | None) -> str:
+    command = f"python experiments/studies.py {study.name}"
+    lines = [
+        f"# {study.title}",
+        "",
+        f"Reproduce with `{command}` (recipe `configs/{study.recipe}.toml`, seeds {', '.join(map(str, study.seeds))}; "
+        "each row adds its flags to the recipe). Written by that script; do not edit by hand.",
+        "",
+        format_header().split("\n", 2)[2].strip(),
+        "",
+    ]
+    missing = [f"{row.label} (seed {seed})" for seed in study.seeds for row in study.rows if (row, seed) not in done]
+    if missing:
+        lines += [f"**Not yet run:** {'; '.join(missing)}. The tables below hold the finished runs only.", ""]
+    lines += format_table(study, done)
+    lines += format_differences(study, done)
+    lines += format_paper_comparison(study, done)
+    if grid:
+        columns = " | ".join(row.label for row in study.rows if (row, study.seeds[0]) in done)
+        lines += ["", "## Pictures", "", f"input | {columns} | target (seed {study.seeds[0]}):", ""]
+        lines.append(f"![{study.title}]({grid})")
+    return "\n".join(lines) + "\n"
+
+
+def format_table(study: Study, done: dict[tuple[Row, int], Path]) -> list[str]:
+    headers = ["row", "seed", "flags", "L1 [0,255] ↓", "PSNR (dB) ↑", "SSIM ↑"]
+    if study.fcn_score:
+        headers += ["FCN per-pixel acc ↑", "FCN per-class acc ↑", "FCN class IoU ↑"]
+    headers.append("train time (min)")
+    lines = ["## Results", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for (row, seed), run in sorted(done.items(), key=lambda item: (study.rows.index(item[0][0]), item[0][1])):
+        summary = read_metrics(run)["summary"]
+        cells = [row.label, str(seed), " ".join(f"`{flag}`" for flag in row.flags) or "(recipe)"]
+        cells += [format_stats(summary[name], digits) for name, digits in (("l1_255", 2), ("psnr", 2), ("ssim", 3))]
+        if study.fcn_score:
+            scores = read_metrics(run)["fcn_score"]["generated"]
+            cells += [format_stats(summary["fcn_acc"], 3), *(f"{scores[k]:.3f}" for k in ("class_acc", "class_iou"))]
+        cells.append(f"{training_minutes(run):.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    if done:
+        some_run = next(iter(done.values()))
+        count = read_metrics(some_run)["n_images"]
+        lines += ["", f"{count} validation images; ± is the half-width of the 95% confidence interval of the mean."]
+        if study.fcn_score and (real := read_metrics(some_run)["fcn_score"].get("real")):
+            upper = ", ".join(f"{name} {real[key]:.3f}" for key, name in FCN_NAMES)
+            lines.append(f"The segmenter on the real photos (the FCN-score's upper bound): {upper}.")
+    return lines
+
+
+FCN_NAMES = (("pixel_acc", "per-pixel acc"), ("class_acc", "per-class acc"), ("class_iou", "class IoU"))
+PAIRED = (("fcn_acc", "FCN per-pixel acc", 3), ("ssim", "SSIM", 3), ("l1_255", "L1 [0,255]", 2))
+
+
+def format_differences(study: Study, done: dict[tuple[Row, int], Path]) -> list[str]:
+    """Each row minus the paper's default of the same seed, on the same images: a paired interval is much
+    tighter than comparing two means, so it says whether a difference is more than the noise."""
+    from pix2pix.metrics import compute_mean_ci
+
+    default = study.rows[0]
+    lines = [
+        "",
+        f"## Paired differences against {default.label}",
+        "",
+        "Same seed, same images; mean and 95% interval:",
+        "",
+    ]
+    for row, seed in itertools.product(study.rows[1:], study.seeds):
+        if (row, seed) not in done or (default, seed) not in done:
+            continue
+        ours, baseline = (per_image(done[key, seed]) for key in (row, default))
+        parts = []
+        for key, name, digits in PAIRED:
+            if study.fcn_score or key != "fcn_acc":
+                stats = compute_mean_ci([ours[n][key] - baseline[n][key] for n in ours])
+                low, high = stats["ci_low"], stats["ci_high"]
+                parts.append(f"{name} {stats['mean']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]")
+        lines.append(f"- {row.label}, seed {seed}: " + "; ".join(parts))
+    return lines
+
+
+def per_image(run: Path) -> dict[str, dict[str, float]]:
+    return {row["name"]: row for row in read_metrics(run)["images"]}
+
+
+def format_paper_comparison(study: Study, done: dict[tuple[Row, int], Path]) -> list[str]:
+    """The paper's figures for the same rows, and whether the two orderings by class IoU agree, pair by pair."""
+    if not study.paper_table:
+        return ["", "The paper reports no figures for this comparison."]
+    lines = ["", f"## The paper's figures ({study.paper_table})", ""]
+    lines += [
+        "| row | per-pixel acc | per-class acc | class IoU | ours: class IoU (mean of seeds) |",
+        "|---|---|---|---|---|",
+    ]
+    ours = {}
+    for row in study.rows:
+        scores = [
+            read_metrics(done[row, seed])["fcn_score"]["generated"]["class_iou"]
+            for seed in study.seeds
+            if (row, seed) in done
+        ]
+        if scores:
+            ours[row] = sum(scores) / len(scores)
+        assert row.paper is not None
+        mine = f"{ours[row]:.3f}" if row in ours else "not run"
+        lines.append(f"| {row.label} | " + " | ".join(f"{value:.2f}" for value in row.paper) + f" | {mine} |")
+    pairs = list(itertools.combinations([row for row in study.rows if row in ours], 2))
+    if pairs:
+        disagree = [f"{a.label} vs {b.label}" for a, b in pairs if (ours[a] - ours[b]) * (iou(a) - iou(b)) < 0]
+        lines += [
+            "",
+            f"Ordering by class IoU: {len(pairs) - len(disagree)} of {len(pairs)} pairs of rows agree with the paper",
+        ]
+        lines[-1] += f"; they disagree on {', '.join(disagree)}." if disagree else "."
+    return lines
+
+
+def iou(row: Row) -> float:
+    assert row.paper is not None
+    return row.paper[2]
+
+
+def describe_studies(studies: list[Study]) -> str:
+    lines = []
+    for study in studies:
+        lines.append(f"{study.name}: {study.title} (configs/{study.recipe}.toml)")
+        for seed, row in itertools.product(study.seeds, study.rows):
+            run = run_folder(study, row, seed)
+            state = "finished" if is_finished(run) else f"{finished_epochs(run)} epochs" if run.exists() else "to run"
+            lines.append(f"  {row.label}, seed {seed}: {run} ({state})")
+    return "\n".join(lines)
+
+
+def write_index() -> None:
+    """docs/studies/index.md: every study, with a link where its page exists."""
+    lines = [
+        "# Studies: the paper's ablations at CPU scale",
+        "",
+        "Each page is written by `experiments/studies.py`.",
+        "",
+    ]
+    for study in STUDIES:
+        page = PAGES / f"{study.name}.md"
+        title = f"[{study.title}]({page.name})" if page.exists() else f"{study.title} (not yet run)"
+        lines.append(f"- {title}: `python experiments/studies.py {study.name}`")
+    (PAGES / "index.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
