@@ -19,6 +19,7 @@ from pix2pix.cli import main
 from pix2pix.data.synthetic import SYNTHETIC_PALETTE, generate_synthetic_facades, render_facade
 from pix2pix.evaluate import fcn_score
 from pix2pix.evaluate.pipeline import FcnOptions, ImageFiles, evaluate_images
+from pix2pix.evaluate.report import plot_loss_curves
 from pix2pix.metrics import compute_image_metrics, compute_mean_ci, evaluate_pairs, to_uint8_array
 from pix2pix.training.loop import fit
 from tests.helpers import tiny_config
@@ -312,6 +313,17 @@ def test_eval_cli_end_to_end(tiny_run, tmp_path, capsys):
     assert main(["eval", "--results", str(results), "--quiet"]) == 0
     again = json.loads((results / "eval" / "metrics.json").read_text())
     assert again["summary"]["l1"]["mean"] == pytest.approx(document["summary"]["l1"]["mean"])
+
+
+def test_loss_curves_add_the_validation_row_when_the_run_logged_it(tmp_path):
+    fields = ["epoch", "G_GAN", "G_L1", "D_real", "D_fake", "val_G_GAN", "val_G_L1", "val_G", "val_ssim"]
+    rows = [",".join(fields)] + [f"{epoch},1,2,3,4,{'5,6,7,0.5' if epoch % 2 == 0 else ',,,'}" for epoch in range(1, 7)]
+    (tmp_path / "log.csv").write_text("\n".join(rows) + "\n")
+    assert plot_loss_curves(tmp_path / "log.csv", tmp_path / "with.png")
+    (tmp_path / "log.csv").write_text("\n".join(line.rsplit(",", 4)[0] for line in rows) + "\n")
+    assert plot_loss_curves(tmp_path / "log.csv", tmp_path / "without.png")
+    with Image.open(tmp_path / "with.png") as with_val, Image.open(tmp_path / "without.png") as without:
+        assert with_val.width == without.width and with_val.height == 2 * without.height
 
 
 def test_eval_compares_several_runs(tiny_dataset, tmp_path):

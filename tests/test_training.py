@@ -141,6 +141,28 @@ def test_validation_logs_metrics_and_keeps_the_best_checkpoint(tiny_dataset, tmp
     assert best["best_scores"]["l1"] == pytest.approx(min(float(row["val_l1"]) for row in rows))
 
 
+def test_validation_logs_the_generator_loss_without_touching_the_training(tiny_dataset, tmp_path):
+    """val_G_GAN / val_G_L1 / val_G with D in eval mode: the weights, D's batch-norm statistics included,
+    end exactly as in a run without validation."""
+    config = tiny_config(tiny_dataset, tmp_path / "run").replace("train", val_every=1)
+    rows = read_log(fit(config, progress=False))
+    for row in rows:
+        g_gan, g_l1, g = (float(row[name]) for name in ("val_G_GAN", "val_G_L1", "val_G"))
+        assert g_gan > 0 and g_l1 > 0 and g == pytest.approx(g_gan + 100 * g_l1, rel=1e-5)
+    plain = fit(config.replace("train", val_every=0, out=str(tmp_path / "plain")), progress=False)
+    validated, _ = load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
+    unvalidated, _ = load_checkpoint(plain / "checkpoints" / "latest.pt")
+    for network in ("generator", "discriminator"):
+        for name, tensor in validated[network].items():
+            assert torch.equal(tensor, unvalidated[network][name]), f"{network} {name}"
+
+
+def test_validation_of_the_l1_baseline_has_no_adversarial_term(tiny_dataset, tmp_path):
+    config = tiny_config(tiny_dataset, tmp_path / "run").replace("train", val_every=1).replace("loss", gan=False)
+    row = read_log(fit(config, progress=False))[-1]
+    assert row["val_G_GAN"] == "" and float(row["val_G"]) == pytest.approx(100 * float(row["val_G_L1"]), rel=1e-5)
+
+
 def test_tensorboard_logs_the_epochs_when_installed(tiny_dataset, tmp_path):
     pytest.importorskip("tensorboard")
     run = fit(tiny_config(tiny_dataset, tmp_path / "run").replace("train", tensorboard=True), progress=False)

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 # one fixed scale keeps the maps of different images and runs comparable
 ERROR_SCALE = 128.0
 LOSS_CURVES = ("G_GAN", "G_L1", "D_real", "D_fake")
+# with --val-every: the generator's loss on the validation pairs beside an image score, epoch by epoch
+VALIDATION_CURVES = ("val_G_GAN", "val_G_L1", "val_G", "val_ssim")
 # per-image metrics measured only in some evaluations, as METRICS: name -> (label, True when higher is better)
 OPTIONAL_METRICS = {"lpips": ("LPIPS", False), "fcn_acc": ("FCN per-pixel acc", True)}
 FCN_LABELS = {"pixel_acc": "per-pixel accuracy", "class_acc": "per-class accuracy", "class_iou": "class IoU"}
@@ -66,7 +68,8 @@ def render_error_map(output: np.ndarray, target: np.ndarray) -> Image.Image:
 
 
 def plot_loss_curves(log_csv: Path, path: Path) -> bool:
-    """Per-epoch training losses from a run's log.csv as a PNG; False when there is nothing to plot."""
+    """Per-epoch training losses from a run's log.csv as a PNG, and under them the validation loss terms
+    and SSIM where the run logged them; False when there is nothing to plot."""
     if not log_csv.exists():
         return False
     with log_csv.open() as f:
@@ -78,14 +81,22 @@ def plot_loss_curves(log_csv: Path, path: Path) -> bool:
     matplotlib.use("Agg")  # files only: never open a window
     from matplotlib import pyplot as plt
 
-    epochs = [int(row["epoch"]) for row in rows]
-    figure, axes = plt.subplots(1, len(LOSS_CURVES), figsize=(4 * len(LOSS_CURVES), 3), constrained_layout=True)
-    for axis, name in zip(axes, LOSS_CURVES):
-        axis.plot(epochs, [float(row[name]) for row in rows], marker="o" if len(rows) < 30 else None)
-        axis.set_title(name)
-        axis.set_xlabel("epoch")
-        axis.xaxis.get_major_locator().set_params(integer=True)
-        axis.grid(alpha=0.3)
+    validation = [name for name in VALIDATION_CURVES if any(row.get(name) for row in rows)]
+    panels = [LOSS_CURVES, *([validation] if validation else [])]
+    columns = len(LOSS_CURVES)
+    figure, axes = plt.subplots(
+        len(panels), columns, figsize=(4 * columns, 3 * len(panels)), constrained_layout=True, squeeze=False
+    )
+    for axes_row, names in zip(axes, panels):
+        for axis, name in zip(axes_row, names):
+            logged = [(int(row["epoch"]), float(row[name])) for row in rows if row.get(name)]
+            axis.plot(*zip(*logged), marker="o" if len(logged) < 30 else None)
+            axis.set_title(name)
+            axis.set_xlabel("epoch")
+            axis.xaxis.get_major_locator().set_params(integer=True)
+            axis.grid(alpha=0.3)
+        for axis in axes_row[len(names) :]:
+            axis.set_visible(False)
     figure.savefig(path, dpi=80)
     plt.close(figure)
     return True

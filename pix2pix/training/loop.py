@@ -360,7 +360,7 @@ class RunFiles:
         last = epoch == total_epochs
         scores = {}
         if data.val is not None and (epoch % train.val_every == 0 or last):
-            scores = validate(run.generator, data.val, self.device)
+            scores = validate(run.generator, run.discriminator, data.val, self.device, self.config)
             row.update({f"val_{name}": value for name, value in scores.items()})
         row["seconds"] = time.perf_counter() - started
         report_epoch(row, self.log, self.writer, total_epochs=total_epochs, console=console)

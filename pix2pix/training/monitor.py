@@ -10,20 +10,25 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from pix2pix.config import RunConfig
 from pix2pix.data import PairedDataset
 from pix2pix.data.tensors import lab_batch_to_rgb
+from pix2pix.losses import generator_loss
 from pix2pix.nn.modes import run_for_inference, set_training_mode
 from pix2pix.training.state import LOSS_NAMES
+from pix2pix.training.step import what_d_sees
 from pix2pix.visuals import make_grid
 
 VAL_METRICS = ("l1", "psnr", "ssim")
+VAL_LOSSES = ("G_GAN", "G_L1", "G")  # the generator's objective on the validation pairs
 TENSORBOARD_MISSING = (
     "tensorboard is not installed: pip install 'pix2pix[tensorboard]' for TensorBoard logs; "
     "log.csv has the same numbers"
 )
 logger = logging.getLogger(__name__)
 
-LOG_FIELDS = ("epoch", "iteration", "lr", *LOSS_NAMES, *(f"val_{name}" for name in VAL_METRICS), "seconds")
+VAL_FIELDS = tuple(f"val_{name}" for name in (*VAL_METRICS, *VAL_LOSSES))
+LOG_FIELDS = ("epoch", "iteration", "lr", *LOSS_NAMES, *VAL_FIELDS, "seconds")
 
 
 def translate_as_at_test_time(generator, sources, device: torch.device) -> list[torch.Tensor]:
@@ -37,8 +42,10 @@ def translate_as_at_test_time(generator, sources, device: torch.device) -> list[
     return outputs
 
 
-def validate(generator, dataset: PairedDataset, device: torch.device) -> dict[str, float]:
-    """Mean L1/PSNR/SSIM of the split's translations."""
+def validate(
+    generator, discriminator, dataset: PairedDataset, device: torch.device, config: RunConfig
+) -> dict[str, float]:
+    """Mean L1/PSNR/SSIM of the split's translations, and the generator's loss terms on them."""
     from pix2pix.metrics import evaluate_pairs  # needs scikit-image (the [eval] extra)
 
     items = [dataset[i] for i in range(len(dataset))]
@@ -47,7 +54,31 @@ def validate(generator, dataset: PairedDataset, device: torch.device) -> dict[st
         to_rgb(item["source"], output, item["target"], dataset.color_space) for item, output in zip(items, outputs)
     ]
     scores = evaluate_pairs([output for _, output, _ in triples], [target for _, _, target in triples])
-    return {name: scores[name] for name in VAL_METRICS}
+    losses = validation_losses(discriminator, items, outputs, device, config)
+    return {**{name: scores[name] for name in VAL_METRICS}, **losses}
+
+
+def validation_losses(
+    discriminator, items: list[dict[str, torch.Tensor]], outputs: list[torch.Tensor], device: torch.device, config
+) -> dict[str, float]:
+    """G_GAN, G_L1 and G of the test-time translations, with D in eval mode (running statistics, no update):
+    logged beside the image scores, to see whether the generator's loss follows image quality."""
+    sums = dict.fromkeys(VAL_LOSSES, 0.0)
+    if discriminator is not None:
+        discriminator.eval()
+    with torch.no_grad():
+        for item, output in zip(items, outputs):
+            source, fake, target = (x[None].to(device) for x in (item["source"], output, item["target"]))
+            fake_logits = None
+            if discriminator is not None:
+                fake_logits = discriminator(what_d_sees(source, fake, config.model.disc_conditional)).float()
+            losses = generator_loss(fake_logits, fake, target, config.loss.gan_mode, config.loss.l1_weight)
+            for name in VAL_LOSSES:
+                sums[name] += losses[name].item()
+    if discriminator is not None:
+        discriminator.train()
+    names = VAL_LOSSES if discriminator is not None else ("G_L1", "G")  # without D there is no G_GAN
+    return {name: sums[name] / len(items) for name in names}
 
 
 def is_improvement(scores: dict[str, float], best: dict[str, float] | None, metric: str) -> bool:
@@ -115,7 +146,7 @@ def open_tensorboard(run_dir: Path):
 def report_epoch(row: dict[str, float], log: EpochLog, writer, *, total_epochs: int, console: bool) -> None:
     """One epoch's losses, validation scores, lr and time, to every place the run reports to."""
     log.append(row)
-    scores = {name: row[f"val_{name}"] for name in VAL_METRICS if f"val_{name}" in row}
+    scores = {name.removeprefix("val_"): row[name] for name in VAL_FIELDS if name in row}
     if writer is not None:
         for name in (*LOSS_NAMES, "lr"):
             writer.add_scalar(f"train/{name}", row[name], row["epoch"])
