@@ -364,17 +364,26 @@ def describe_studies(studies: list[Study]) -> str:
 
 
 def write_index() -> None:
-    """docs/studies/index.md: every study, with a link where its page exists."""
+    """docs/studies/index.md: the protocol, and every study with a link where its page exists."""
     lines = [
         "# Studies: the paper's ablations at CPU scale",
         "",
-        "Each page is written by `experiments/studies.py`.",
+        "Each study trains one CPU recipe of `configs/` once per row, the row's flags added (128 px crops,",
+        "ngf = ndf = 32, about 8,000 iterations), on the training pairs left after `pix2pix data holdout`",
+        "carves 10% out (seed 0), and evaluates every run on those held-out pairs with `pix2pix eval --split val`",
+        "(the paper's test-time protocol: dropout on, batch statistics; on facades also the FCN-score with a",
+        f"segmenter trained on the training photos, `{' '.join(FCN_SETTINGS)}`). Every page gives each number",
+        "with its 95% interval over the validation images, the paired difference against the paper's default",
+        "on the same images and seed, and the paper's own figures for the same rows where it has them (its",
+        "tables are on Cityscapes labels -> photo at 256 px, so the scales differ; the orderings are what to",
+        "compare). Pages and grids are written by `experiments/studies.py`; every run resumes where it stopped.",
         "",
     ]
     for study in STUDIES:
         page = PAGES / f"{study.name}.md"
         title = f"[{study.title}]({page.name})" if page.exists() else f"{study.title} (not yet run)"
         lines.append(f"- {title}: `python experiments/studies.py {study.name}`")
+    PAGES.mkdir(parents=True, exist_ok=True)
     (PAGES / "index.md").write_text("\n".join(lines) + "\n")
 
 

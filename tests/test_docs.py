@@ -46,8 +46,8 @@ def test_readme_stays_short():
 
 def test_every_page_is_in_the_nav():
     nav = (ROOT / "mkdocs.yml").read_text()
-    listed = set(re.findall(r":\s*([\w-]+\.md)\s*$", nav, flags=re.MULTILINE))
-    pages = {page.name for page in DOCS.glob("*.md")}
+    listed = set(re.findall(r":\s*([\w/-]+\.md)\s*$", nav, flags=re.MULTILINE))
+    pages = {page.relative_to(DOCS).as_posix() for page in DOCS.rglob("*.md")}
     assert pages == listed, f"pages not in mkdocs.yml: {pages - listed}; listed but missing: {listed - pages}"
 
 
