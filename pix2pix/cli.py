@@ -19,6 +19,7 @@ from pix2pix.data.tools.commands import add_data_command
 from pix2pix.evaluate.commands import add_eval_command, add_summary_command
 from pix2pix.export_commands import add_export_command
 from pix2pix.flags import add_config_flags, add_config_option, add_test_time_flags, build_config
+from pix2pix.inference.commands import add_models_command
 from pix2pix.runtime import tune_process_for_cli
 from pix2pix.serve.commands import add_serve_command
 
@@ -176,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_command(commands)
     add_eval_command(commands)
     add_summary_command(commands)
+    add_models_command(commands)
     return parser
 
 

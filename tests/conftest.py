@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 
 # The test run is a program, like the `pix2pix` command (pix2pix.runtime.tune_process_for_cli), so it may
 # set what the library must not: idle OpenMP threads sleep instead of spinning, which keeps the suite fast
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.file_server import FileServer
 from tests.helpers import write_pairs
 
 
@@ -27,6 +29,18 @@ def tiny_dataset(tmp_path: Path) -> Path:
     write_pairs(root, "val", 2, seed=1)
     write_pairs(root, "test", 3, seed=2)
     return root
+
+
+@pytest.fixture
+def server():
+    """A FileServer on 127.0.0.1 (tests/file_server.py) for the test's duration."""
+    file_server = FileServer()
+    thread = threading.Thread(target=file_server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield file_server
+    file_server.shutdown()
+    file_server.server_close()
+    thread.join()
 
 
 @pytest.fixture(scope="session", autouse=True)

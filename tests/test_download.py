@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import http.server
 import io
 import re
 import socket
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
@@ -17,67 +15,6 @@ from pix2pix.data import find_pairs
 from pix2pix.data.tools import download
 from pix2pix.data.tools.download import URL_VARIABLE, DownloadError, download_dataset, extract_safely
 from tests.helpers import write_pairs
-
-
-class ArchiveServer(http.server.ThreadingHTTPServer):
-    """Serves `files` ({"/name": bytes}); honours "Range: bytes=N-"; can cut a response short."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), ArchiveHandler)
-        self.files: dict[str, bytes] = {}
-        self.ranges: list[str | None] = []  # the Range header of each request
-        self.cut_after: int | None = None  # send this many body bytes, then close the connection
-        self.honour_range = True
-        self.answer_from: int | None = None  # a broken server: answer 206 from this byte, whatever was asked
-        self.raw_reply: bytes | None = None  # send these bytes instead of an HTTP response
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class ArchiveHandler(http.server.BaseHTTPRequestHandler):
-    server: ArchiveServer
-
-    def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
-        body = self.server.files.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        requested = self.headers.get("Range")
-        self.server.ranges.append(requested)
-        if self.server.raw_reply is not None:
-            self.wfile.write(self.server.raw_reply)
-            return
-        match = re.fullmatch(r"bytes=(\d+)-", requested or "")
-        start = int(match.group(1)) if match and self.server.honour_range else 0
-        ranged = start > 0
-        if self.server.answer_from is not None:
-            start, ranged = self.server.answer_from, True
-        elif start >= len(body) > 0:
-            self.send_error(416)
-            return
-        self.send_response(206 if ranged else 200)
-        if ranged:
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        payload = body[start:]
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload if self.server.cut_after is None else payload[: self.server.cut_after])
-
-    def log_message(self, *args: object) -> None:  # keep the test output clean
-        pass
-
-
-@pytest.fixture
-def server():
-    archive_server = ArchiveServer()
-    thread = threading.Thread(target=archive_server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield archive_server
-    archive_server.shutdown()
-    archive_server.server_close()
-    thread.join()
 
 
 def make_dataset_archive(tmp_path: Path, top: str = "facades") -> bytes:
@@ -208,7 +145,7 @@ def test_a_reply_that_is_not_http_gives_one_clear_line(server, tmp_path, capsys)
     root = tmp_path / "d"
     code = main(["data", "download", "facades", "--root", str(root), "--url", server.url, "--quiet"])
     error = capsys.readouterr().err
-    assert code == 2 and error.count("\n") == 1
+    assert code == 1 and error.count("\n") == 1
     assert f"{server.url}/facades.tar.gz" in error and "not a valid HTTP reply" in error
     assert list(root.iterdir()) == []
 
@@ -320,7 +257,7 @@ def test_the_cli_reports_a_malicious_archive_in_one_line(server, tmp_path, capsy
     server.files["/facades.tar.gz"] = make_archive([member("../evil.txt")])
     code = main(["data", "download", "facades", "--root", str(tmp_path / "d"), "--url", server.url, "--quiet"])
     error = capsys.readouterr().err
-    assert code == 2 and error.count("\n") == 1 and "refusing member '../evil.txt'" in error
+    assert code == 1 and error.count("\n") == 1 and "refusing member '../evil.txt'" in error
     assert not (tmp_path / "evil.txt").exists()
 
 
@@ -331,7 +268,7 @@ def test_an_unreachable_server_gives_one_clear_line(tmp_path, capsys):
     url = f"http://127.0.0.1:{port}"
     code = main(["data", "download", "facades", "--root", str(tmp_path), "--url", url, "--quiet"])
     error = capsys.readouterr().err
-    assert code == 2 and error.count("\n") == 1
+    assert code == 1 and error.count("\n") == 1
     assert error.startswith("pix2pix data: error:") and "cannot reach the server" in error and url in error
     assert not (tmp_path / "facades").exists()
 

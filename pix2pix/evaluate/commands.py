@@ -110,9 +110,13 @@ def label_runs(paths: list[Path]) -> list[str]:
 
 
 def default_eval_folder(checkpoint: Path, split: str) -> Path:
-    """RUN/eval-SPLIT for a run folder or its latest.pt; RUN/eval-SPLIT-STEM for another checkpoint file."""
+    """RUN/eval-SPLIT for a run folder or its latest.pt; RUN/eval-SPLIT-STEM for another checkpoint file;
+    eval-SPLIT-NAME here for `pretrained:NAME`."""
     from pix2pix.checkpoint import LATEST, run_folder_of
+    from pix2pix.inference.pretrained import is_pretrained_name, pretrained_entry
 
+    if is_pretrained_name(checkpoint):
+        return Path(f"eval-{split}-{pretrained_entry(str(checkpoint)).name}")
     latest = checkpoint.is_dir() or checkpoint.name == LATEST
     return run_folder_of(checkpoint) / (f"eval-{split}" if latest else f"eval-{split}-{checkpoint.stem}")
 

@@ -15,6 +15,7 @@ from torch import nn
 from pix2pix.checkpoint import checkpoint_config, is_our_checkpoint, read_checkpoint_file, resolve_checkpoint
 from pix2pix.config import RunConfig
 from pix2pix.inference.formats import is_onnx_file, load_model
+from pix2pix.inference.pretrained import download_pretrained, is_pretrained_name
 from pix2pix.networks import build_discriminator_for, build_generator_for, discriminator_channels
 from pix2pix.nn.discriminators import receptive_field, receptive_fields
 from pix2pix.nn.official import describe_official_generator
@@ -117,7 +118,7 @@ def summarize_checkpoint(path: str | Path, layers: bool = True) -> str:
     gives G only."""
     if is_onnx_file(path):  # an export carries its config in its metadata
         return summarize_config(load_model(path, device="cpu").config, layers)
-    path = resolve_checkpoint(path)
+    path = download_pretrained(str(path)) if is_pretrained_name(path) else resolve_checkpoint(path)
     state = read_checkpoint_file(path, lazy=True)  # the config or the weights' shapes are all it needs
     if is_our_checkpoint(state):
         return summarize_config(checkpoint_config(state, path), layers)

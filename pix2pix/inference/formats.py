@@ -1,10 +1,11 @@
 """The one place that opens a model file and decides what kind it is.
 
 `load_model(path)` takes anything a user may name as a model: a run folder, one of our `.pt`
-checkpoints, an official `latest_net_G.pth` state dict (those three in torch, `Pix2Pix`), or an `.onnx`
-export (onnxruntime, `OnnxPix2Pix`, without importing torch). A TorchScript export is refused with a
-pointer to `torch.jit.load` by the checkpoint reader (pix2pix.checkpoint), which `pix2pix train
---resume` and `pix2pix summary` share.
+checkpoints, an official `latest_net_G.pth` state dict, `pretrained:NAME` (a generator the paper's
+authors released, downloaded into the cache on first use: pix2pix.inference.pretrained), those four in
+torch (`Pix2Pix`); or an `.onnx` export (onnxruntime, `OnnxPix2Pix`, without importing torch). A
+TorchScript export is refused with a pointer to `torch.jit.load` by the checkpoint reader
+(pix2pix.checkpoint), which `pix2pix train --resume` and `pix2pix summary` share.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pix2pix.inference.onnx_model import OnnxPix2Pix
+from pix2pix.inference.pretrained import is_pretrained_name
 
 if TYPE_CHECKING:
     from pix2pix.inference.torch_model import Pix2Pix
@@ -31,4 +33,6 @@ def load_model(
         return OnnxPix2Pix.from_file(path, device=device)
     from pix2pix.inference.torch_model import Pix2Pix  # here, so an .onnx file never imports torch
 
+    if is_pretrained_name(path):
+        return Pix2Pix.from_pretrained(str(path), device=device)
     return Pix2Pix.from_checkpoint(path, device=device, netg=netg, norm=norm)

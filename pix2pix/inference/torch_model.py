@@ -17,6 +17,7 @@ from pix2pix.config import DataConfig, ModelConfig, RunConfig
 from pix2pix.devices import resolve_device
 from pix2pix.inference.formats import load_model
 from pix2pix.inference.onnx_model import OnnxPix2Pix
+from pix2pix.inference.pretrained import download_pretrained, pretrained_entry
 from pix2pix.inference.translator import ImageTranslator
 from pix2pix.networks import build_generator_for
 from pix2pix.nn.fold import fold_batch_norm
@@ -41,7 +42,7 @@ class Pix2Pix(ImageTranslator):
     def load(
         cls, path: str | Path, *, device: str = "auto", netg: str | None = None, norm: str | None = None
     ) -> Pix2Pix | OnnxPix2Pix:
-        """Load a run folder, one of our checkpoints, or an official state dict.
+        """Load a run folder, one of our checkpoints, an official state dict, or `pretrained:NAME`.
 
         `netg` and `norm` are optional hints for official files (they are inferred from the keys).
         A `.onnx` file from `pix2pix export` gives an onnxruntime-backed model with the same interface.
@@ -65,9 +66,24 @@ class Pix2Pix(ImageTranslator):
         return cls.from_official_state_dict(state, target_device, netg=netg, norm=norm)
 
     @classmethod
+    def from_pretrained(cls, name: str, *, device: str = "auto", progress: bool = True) -> Pix2Pix:
+        """A generator the paper's authors released (`pix2pix models list`), downloaded into the cache on first
+        use and checked against its recorded SHA-256 on every load; `name` with or without `pretrained:`."""
+        entry = pretrained_entry(name)
+        state = read_checkpoint_file(download_pretrained(entry.name, progress=progress))
+        return cls.from_official_state_dict(state, resolve_device(device), data=entry.data_config())
+
+    @classmethod
     def from_official_state_dict(
-        cls, state_dict: dict, device: torch.device, *, netg: str | None = None, norm: str | None = None
+        cls,
+        state_dict: dict,
+        device: torch.device,
+        *,
+        netg: str | None = None,
+        norm: str | None = None,
+        data: DataConfig | None = None,
     ) -> Pix2Pix:
+        """`data`: what the file does not record (a pretrained model's dataset, direction and size)."""
         spec = describe_official_generator(state_dict, netg=netg, norm=norm)
         generator = build_generator(**spec)
         generator.load_state_dict(convert_official_state_dict(state_dict, generator))
@@ -81,7 +97,7 @@ class Pix2Pix(ImageTranslator):
         )
         # data "": an official file records no dataset, so nothing downstream assumes the built-in one
         # (eval asks for --data, serve offers no label palette)
-        data = DataConfig(data="", crop_size=spec["image_size"], load_size=spec["image_size"])
+        data = data or DataConfig(data="", crop_size=spec["image_size"], load_size=spec["image_size"])
         config = RunConfig(data=data, model=model)
         return cls(generator, config, device)
 

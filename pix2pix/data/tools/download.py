@@ -24,8 +24,6 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from pix2pix.data.images import DataError
-
 DATASETS = ("facades", "cityscapes", "maps", "edges2shoes", "edges2handbags", "night2day")
 DEFAULT_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
 URL_VARIABLE = "PIX2PIX_DATASETS_URL"
@@ -33,8 +31,9 @@ URL_VARIABLE = "PIX2PIX_DATASETS_URL"
 _CHUNK = 1 << 16
 
 
-class DownloadError(DataError):
-    """A download or archive that cannot be used; the message is one line."""
+class DownloadError(OSError):
+    """A download that failed, or an archive or file that cannot be used; the message is one line. An OSError
+    (exit code 1): what went wrong is the network or the file that came, not the command as given."""
 
 
 def resolve_base_url(base_url: str | None = None) -> str:
