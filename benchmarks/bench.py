@@ -50,6 +50,7 @@ from pix2pix.config import DataConfig, RunConfig
 from pix2pix.data import PairedDataset
 from pix2pix.data.builtin import resolve_data_root
 from pix2pix.devices import resolve_channels_last, resolve_device
+from pix2pix.losses import Objective
 from pix2pix.networks import build_discriminator_for, build_generator_for
 from pix2pix.nn.blocks import with_plain_transposes
 from pix2pix.nn.fold import fold_batch_norm
@@ -128,7 +129,7 @@ def make_our_iteration(
 ) -> Callable[[], None]:
     opt_g = build_optimizer(generator.parameters(), lr=LR, betas=BETAS)
     opt_d = build_optimizer(discriminator.parameters(), lr=LR, betas=BETAS)
-    step_options = {"gan_mode": "vanilla", "l1_weight": L1_WEIGHT, "precision": precision}
+    step_options = {"objective": Objective(l1_weight=L1_WEIGHT), "precision": precision}
     return lambda: train_step(generator, discriminator, opt_g, opt_d, source, target, **step_options)
 
 
@@ -321,8 +322,7 @@ def train_in_process(
                 opt_d,
                 source,
                 target,
-                gan_mode="vanilla",
-                l1_weight=L1_WEIGHT,
+                objective=Objective(l1_weight=L1_WEIGHT),
             )
         if process.is_main:
             results.put((time.perf_counter() - start) / iters)

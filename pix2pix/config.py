@@ -30,7 +30,7 @@ Norm = Literal["batch", "instance", "none"]
 GeneratorName = Literal["unet", "unet_256", "unet_128", "encoder_decoder", "resnet_6blocks", "resnet_9blocks"]
 DiscriminatorName = Literal["patch", "pixel"]
 Upsample = Literal["transpose", "resize-conv"]
-GanMode = Literal["vanilla", "lsgan"]
+GanMode = Literal["vanilla", "lsgan", "hinge"]
 ColorSpace = Literal["rgb", "lab"]
 PrecisionName = Literal["auto", "fp32", "bf16", "fp16"]
 Toggle = Literal["auto", "on", "off"]  # "auto": whatever suits the device
@@ -84,13 +84,24 @@ class ModelConfig:
     disc_channels: int = option(64, "discriminator width: channels of its first layer, ndf")
     disc_layers: int = option(3, "PatchGAN depth; 3 gives the paper's 70x70 patches")
     disc_norm: Norm = option("batch", "normalisation layers of the discriminator")
+    # opt-in upgrades of D, beyond the paper (docs/training.md#beyond-the-paper)
+    disc_scales: int = option(1, "> 1: that many discriminators at image scales 1, 1/2, 1/4 (pix2pixHD)")
+    disc_spectral_norm: bool = option(False, "spectral normalisation of every D convolution (Miyato et al.)")
 
 
 @dataclass(frozen=True)
 class LossConfig:
     gan: bool = option(True, "train against a discriminator; --no-gan: the L1-only U-Net baseline")
-    gan_mode: GanMode = option("vanilla", "vanilla: BCE on logits; lsgan: least squares")
+    gan_mode: GanMode = option("vanilla", "vanilla: BCE on logits; lsgan: least squares; hinge: the hinge loss")
     l1_weight: float = option(100.0, "weight of the L1 term (lambda); 0 gives the GAN-only objective")
+    # opt-in upgrades, beyond the paper (docs/training.md#beyond-the-paper)
+    feature_matching_weight: float = option(
+        0.0, "> 0: weight of the L1 distance between D's features of real and generated pairs (pix2pixHD: 10)"
+    )
+    r1_weight: float = option(0.0, "> 0: gamma of the R1 gradient penalty on real pairs (Mescheder et al.)")
+    diff_augment: str = option(
+        "", "DiffAugment policy for what D sees, real and generated alike: color, translation, cutout, comma-separated"
+    )
 
 
 @dataclass(frozen=True)
@@ -101,10 +112,19 @@ class OptimConfig:
     batch_size: int = option(1, "images per batch, per process under torchrun")
     n_epochs: int = option(100, "epochs at the initial learning rate")
     n_epochs_decay: int = option(100, "epochs of linear decay to zero after that")
+    # opt-in upgrades, beyond the paper (docs/training.md#beyond-the-paper)
+    disc_lr: float = option(0.0, "> 0: D's own Adam learning rate (the paper uses --lr for both)")
+    ema_decay: float = option(
+        0.0, "> 0: keep an exponential moving average of G's weights (e.g. 0.999); test, eval, export, serve use it"
+    )
 
     @property
     def total_epochs(self) -> int:
         return self.n_epochs + self.n_epochs_decay
+
+    @property
+    def lr_d(self) -> float:
+        return self.disc_lr or self.lr
 
 
 @dataclass(frozen=True)
@@ -202,6 +222,7 @@ def read_sections(path: Path) -> dict[str, dict[str, Any]]:
     return sections
 
 
+AUGMENTATIONS = ("color", "translation", "cutout")  # DiffAugment's transforms (training/augment.py)
 Rule = tuple[Callable[[Any], bool], str]  # (does a value of the field's type fit, what is allowed)
 
 
@@ -226,13 +247,22 @@ RULES: dict[str, Rule] = {
     "model.base_channels": between(1, 4096),
     "model.disc_channels": between(1, 4096),
     "model.disc_layers": between(1, 16),
+    "model.disc_scales": between(1, 4),
     "loss.l1_weight": at_least(0),
+    "loss.feature_matching_weight": at_least(0),
+    "loss.r1_weight": at_least(0),
+    "loss.diff_augment": (
+        (lambda value: value == "" or set(value.split(",")) <= set(AUGMENTATIONS)),
+        "empty or a comma-separated list of " + ", ".join(AUGMENTATIONS),
+    ),
     "optim.lr": ((lambda value: value > 0), "> 0"),
     "optim.beta1": FRACTION,
     "optim.beta2": FRACTION,
     "optim.batch_size": between(1, 4096),
     "optim.n_epochs": at_least(0),
     "optim.n_epochs_decay": at_least(0),
+    "optim.disc_lr": ((lambda value: value >= 0), ">= 0 (0: the same as lr)"),
+    "optim.ema_decay": FRACTION,
     "train.out": ((lambda value: value != ""), "naming a folder"),
     "train.seed": ((lambda value: 0 <= value < 2**64), "from 0 to 2**64 - 1"),  # torch.manual_seed takes no more
     "train.device": (
@@ -305,8 +335,9 @@ def check_combinations(config: RunConfig) -> None:
     data, model, loss, optim = config.data, config.model, config.loss, config.optim
     crops = data.preprocess in CROPPING
     stride = GENERATOR_STRIDES[model.generator]
-    # the patch discriminator halves the crop disc_layers times; its last two 4x4 convs need 3 px left
-    max_disc_layers = (data.crop_size // 3).bit_length() - 1
+    # the patch discriminator halves the crop disc_layers times; its last two 4x4 convs need 3 px left, at
+    # the coarsest of its scales
+    max_disc_layers = (data.crop_size // 2 ** (model.disc_scales - 1) // 3).bit_length() - 1
     rules = [
         (
             optim.total_epochs >= 1,
@@ -323,7 +354,12 @@ def check_combinations(config: RunConfig) -> None:
         ),
         (
             model.disc_layers <= max_disc_layers or not (loss.gan and model.discriminator == "patch" and crops),
-            f"model.disc_layers = {model.disc_layers}: must be <= {max_disc_layers} for crop_size {data.crop_size}",
+            f"model.disc_layers = {model.disc_layers}: must be <= {max_disc_layers} for crop_size {data.crop_size}"
+            + (f" and disc_scales {model.disc_scales}" if model.disc_scales > 1 else ""),
+        ),
+        (
+            loss.gan or not (loss.feature_matching_weight or loss.r1_weight or loss.diff_augment),
+            "loss.gan = false: feature_matching_weight, r1_weight and diff_augment need a discriminator",
         ),
         (
             (model.in_channels, model.out_channels) == (1, 2) or data.color_space != "lab",

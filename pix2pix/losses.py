@@ -1,40 +1,115 @@
-"""The pix2pix objective as pure functions of tensors (paper eq. 4: cGAN + lambda * L1)."""
+"""The pix2pix objective as pure functions of tensors (paper eq. 4: cGAN + lambda * L1), and the opt-in
+terms beyond the paper: the hinge loss, feature matching and the R1 penalty.
+
+A discriminator's output is one logit map, or a list of them for a multi-scale D; every adversarial
+term is then the mean over the scales.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-GAN_MODES = ("vanilla", "lsgan")
+from pix2pix.config import RunConfig
+
+GAN_MODES = ("vanilla", "lsgan", "hinge")
+Logits = torch.Tensor | list[torch.Tensor]
 
 
-def adversarial_loss(logits: torch.Tensor, target_is_real: bool, mode: str = "vanilla") -> torch.Tensor:
+@dataclass(frozen=True)
+class Objective:
+    """What a training step optimises; the defaults are the paper's."""
+
+    gan_mode: str = "vanilla"
+    l1_weight: float = 100.0
+    conditional: bool = True  # D sees the input beside the output (cGAN)
+    feature_matching_weight: float = 0.0
+    r1_weight: float = 0.0
+    diff_augment: str = ""  # DiffAugment policy for what D sees
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> Objective:
+        loss = config.loss
+        return cls(
+            gan_mode=loss.gan_mode,
+            l1_weight=loss.l1_weight,
+            conditional=config.model.disc_conditional,
+            feature_matching_weight=loss.feature_matching_weight,
+            r1_weight=loss.r1_weight,
+            diff_augment=loss.diff_augment,
+        )
+
+
+def adversarial_loss(logits: Logits, target_is_real: bool, mode: str = "vanilla") -> torch.Tensor:
     """GAN loss of discriminator logits against an all-real or all-fake label map.
 
-    vanilla: binary cross-entropy on logits (the paper); lsgan: least squares (Mao et al.).
+    vanilla: binary cross-entropy on logits (the paper); lsgan: least squares (Mao et al.). The hinge
+    loss has separate forms for D and G: `discriminator_loss`, `generator_loss`.
     """
-    target = torch.full_like(logits, 1.0 if target_is_real else 0.0)
-    if mode == "vanilla":
-        return F.binary_cross_entropy_with_logits(logits, target)
-    if mode == "lsgan":
-        return F.mse_loss(logits, target)
-    raise ValueError(f"unknown GAN mode {mode!r}; expected one of {GAN_MODES}")
+    if mode not in ("vanilla", "lsgan"):
+        raise ValueError(f"unknown GAN mode {mode!r}; expected one of {GAN_MODES}")
+
+    def term(x: torch.Tensor) -> torch.Tensor:
+        target = torch.full_like(x, 1.0 if target_is_real else 0.0)
+        return F.binary_cross_entropy_with_logits(x, target) if mode == "vanilla" else F.mse_loss(x, target)
+
+    return mean_over_scales(logits, term)
 
 
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, mode: str) -> dict[str, torch.Tensor]:
+def mean_over_scales(logits: Logits, term: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    if not isinstance(logits, list):
+        return term(logits)
+    return torch.stack([term(scale) for scale in logits]).mean()
+
+
+def discriminator_loss(real_logits: Logits, fake_logits: Logits, mode: str) -> dict[str, torch.Tensor]:
     """D objective, halved as in the paper "to slow down the rate at which D learns relative to G"."""
-    real = adversarial_loss(real_logits, True, mode)
-    fake = adversarial_loss(fake_logits, False, mode)
+    if mode == "hinge":  # Lim & Ye; Miyato et al.: a margin of 1 on each side
+        real = mean_over_scales(real_logits, lambda x: F.relu(1 - x).mean())
+        fake = mean_over_scales(fake_logits, lambda x: F.relu(1 + x).mean())
+    else:
+        real = adversarial_loss(real_logits, True, mode)
+        fake = adversarial_loss(fake_logits, False, mode)
     return {"D_real": real, "D_fake": fake, "D": 0.5 * (real + fake)}
 
 
 def generator_loss(
-    fake_logits: torch.Tensor | None, fake_target: torch.Tensor, target: torch.Tensor, mode: str, l1_weight: float
+    fake_logits: Logits | None, fake_target: torch.Tensor, target: torch.Tensor, mode: str, l1_weight: float
 ) -> dict[str, torch.Tensor]:
-    """G objective: fool D (non-saturating form) plus lambda-weighted L1 to the target.
+    """G objective: fool D (non-saturating form; for hinge, -D) plus lambda-weighted L1 to the target.
 
     `fake_logits` is None for the L1-only baseline, which has no discriminator.
     """
     l1 = F.l1_loss(fake_target, target)
-    gan = adversarial_loss(fake_logits, True, mode) if fake_logits is not None else torch.zeros_like(l1)
+    if fake_logits is None:
+        gan = torch.zeros_like(l1)
+    elif mode == "hinge":
+        gan = mean_over_scales(fake_logits, lambda x: -x.mean())
+    else:
+        gan = adversarial_loss(fake_logits, True, mode)
     return {"G_GAN": gan, "G_L1": l1, "G": gan + l1_weight * l1}
+
+
+def feature_matching_loss(
+    fake_features: list[list[torch.Tensor]], real_features: list[list[torch.Tensor]]
+) -> torch.Tensor:
+    """Mean L1 between D's intermediate activations on generated and real pairs (pix2pixHD, eq. 4), over
+    layers and scales; the real features are targets (no gradient)."""
+    distances = [
+        F.l1_loss(fake, real.detach())
+        for fake_scale, real_scale in zip(fake_features, real_features, strict=True)
+        for fake, real in zip(fake_scale, real_scale, strict=True)
+    ]
+    return torch.stack(distances).mean()
+
+
+def r1_penalty(real_logits: Logits, real_input: torch.Tensor) -> torch.Tensor:
+    """Mean squared norm of D's gradient at the real pairs (Mescheder et al. 2018): `real_input` must have
+    required grad when `real_logits` were computed. The graph is kept, so the penalty trains D."""
+    scales = real_logits if isinstance(real_logits, list) else [real_logits]
+    total = torch.stack([scale.sum() for scale in scales]).sum()
+    (gradient,) = torch.autograd.grad(total, real_input, create_graph=True)
+    return gradient.pow(2).flatten(1).sum(1).mean()

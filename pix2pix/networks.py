@@ -35,6 +35,8 @@ def build_discriminator_for(config: RunConfig) -> nn.Module:
         base_channels=model.disc_channels,
         n_layers=model.disc_layers,
         norm=model.disc_norm,
+        scales=model.disc_scales,
+        spectral_norm=model.disc_spectral_norm,
     )
 
 

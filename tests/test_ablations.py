@@ -11,6 +11,7 @@ from pix2pix.cli import main
 from pix2pix.config import RunConfig
 from pix2pix.evaluate.summary import count_parameters
 from pix2pix.inference import Pix2Pix
+from pix2pix.losses import Objective
 from pix2pix.networks import build_discriminator_for, build_generator_for
 from pix2pix.nn.discriminators import receptive_fields
 from pix2pix.nn.generators import UNetGenerator
@@ -96,14 +97,13 @@ def test_an_unconditional_discriminator_sees_the_output_only(tmp_path) -> None:
     source, target = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
     seen = []
     discriminator.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
-    losses = train_step(
-        generator, discriminator, opt_g, opt_d, source, target, gan_mode="vanilla", l1_weight=0.0, conditional=False
-    )
+    gan_only = Objective(l1_weight=0.0, conditional=False)
+    losses = train_step(generator, discriminator, opt_g, opt_d, source, target, objective=gan_only)
     assert losses["G"] == losses["G_GAN"] and all(torch.isfinite(torch.tensor(list(losses.values()))))
     assert [tuple(x.shape) for x in seen] == [(2, 3, 32, 32)] * 3  # D on fake, on real, then for G's loss
     assert torch.equal(seen[1], target)  # the real image alone, not stacked with the input
     with pytest.raises(RuntimeError):  # the input stacked on would not even fit this D
-        train_step(generator, discriminator, opt_g, opt_d, source, target, gan_mode="vanilla", l1_weight=0.0)
+        train_step(generator, discriminator, opt_g, opt_d, source, target, objective=Objective(l1_weight=0.0))
 
 
 @pytest.mark.parametrize(

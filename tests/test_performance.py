@@ -59,7 +59,7 @@ def run_ours(generator, discriminator, batches) -> list[float]:
     torch.manual_seed(1)
     losses = []
     for source, target in batches:
-        step = train_step(generator, discriminator, opt_g, opt_d, source, target, gan_mode="vanilla", l1_weight=100.0)
+        step = train_step(generator, discriminator, opt_g, opt_d, source, target)
         losses += [step["D"], step["G"]]
     return losses
 

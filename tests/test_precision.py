@@ -81,8 +81,6 @@ def run_steps(device: str, precision: MixedPrecision, steps: int = 4) -> dict[st
             opt_d,
             source,
             target,
-            gan_mode="vanilla",
-            l1_weight=100.0,
             precision=precision,
         )
     return losses

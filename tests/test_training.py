@@ -32,7 +32,7 @@ def test_train_step_updates_both_networks_and_returns_finite_losses(tmp_path):
     before_g = copy.deepcopy(generator.state_dict())
     before_d = copy.deepcopy(discriminator.state_dict())
     source, target = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
-    losses = train_step(generator, discriminator, opt_g, opt_d, source, target, gan_mode="vanilla", l1_weight=100.0)
+    losses = train_step(generator, discriminator, opt_g, opt_d, source, target)
     assert set(losses) == {"D_real", "D_fake", "D", "G_GAN", "G_L1", "G"}
     assert all(math.isfinite(v) for v in losses.values())
     assert losses["D"] == pytest.approx(0.5 * (losses["D_real"] + losses["D_fake"]), rel=1e-6)
@@ -48,7 +48,7 @@ def test_l1_only_baseline_trains_without_discriminator(tmp_path):
     config = tiny_config(tmp_path, tmp_path / "run")
     generator, _, opt_g, _ = make_models(config)
     source, target = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
-    losses = train_step(generator, None, opt_g, None, source, target, gan_mode="vanilla", l1_weight=100.0)
+    losses = train_step(generator, None, opt_g, None, source, target)
     assert losses["G_GAN"] == 0.0 and "D" not in losses
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,16 +31,22 @@ class LayerRow:
     parameters: int
 
 
-def list_layers(network: nn.Module, input_shape: tuple[int, ...]) -> tuple[list[LayerRow], tuple[int, ...]]:
-    """Leaf modules in the order they run, with their output shapes; and the network's output shape."""
+def list_layers(network: nn.Module, input_shape: tuple[int, ...]) -> tuple[list[LayerRow], Any]:
+    """Leaf modules in the order they run, with their output shapes; and the network's output shape (one
+    per scale, for a multi-scale discriminator)."""
     rows: list[LayerRow] = []
     names = {module: name for name, module in network.named_modules()}
 
     def record(module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
-        parameters = sum(p.numel() for p in module.parameters(recurse=False))
+        parameters = sum(p.numel() for p in module.parameters())  # a layer's own, or its parametrization's
         rows.append(LayerRow(names[module], type(module).__name__, tuple(output.shape), parameters))
 
-    leaves = [module for module in network.modules() if not list(module.children())]
+    # a spectral-normalised conv keeps its weight in a `parametrizations` child: it is still one layer
+    leaves = [
+        module
+        for name, module in network.named_modules()
+        if "parametrizations" not in name and all(child == "parametrizations" for child, _ in module.named_children())
+    ]
     handles = [module.register_forward_hook(record) for module in leaves]
     try:
         # eval: a batch of one at a 1x1 bottleneck is fine for BatchNorm with running statistics
@@ -47,7 +54,7 @@ def list_layers(network: nn.Module, input_shape: tuple[int, ...]) -> tuple[list[
     finally:
         for handle in handles:
             handle.remove()
-    return rows, tuple(output.shape)
+    return rows, [tuple(o.shape) for o in output] if isinstance(output, list) else tuple(output.shape)
 
 
 def count_parameters(network: nn.Module) -> int:
@@ -103,7 +110,10 @@ def summarize_config(config: RunConfig, layers: bool = True) -> str:
         title = (
             f"Discriminator {model.discriminator}"
             + (f" with {model.disc_layers} layers" if model.discriminator == "patch" else "")
-            + f" (ndf {model.disc_channels}, norm {model.disc_norm}; "
+            + (f" at {model.disc_scales} image scales" if model.disc_scales > 1 else "")
+            + f" (ndf {model.disc_channels}, norm {model.disc_norm}"
+            + (", spectral norm" if model.disc_spectral_norm else "")
+            + "; "
             + ("sees input and output stacked)" if model.disc_conditional else "sees the output only)")
         )
         d_input = (1, discriminator_channels(config), size, size)

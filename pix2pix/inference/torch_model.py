@@ -61,7 +61,8 @@ class Pix2Pix(ImageTranslator):
         if is_our_checkpoint(state):
             config = checkpoint_config(state, path)
             generator = build_generator_for(config)
-            generator.load_state_dict(state["generator"])
+            # a run with --ema-decay translates with the moving average of its weights
+            generator.load_state_dict(state.get("generator_ema") or state["generator"])
             return cls(generator, config, target_device)
         return cls.from_official_state_dict(state, target_device, netg=netg, norm=norm)
 

@@ -7,7 +7,12 @@ from collections.abc import Callable
 from torch import nn
 
 from pix2pix.nn.blocks import init_weights
-from pix2pix.nn.discriminators import PatchDiscriminator, PixelDiscriminator
+from pix2pix.nn.discriminators import (
+    MultiScaleDiscriminator,
+    PatchDiscriminator,
+    PixelDiscriminator,
+    with_spectral_norm,
+)
 from pix2pix.nn.generators import ResNetGenerator, UNetGenerator
 
 
@@ -67,8 +72,24 @@ def build_generator(
     return init_weights(generator)
 
 
-def build_discriminator(name: str, *, in_channels: int, base_channels: int, n_layers: int, norm: str) -> nn.Module:
+def build_discriminator(
+    name: str,
+    *,
+    in_channels: int,
+    base_channels: int,
+    n_layers: int,
+    norm: str,
+    scales: int = 1,
+    spectral_norm: bool = False,
+) -> nn.Module:
+    """`scales` > 1: that many such discriminators at halving image scales; `spectral_norm` on every conv.
+    Both are beyond the paper; with the defaults this is its discriminator."""
     if name not in DISCRIMINATORS:
         raise ValueError(f"unknown discriminator {name!r}; expected one of {sorted(DISCRIMINATORS)}")
-    discriminator = DISCRIMINATORS[name](n_layers, in_channels=in_channels, base_channels=base_channels, norm=norm)
-    return init_weights(discriminator)
+    build = DISCRIMINATORS[name]
+    single = [
+        init_weights(build(n_layers, in_channels=in_channels, base_channels=base_channels, norm=norm))
+        for _ in range(scales)
+    ]
+    discriminator = single[0] if scales == 1 else MultiScaleDiscriminator(single)
+    return with_spectral_norm(discriminator) if spectral_norm else discriminator

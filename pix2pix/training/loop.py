@@ -40,6 +40,7 @@ from pix2pix.config import RunConfig
 from pix2pix.data import PairedDataset
 from pix2pix.data.builtin import resolve_data_root
 from pix2pix.devices import default_num_workers
+from pix2pix.losses import Objective
 from pix2pix.nn.generators import generator_stride
 from pix2pix.training.acceleration import plan_acceleration, prepare_for_step
 from pix2pix.training.distributed import Process, end_process, shard_order, start_process, sum_across_processes
@@ -52,7 +53,7 @@ from pix2pix.training.monitor import (
     save_sample_grid,
     validate,
 )
-from pix2pix.training.state import LOSS_NAMES, TrainingState, build_training_state, linear_decay
+from pix2pix.training.state import LOSS_NAMES, TrainingState, build_training_state, linear_decay, update_ema
 from pix2pix.training.step import train_step
 from pix2pix.visuals import write_progress_gif
 
@@ -125,7 +126,8 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
                 if retries_left <= 0:
                     raise give_up_on_non_finite_loss(err, config, has_checkpoint) from None
                 retries_left -= 1
-                config = config.replace("optim", lr=config.optim.lr * NAN_LR_FACTOR)
+                optim = config.optim
+                config = config.replace("optim", lr=optim.lr * NAN_LR_FACTOR, disc_lr=optim.disc_lr * NAN_LR_FACTOR)
                 resume = "auto" if has_checkpoint else None
                 if process.is_main:
                     where = "the last checkpoint" if has_checkpoint else "the start"
@@ -267,6 +269,7 @@ def train_epoch(
     )
     if first_batch == 0:
         run.totals = dict.fromkeys(LOSS_NAMES, 0.0)
+    objective = Objective.from_config(config)
     batches_in_epoch = math.ceil(len(order) / optim.batch_size)
     bar = tqdm(
         loader,
@@ -286,11 +289,11 @@ def train_epoch(
             run.opt_d,
             source,
             target,
-            gan_mode=config.loss.gan_mode,
-            l1_weight=config.loss.l1_weight,
-            conditional=config.model.disc_conditional,
+            objective=objective,
             precision=run.precision,
         )
+        if run.generator_ema is not None:
+            update_ema(run.generator_ema, run.generator, optim.ema_decay)
         stop_requested = vote_to_stop(losses, stop, run, epoch, process)
         run.iteration += 1
         for name in LOSS_NAMES:
@@ -360,7 +363,7 @@ class RunFiles:
         last = epoch == total_epochs
         scores = {}
         if data.val is not None and (epoch % train.val_every == 0 or last):
-            scores = validate(run.generator, run.discriminator, data.val, self.device, self.config)
+            scores = validate(run.generator_for_inference, run.discriminator, data.val, self.device, self.config)
             row.update({f"val_{name}": value for name, value in scores.items()})
         row["seconds"] = time.perf_counter() - started
         report_epoch(row, self.log, self.writer, total_epochs=total_epochs, console=console)
@@ -377,7 +380,9 @@ class RunFiles:
     def save_samples(self, run: TrainingState, sample_batch: dict[str, torch.Tensor], epoch: int) -> None:
         samples_dir = self.run_dir / "samples"
         grid_path = samples_dir / f"epoch_{epoch:04d}.png"
-        save_sample_grid(run.generator, sample_batch, self.device, grid_path, color_space=self.config.data.color_space)
+        save_sample_grid(
+            run.generator_for_inference, sample_batch, self.device, grid_path, color_space=self.config.data.color_space
+        )
         write_progress_gif(sorted(samples_dir.glob("epoch_*.png")), samples_dir / "progress.gif")
 
     def save(self, run: TrainingState, name: str | None, epoch: int, batch: int) -> None:
@@ -414,7 +419,7 @@ class RunFiles:
 def checkpoint_mib(run: TrainingState) -> float:
     """The size of two checkpoints (a write goes to a temporary file beside the file it replaces):
     float32 weights plus Adam's two moments for each network."""
-    networks = [net for net in (run.generator, run.discriminator) if net is not None]
+    networks = [net for net in (run.generator, run.discriminator, run.generator_ema) if net is not None]
     values = sum(t.numel() for net in networks for t in (*net.parameters(), *net.buffers()))
     return 2 * 3 * 4 * values / 2**20
 

@@ -3,6 +3,7 @@ the run stands. `TrainingState` is built fresh or restored from a checkpoint, an
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,12 @@ class TrainingState:
     iteration: int = 0
     totals: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LOSS_NAMES, 0.0))  # this epoch's sums
     best_scores: dict[str, float] | None = None  # validation scores of best.pt
+    generator_ema: nn.Module | None = None  # with --ema-decay: the moving average of G's weights
+
+    @property
+    def generator_for_inference(self) -> nn.Module:
+        """What validation, samples and (through the checkpoint) test/eval/export/serve translate with."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
 
     @property
     def optimizers(self) -> list[torch.optim.Optimizer]:
@@ -62,6 +69,7 @@ class TrainingState:
         return {
             "config": config.to_dict(),
             "generator": self.generator.state_dict(),
+            "generator_ema": self.generator_ema.state_dict() if self.generator_ema is not None else None,
             "discriminator": self.discriminator.state_dict() if self.discriminator else None,
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict() if self.opt_d else None,
@@ -79,17 +87,20 @@ class TrainingState:
         """Continue from a checkpoint; the learning-rate schedule follows `config` (its lr, added decay
         epochs), not the saved run's."""
         self.generator.load_state_dict(state["generator"])
+        if self.generator_ema is not None:  # a run that turns the average on at resume starts it from G
+            self.generator_ema.load_state_dict(state.get("generator_ema") or state["generator"])
         self.opt_g.load_state_dict(state["opt_g"])
         if self.discriminator is not None and self.opt_d is not None:
             self.discriminator.load_state_dict(state["discriminator"])
             self.opt_d.load_state_dict(state["opt_d"])
         self.epoch, self.batch, self.iteration = state["epoch"], state["batch"], state["iteration"]
-        lr_factor = linear_decay(config.optim.n_epochs, config.optim.n_epochs_decay)
-        for scheduler, scheduler_state in zip(self.schedulers, state["schedulers"]):
+        optim = config.optim
+        lr_factor = linear_decay(optim.n_epochs, optim.n_epochs_decay)
+        for scheduler, scheduler_state, lr in zip(self.schedulers, state["schedulers"], (optim.lr, optim.lr_d)):
             scheduler.load_state_dict(scheduler_state)
-            scheduler.base_lrs = [config.optim.lr] * len(scheduler.base_lrs)
+            scheduler.base_lrs = [lr] * len(scheduler.base_lrs)
             for group in scheduler.optimizer.param_groups:
-                group["lr"] = config.optim.lr * lr_factor(self.epoch)
+                group["lr"] = lr * lr_factor(self.epoch)
         self.totals, self.best_scores = state["epoch_totals"], state["best_scores"]
         self.precision.load_state_dict(state.get("scaler"))
         restore_rng_state(state["rng"])
@@ -110,7 +121,20 @@ def build_training_state(config: RunConfig, device: torch.device, acceleration: 
     optim = config.optim
     betas = (optim.beta1, optim.beta2)
     opt_g = build_optimizer(generator.parameters(), lr=optim.lr, betas=betas)
-    opt_d = build_optimizer(discriminator.parameters(), lr=optim.lr, betas=betas) if discriminator else None
+    opt_d = build_optimizer(discriminator.parameters(), lr=optim.lr_d, betas=betas) if discriminator else None
     lr_factor = linear_decay(optim.n_epochs, optim.n_epochs_decay)
     schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lr_factor) for opt in (opt_g, opt_d) if opt]
-    return TrainingState(generator, discriminator, opt_g, opt_d, schedulers, acceleration.precision)
+    state = TrainingState(generator, discriminator, opt_g, opt_d, schedulers, acceleration.precision)
+    if optim.ema_decay:
+        state.generator_ema = copy.deepcopy(generator).requires_grad_(False)
+    return state
+
+
+@torch.no_grad()
+def update_ema(average: nn.Module, model: nn.Module, decay: float) -> None:
+    """average <- decay * average + (1 - decay) * model for the weights; the buffers (batch-norm running
+    statistics) are copied, as they are averages already."""
+    for average_weight, weight in zip(average.parameters(), model.parameters()):
+        average_weight.lerp_(weight, 1 - decay)
+    for average_buffer, buffer in zip(average.buffers(), model.buffers()):
+        average_buffer.copy_(buffer)
