@@ -17,6 +17,7 @@ images for every row.
 from __future__ import annotations
 
 import argparse
+import csv
 import itertools
 import json
 import os
@@ -75,6 +76,18 @@ NO_GAN, L1_OFF, UNCONDITIONAL, ENCODER_DECODER = (
         "--generator",
         "encoder_decoder",
     ),
+)
+
+# Each opt-in upgrade alone (docs/training.md#beyond-the-paper), at the recipe's iterations
+UPGRADE_ROWS = (
+    Row("paper (L1 + cGAN)"),
+    Row("EMA of G, 0.999", ("--ema-decay", "0.999")),
+    Row("DiffAugment", ("--diff-augment", "color,translation,cutout")),
+    Row("2-scale D", ("--disc-scales", "2")),
+    Row("feature matching, 10", ("--feature-matching-weight", "10")),
+    Row("hinge loss", ("--gan-mode", "hinge")),
+    Row("spectral norm in D", ("--disc-spectral-norm", "--disc-norm", "none")),
+    Row("R1 penalty, gamma 1", ("--r1-weight", "1")),
 )
 
 STUDIES = (
@@ -155,6 +168,8 @@ STUDIES = (
         ),
         seeds=(0,),
     ),
+    Study("upgrades", "Upgrades beyond the paper, each alone, on facades", "facades_cpu", UPGRADE_ROWS, seeds=(0, 1)),
+    Study("upgrades_maps", "Upgrades beyond the paper, each alone, on maps", "maps_cpu", UPGRADE_ROWS, seeds=(0, 1)),
 )
 
 
@@ -259,7 +274,7 @@ def format_table(study: Study, done: dict[tuple[Row, int], Path]) -> list[str]:
     headers = ["row", "seed", "flags", "L1 [0,255] ↓", "PSNR (dB) ↑", "SSIM ↑"]
     if study.fcn_score:
         headers += ["FCN per-pixel acc ↑", "FCN per-class acc ↑", "FCN class IoU ↑"]
-    headers.append("train time (min)")
+    headers += ["train time (min)", "ms / iteration"]
     lines = ["## Results", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for (row, seed), run in sorted(done.items(), key=lambda item: (study.rows.index(item[0][0]), item[0][1])):
         summary = read_metrics(run)["summary"]
@@ -268,12 +283,17 @@ def format_table(study: Study, done: dict[tuple[Row, int], Path]) -> list[str]:
         if study.fcn_score:
             scores = read_metrics(run)["fcn_score"]["generated"]
             cells += [format_stats(summary["fcn_acc"], 3), *(f"{scores[k]:.3f}" for k in ("class_acc", "class_iou"))]
-        cells.append(f"{training_minutes(run):.1f}")
+        cells += [f"{training_minutes(run):.1f}", f"{1000 * 60 * training_minutes(run) / iterations(run):.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     if done:
         some_run = next(iter(done.values()))
         count = read_metrics(some_run)["n_images"]
-        lines += ["", f"{count} validation images; ± is the half-width of the 95% confidence interval of the mean."]
+        lines += [
+            "",
+            f"{count} validation images; ± is the half-width of the 95% confidence interval of the mean. Train"
+            " times are the epochs' wall times in the run's log.csv, on a machine doing other work too: compare"
+            " them only within this table.",
+        ]
         if study.fcn_score and (real := read_metrics(some_run)["fcn_score"].get("real")):
             upper = ", ".join(f"{name} {real[key]:.3f}" for key, name in FCN_NAMES)
             lines.append(f"The segmenter on the real photos (the FCN-score's upper bound): {upper}.")
@@ -311,6 +331,11 @@ def format_differences(study: Study, done: dict[tuple[Row, int], Path]) -> list[
     return lines
 
 
+def iterations(run: Path) -> int:
+    with (run / "log.csv").open() as f:
+        return max(int(row["iteration"]) for row in csv.DictReader(f))
+
+
 def per_image(run: Path) -> dict[str, dict[str, float]]:
     return {row["name"]: row for row in read_metrics(run)["images"]}
 
@@ -337,13 +362,15 @@ def format_paper_comparison(study: Study, done: dict[tuple[Row, int], Path]) -> 
         mine = f"{ours[row]:.3f}" if row in ours else "not run"
         lines.append(f"| {row.label} | " + " | ".join(f"{value:.2f}" for value in row.paper) + f" | {mine} |")
     pairs = list(itertools.combinations([row for row in study.rows if row in ours], 2))
-    if pairs:
-        disagree = [f"{a.label} vs {b.label}" for a, b in pairs if (ours[a] - ours[b]) * (iou(a) - iou(b)) < 0]
-        lines += [
-            "",
-            f"Ordering by class IoU: {len(pairs) - len(disagree)} of {len(pairs)} pairs of rows agree with the paper",
-        ]
+    ties = [f"{a.label} and {b.label}" for a, b in pairs if iou(a) == iou(b)]
+    ranked = [(a, b) for a, b in pairs if iou(a) != iou(b)]
+    if ranked:
+        disagree = [f"{a.label} vs {b.label}" for a, b in ranked if (ours[a] - ours[b]) * (iou(a) - iou(b)) <= 0]
+        agree = len(ranked) - len(disagree)
+        lines += ["", f"Ordering by class IoU: {agree} of {len(ranked)} pairs of rows agree with the paper"]
         lines[-1] += f"; they disagree on {', '.join(disagree)}." if disagree else "."
+        if ties:
+            lines[-1] += f" The paper ties {'; '.join(ties)}."
     return lines
 
 

@@ -1,0 +1,73 @@
+"""experiments/studies.py: which runs a study trains and shares, and the page it writes from their results."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
+import studies  # noqa: E402  (a script folder, not a package)
+
+
+def fake_run(run: Path, *, ssim: list[float], fcn_acc: list[float], class_iou: float, epochs: int = 2) -> None:
+    """What a finished, evaluated run leaves: config.json, log.csv and eval-val/metrics.json."""
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"optim": {"n_epochs": 1, "n_epochs_decay": epochs - 1}}))
+    with (run / "log.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, ["epoch", "iteration", "seconds"])
+        writer.writeheader()
+        writer.writerows({"epoch": e, "iteration": 100 * e, "seconds": 30} for e in range(1, epochs + 1))
+    images = [
+        {"name": f"img{i}", "ssim": s, "fcn_acc": a, "l1_255": 20.0 - 10 * s}
+        for i, (s, a) in enumerate(zip(ssim, fcn_acc))
+    ]
+    from pix2pix.metrics import compute_mean_ci
+
+    summary = {key: compute_mean_ci([row[key] for row in images]) for key in ("ssim", "fcn_acc", "l1_255")}
+    summary["psnr"] = compute_mean_ci([15.0 for _ in images])
+    fcn = {"generated": {"pixel_acc": 0.5, "class_acc": 0.3, "class_iou": class_iou}, "real": None}
+    (run / "eval-val").mkdir()
+    metrics = {"summary": summary, "images": images, "n_images": len(images), "fcn_score": fcn}
+    (run / "eval-val" / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_the_same_row_in_two_studies_is_the_same_run():
+    by_name = {study.name: study for study in studies.STUDIES}
+    objectives, generator = by_name["objectives"], by_name["generator"]
+    assert studies.run_folder(objectives, objectives.rows[0], 0) == studies.run_folder(generator, generator.rows[0], 0)
+    l1 = next(row for row in generator.rows if row.flags == ("--no-gan",))
+    assert studies.run_folder(generator, l1, 1) == Path("runs/studies/facades_cpu/no-gan-seed1")
+    every_run = [studies.run_folder(s, row, seed) for s in studies.STUDIES for seed in s.seeds for row in s.rows]
+    assert all(str(run).startswith("runs/studies/") for run in every_run)
+
+
+def test_a_page_has_the_tables_the_paired_differences_and_the_papers_ordering(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    study = next(s for s in studies.STUDIES if s.name == "receptive_field")
+    runs = {(row, seed): studies.run_folder(study, row, seed) for seed in study.seeds for row in study.rows}
+    default, pixel, patch16, image = study.rows
+    fake_run(runs[default, 0], ssim=[0.5, 0.6, 0.7], fcn_acc=[0.5, 0.6, 0.7], class_iou=0.20)
+    fake_run(runs[pixel, 0], ssim=[0.4, 0.5, 0.6], fcn_acc=[0.3, 0.4, 0.5], class_iou=0.10)
+    fake_run(runs[patch16, 0], ssim=[0.5, 0.6, 0.7], fcn_acc=[0.6, 0.7, 0.8], class_iou=0.25)
+    done = {key: run for key, run in runs.items() if (run / "log.csv").exists()}
+    assert len(done) == 3 and all(studies.is_finished(run) and studies.is_evaluated(run) for run in done.values())
+    page = studies.format_page(study, done, grid=None)
+    assert "**Not yet run:** 286x286 ImageGAN (seed 0)" in page
+    assert "| 1x1 PixelGAN | 0 | `--discriminator` `pixel` |" in page
+    assert "- 1x1 PixelGAN, seed 0: FCN per-pixel acc -0.200 [-0.200, -0.200]" in page  # paired: exactly -0.2
+    # the paper: 70 (0.17) = 16 (0.17) > 1 (0.10); ours: 16 (0.25) > 70 (0.20) > 1 (0.10)
+    assert "Ordering by class IoU: 2 of 2 pairs of rows agree with the paper." in page
+    assert "The paper ties 70x70 PatchGAN (paper) and 16x16 PatchGAN." in page
+    assert "| 1x1 PixelGAN | 0.39 | 0.15 | 0.10 | 0.100 |" in page and "| 286x286 ImageGAN | 0.42" in page
+    assert "ms / iteration" in page and "| 300 |" in page  # 60 s for 200 iterations
+
+
+def test_an_unknown_study_is_refused(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["studies.py", "ablation"])
+    with pytest.raises(SystemExit):
+        studies.main()
+    assert "unknown study ablation" in capsys.readouterr().err
