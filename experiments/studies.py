@@ -21,7 +21,10 @@ import csv
 import itertools
 import json
 import os
+import shutil
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,19 +187,69 @@ def main() -> None:
     unknown = set(args.studies) - {s.name for s in STUDIES}
     if unknown:
         parser.error(f"unknown study {', '.join(sorted(unknown))}; expected {', '.join(s.name for s in STUDIES)}")
-    chosen = [s for s in STUDIES if s.name in args.studies]
+    chosen = [next(s for s in STUDIES if s.name == name) for name in args.studies]  # in the order given
     if args.list or not chosen:
         print(describe_studies(chosen or list(STUDIES)))
         return
     for study in chosen:
         prepare_dataset(args.data_root / study.dataset, Path("datasets") / study.dataset)
         runs = {(row, seed): run_folder(study, row, seed) for seed in study.seeds for row in study.rows}
-        if not args.no_train:
-            for (row, seed), run in runs.items():
+        for (row, seed), run in claim_in_turn(runs):
+            if not args.no_train:
                 train(study, row, seed, run)
-        evaluate([run for run in runs.values() if is_finished(run)], fcn_score=study.fcn_score)
+            if is_finished(run) and not is_evaluated(run):
+                evaluate(run, fcn_score=study.fcn_score)
         write_page(study, runs)
     write_index()
+
+
+def claim_in_turn(runs: dict[tuple[Row, int], Path]) -> Iterator[tuple[tuple[Row, int], Path]]:
+    """Each (row, seed) with its run folder, while this process holds the run's lock file, so that two
+    studies.py processes can work through overlapping studies side by side. A run another process holds
+    is left for later and waited for (its lock is taken over if that process is gone)."""
+    waiting = list(runs.items())
+    while waiting:
+        busy = []
+        for key, run in waiting:
+            lock = run.with_name(run.name + ".lock")
+            if not take_lock(lock):
+                busy.append((key, run))
+                continue
+            try:
+                yield key, run
+            finally:
+                lock.unlink(missing_ok=True)
+        if busy:
+            time.sleep(LOCK_POLL_SECONDS)
+        waiting = busy
+
+
+LOCK_POLL_SECONDS = 60
+
+
+def take_lock(lock: Path) -> bool:
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        owner = lock.read_text().strip()
+        if not owner or process_exists(int(owner)):  # empty: its owner is writing its pid right now
+            return False
+        lock.unlink(missing_ok=True)  # left by a process that is gone
+        return take_lock(lock)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(str(os.getpid()))
+    return True
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, but another user's
+    return True
 
 
 def run_folder(study: Study, row: Row, seed: int) -> Path:
@@ -209,6 +262,8 @@ def train(study: Study, row: Row, seed: int, run: Path) -> None:
     if is_finished(run):
         return
     resume = ["--resume", "auto"] if (run / "checkpoints" / "latest.pt").exists() else []
+    if run.exists() and not resume:
+        shutil.rmtree(run)  # stopped before its first checkpoint: nothing to keep, and train refuses the folder
     config = ["--config", f"configs/{study.recipe}.toml", "--out", str(run), "--seed", str(seed)]
     pix2pix("train", *config, *row.flags, "--quiet", *resume)
 
@@ -221,12 +276,10 @@ def is_finished(run: Path) -> bool:
     return finished_epochs(run) >= optim["n_epochs"] + optim["n_epochs_decay"]
 
 
-def evaluate(runs: list[Path], *, fcn_score: bool) -> None:
-    """`pix2pix eval` on the validation split, for the runs not yet evaluated since they finished."""
-    stale = [run for run in runs if not is_evaluated(run)]
-    if stale:
-        fcn = ["--fcn-score", "on", *FCN_SETTINGS] if fcn_score else ["--fcn-score", "off"]
-        pix2pix("eval", "--checkpoint", *map(str, stale), "--split", "val", *fcn, "--quiet")
+def evaluate(run: Path, *, fcn_score: bool) -> None:
+    """`pix2pix eval` of the run's final checkpoint on the validation split, into RUN/eval-val."""
+    fcn = ["--fcn-score", "on", *FCN_SETTINGS] if fcn_score else ["--fcn-score", "off"]
+    pix2pix("eval", "--checkpoint", str(run), "--split", "val", *fcn, "--quiet")
 
 
 def is_evaluated(run: Path) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -71,3 +72,21 @@ def test_an_unknown_study_is_refused(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         studies.main()
     assert "unknown study ablation" in capsys.readouterr().err
+
+
+def test_runs_held_by_another_process_are_done_last_and_dead_owners_locks_are_taken_over(tmp_path, monkeypatch):
+    import subprocess
+    import threading
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    runs = {("a", 0): tmp_path / "a-seed0", ("b", 0): tmp_path / "b-seed0", ("c", 0): tmp_path / "c-seed0"}
+    (tmp_path / "a-seed0.lock").write_text(str(os.getpid()))  # held by a live process: this one, for now
+    (tmp_path / "c-seed0.lock").write_text(str(gone.pid))  # left by a process that is gone
+    monkeypatch.setattr(studies, "LOCK_POLL_SECONDS", 0.05)
+    threading.Timer(0.3, lambda: (tmp_path / "a-seed0.lock").unlink()).start()
+    order = []
+    for key, run in studies.claim_in_turn(runs):
+        assert (run.parent / f"{run.name}.lock").read_text() == str(os.getpid())
+        order.append(key[0])
+    assert order == ["b", "c", "a"] and not list(tmp_path.glob("*.lock"))
