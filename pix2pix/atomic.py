@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 
-def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
+def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Create `path`'s folder, call `write` on a binary file open in it (`.NAME.XXXX.tmp`), and replace
     `path` with that file once everything is on disk; a failed write leaves `path` as it was."""
     path = Path(path)

@@ -77,6 +77,19 @@ def build_config(args: argparse.Namespace, base: RunConfig | None = None) -> Run
     return RunConfig.from_dict(sections)
 
 
+RUNTIMES = ("auto", "torch", "onnxruntime")  # as pix2pix.inference.torch_model.RUNTIMES, without importing torch
+
+
+def add_runtime_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="auto",
+        help="engine for the deterministic mode (dropout off, running stats): auto picks onnxruntime when installed "
+        "(about 2x eager PyTorch on a CPU), else torch; other modes run in torch (default: auto)",
+    )
+
+
 def add_test_time_flags(parser: argparse.ArgumentParser, *, dropout: str = "on", norm_stats: str = "batch") -> None:
     """The two independent test-time switches; the defaults are the paper's protocol unless a command
     (serve, export) has a reason for the deterministic mode."""

@@ -57,7 +57,9 @@ def random_batch(shape, channels=3, seed=0) -> torch.Tensor:
 
 
 def reference(model: Pix2Pix, batch: torch.Tensor, **mode) -> torch.Tensor:
-    return model.translate_tensor(batch, **(mode or {"dropout": False, "norm_stats": "running"}))
+    """Eager PyTorch's output (not the onnxruntime path `runtime="auto"` picks for the deterministic mode)."""
+    eager = Pix2Pix(model.generator, model.config, model.device, runtime="torch")
+    return eager.translate_tensor(batch, **(mode or {"dropout": False, "norm_stats": "running"}))
 
 
 MODELS = {

@@ -159,7 +159,7 @@ def test_running_statistics_translate_through_folded_batch_norm_with_the_same_re
     generator.train()
     for _ in range(3):  # running statistics that are not the initial ones
         generator(torch.randn(2, 3, 32, 32))
-    model = Pix2Pix(generator, config, torch.device("cpu"))
+    model = Pix2Pix(generator, config, torch.device("cpu"), runtime="torch")
     batch = torch.randn(2, 3, 32, 32)
     expected = run_for_inference(generator, batch, dropout=dropout, norm_stats="running", seed=3)
     fast = model.translate_tensor(batch, dropout=dropout, norm_stats="running", seed=3)

@@ -33,6 +33,7 @@ from pix2pix.config import DataConfig, ModelConfig, RunConfig
 from pix2pix.data.synthetic import SYNTHETIC_PALETTE
 from pix2pix.export import export_onnx
 from pix2pix.inference import Pix2Pix
+from pix2pix.inference.torch_model import onnxruntime_installed
 from pix2pix.networks import build_generator_for
 from pix2pix.serve import app as serve_app
 from pix2pix.serve import commands as serve_commands
@@ -130,7 +131,9 @@ def test_health_and_info(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     info = client.get("/info").json()
     assert info["direction"] == "AtoB" and info["stride"] == 32 and info["crop_size"] == 32
-    assert info["model"]["backend"] == "torch" and info["model"]["norm_stats"] == "running"
+    # the default deterministic mode runs in onnxruntime when it is installed (Pix2Pix.runtime_for)
+    expected_backend = "onnxruntime" if onnxruntime_installed() else "torch"
+    assert info["model"]["backend"] == expected_backend and info["model"]["norm_stats"] == "running"
     assert info["color_space"] == "rgb" and (info["input_mode"], info["output_mode"]) == ("RGB", "RGB")
     assert info["preprocess"] == "resize_and_crop" and info["resizes_to"] == [32, 32]
     assert info["drawing"] == "sketch" and info["palette"] is None

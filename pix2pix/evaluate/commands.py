@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pix2pix.flags import add_config_flags, add_config_option, add_test_time_flags, build_config
+from pix2pix.flags import add_config_flags, add_config_option, add_runtime_flag, add_test_time_flags, build_config
 
 if TYPE_CHECKING:
     from pix2pix.evaluate.fcn_score import Palette
@@ -74,6 +74,7 @@ def add_eval_command(commands: argparse._SubParsersAction) -> None:
         help="TorchScript LPIPS network: (output, target) in [-1,1] -> one distance per image (see docs/evaluation.md)",
     )
     add_test_time_flags(parser)  # as `pix2pix test`: the paper's protocol by default
+    add_runtime_flag(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the dropout draws")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -158,6 +159,7 @@ def run_eval(args: argparse.Namespace) -> None:
                 norm_stats=args.norm_stats,
                 seed=args.seed,
                 device=args.device,
+                runtime=args.runtime,
                 label=label,
                 fcn=fcn,
                 perceptual=perceptual,

@@ -138,13 +138,14 @@ def evaluate_checkpoint(
     norm_stats: str = "batch",
     seed: int = 0,
     device: str = "auto",
+    runtime: str = "auto",
     label: str | None = None,
     fcn: FcnOptions = FcnOptions(),
     perceptual: PerceptualModels | None = None,
     progress: bool = True,
 ) -> Evaluation:
     """Translate `split` of `data` (default: the dataset the run was trained on) and evaluate it in `folder`."""
-    model = load_model(checkpoint, device=device)
+    model = load_model(checkpoint, device=device, runtime=runtime)
     data_root = evaluation_data_root(data, model)
     items = translate_split(
         model, data_root, split, folder / "images", dropout=dropout, norm_stats=norm_stats, seed=seed, progress=progress
@@ -156,6 +157,7 @@ def evaluate_checkpoint(
         "dropout": "on" if dropout else "off",
         "norm stats": norm_stats,
         "seed": seed,
+        "runtime": model.runtime_for(dropout=dropout, norm_stats=norm_stats),
     }
     return evaluate_images(
         items,

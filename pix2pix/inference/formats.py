@@ -25,14 +25,25 @@ def is_onnx_file(path: str | Path) -> bool:
 
 
 def load_model(
-    path: str | Path, *, device: str = "auto", netg: str | None = None, norm: str | None = None
+    path: str | Path,
+    *,
+    device: str = "auto",
+    netg: str | None = None,
+    norm: str | None = None,
+    runtime: str = "auto",
 ) -> Pix2Pix | OnnxPix2Pix:
     """Open a model file of any kind we read; `netg` and `norm` are optional hints for official files
-    (they are inferred from the keys). `Pix2Pix.load` is this function."""
+    (they are inferred from the keys); `runtime` is the torch models' engine choice (`Pix2Pix.runtime_for`).
+    `Pix2Pix.load` is this function."""
     if is_onnx_file(path):
+        if runtime == "torch":
+            raise ValueError(f"{path}: an ONNX export runs in onnxruntime only; --runtime torch needs a checkpoint")
         return OnnxPix2Pix.from_file(path, device=device)
     from pix2pix.inference.torch_model import Pix2Pix  # here, so an .onnx file never imports torch
 
     if is_pretrained_name(path):
-        return Pix2Pix.from_pretrained(str(path), device=device)
-    return Pix2Pix.from_checkpoint(path, device=device, netg=netg, norm=norm)
+        model = Pix2Pix.from_pretrained(str(path), device=device)
+    else:
+        model = Pix2Pix.from_checkpoint(path, device=device, netg=netg, norm=norm)
+    model.runtime = runtime
+    return model

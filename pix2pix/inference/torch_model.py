@@ -6,16 +6,21 @@ opens any model file through pix2pix.inference.formats.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from pix2pix.cache import cache_home
 from pix2pix.checkpoint import checkpoint_config, is_our_checkpoint, read_checkpoint_file, resolve_checkpoint
 from pix2pix.config import DataConfig, ModelConfig, RunConfig
 from pix2pix.devices import resolve_device
 from pix2pix.inference.formats import load_model
+from pix2pix.inference.onnx_export import export_onnx
 from pix2pix.inference.onnx_model import OnnxPix2Pix
 from pix2pix.inference.pretrained import download_pretrained, pretrained_entry
 from pix2pix.inference.translator import ImageTranslator
@@ -26,17 +31,26 @@ from pix2pix.nn.modes import run_for_inference, set_inference_mode
 from pix2pix.nn.official import convert_official_state_dict, describe_official_generator
 from pix2pix.nn.registry import build_generator
 
+RUNTIMES = ("auto", "torch", "onnxruntime")
+
+
+def onnxruntime_installed() -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
+
 
 class Pix2Pix(ImageTranslator):
     """A trained generator with its config, translating PIL images to PIL images."""
 
     backend = "torch"
 
-    def __init__(self, generator: nn.Module, config: RunConfig, device: torch.device):
+    def __init__(self, generator: nn.Module, config: RunConfig, device: torch.device, runtime: str = "auto"):
         self.generator = generator.to(device)
         self.config = config
         self.device = device
-        self._folded: nn.Module | None = None  # built on first use; assumes `generator` is not trained further
+        self.runtime = runtime  # "auto", "torch" or "onnxruntime": see runtime_for
+        # built on first use; both assume `generator` is not trained further
+        self._folded: nn.Module | None = None
+        self._onnx: OnnxPix2Pix | None = None
 
     @classmethod
     def load(
@@ -106,9 +120,46 @@ class Pix2Pix(ImageTranslator):
     def stride(self) -> int:
         return generator_stride(self.generator)
 
+    def runtime_for(self, *, dropout: bool, norm_stats: str) -> str:
+        """The engine that translates in this mode. With `runtime="auto"`, the deterministic mode (dropout
+        off, running statistics) on the CPU runs in onnxruntime when it is installed (the `export` extra),
+        about 2x eager PyTorch on a CPU (docs/performance.md); every other mode, and `runtime="torch"`, runs
+        in PyTorch. `runtime="onnxruntime"` insists (and refuses the modes ONNX cannot express)."""
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime {self.runtime!r}: expected one of {', '.join(RUNTIMES)}")
+        deterministic = not dropout and norm_stats == "running"
+        if self.runtime == "onnxruntime":
+            if not deterministic:
+                raise ValueError("runtime onnxruntime runs only the deterministic mode (dropout off, running stats)")
+            return "onnxruntime"
+        if self.runtime == "auto" and deterministic and self.device.type == "cpu" and onnxruntime_installed():
+            return "onnxruntime"
+        return "torch"
+
+    def onnx_twin(self) -> OnnxPix2Pix:
+        """This generator exported to ONNX in the deterministic mode and opened in onnxruntime. The export
+        is cached in CACHE/onnx under a digest of the weights and config, so a model is exported once
+        (about 3 s for the paper's U-Net on a 2-core CPU), not in every process that translates with it."""
+        if self._onnx is None:
+            path = cache_home() / "onnx" / f"{self.digest()}.onnx"
+            if not path.exists():
+                export_onnx(self, path)
+            self._onnx = OnnxPix2Pix.from_file(path, device="cpu")
+        return self._onnx
+
+    def digest(self) -> str:
+        """SHA-256 of the config and the generator's weights and buffers: what the ONNX cache is keyed by."""
+        digest = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        for name, tensor in self.generator.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
     def translate_array(
         self, batch: np.ndarray, *, dropout: bool = True, norm_stats: str = "batch", seed: int | None = 0
     ) -> np.ndarray:
+        if self.runtime_for(dropout=dropout, norm_stats=norm_stats) == "onnxruntime":
+            return self.onnx_twin().translate_array(batch, dropout=dropout, norm_stats=norm_stats)
         source = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
         output = self.translate_tensor(source, dropout=dropout, norm_stats=norm_stats, seed=seed)
         return output.float().cpu().numpy()
@@ -120,8 +171,12 @@ class Pix2Pix(ImageTranslator):
         """(B, in, H, W) in [-1, 1] -> (B, out, H, W); H and W must be multiples of `stride`.
 
         With running statistics batch norm is a fixed affine map, so it runs merged into the convolution
-        before it (`fold_batch_norm`: one pass over the activations less, the same result to float error).
+        before it (`fold_batch_norm`: one pass over the activations less, the same result to float error);
+        in the deterministic mode the engine is `runtime_for`'s.
         """
+        if self.runtime_for(dropout=dropout, norm_stats=norm_stats) == "onnxruntime":
+            output = self.onnx_twin().translate_array(batch.cpu().numpy(), dropout=dropout, norm_stats=norm_stats)
+            return torch.from_numpy(output).to(batch.device)
         generator = self.folded_generator() if norm_stats == "running" else self.generator
         return run_for_inference(generator, batch, dropout=dropout, norm_stats=norm_stats, seed=seed)
 

@@ -47,6 +47,10 @@ class ImageTranslator:
         """(B, in, H, W) float32 in [-1, 1] -> (B, out, H, W); H and W must be multiples of `stride`."""
         raise NotImplementedError
 
+    def runtime_for(self, *, dropout: bool, norm_stats: str) -> str:
+        """The engine that translates in this mode ("torch" or "onnxruntime"), for /info and logs."""
+        return self.backend
+
     def batch_coupling(self, *, dropout: bool, norm_stats: str) -> str | None:
         """Why, in this mode, images translated in one batch would change each other's results; None
         when each gets exactly what it gets alone (then requests may be batched)."""

@@ -234,7 +234,7 @@ def describe_model(model: ImageTranslator, *, dropout: bool, norm_stats: str) ->
             "generator": config.model.generator,
             "base_channels": config.model.base_channels,
             "norm": config.model.norm,
-            "backend": model.backend,
+            "backend": model.runtime_for(dropout=dropout, norm_stats=norm_stats),
             "dropout": dropout,
             "norm_stats": norm_stats,
         },

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pix2pix.flags import add_test_time_flags
+from pix2pix.flags import add_runtime_flag, add_test_time_flags
 
 # as pix2pix.serve.app's defaults, repeated here so that building the parser imports nothing heavy
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -24,7 +24,7 @@ def run_serve(args: argparse.Namespace) -> None:
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be between 0 and 65535, got {args.port}")
     check_form_parser()  # before the model loads, which can take a while
-    model = load_model(args.checkpoint, device=args.device)
+    model = load_model(args.checkpoint, device=args.device, runtime=args.runtime)
     app = create_app(
         model,
         max_upload_bytes=args.max_upload_bytes,
@@ -47,7 +47,7 @@ def run_serve(args: argparse.Namespace) -> None:
         print(f"micro-batching: requests within {batching['window_ms']} ms, up to {batching['max_batch']} a batch")
     else:
         print(f"micro-batching off: {batching['reason']}")
-    print(f"serving {args.checkpoint} at http://{args.host}:{args.port}/ (Ctrl+C to stop)")
+    print(f"serving {args.checkpoint} ({info['model']['backend']}) at http://{args.host}:{args.port}/ (Ctrl+C to stop)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", limit_concurrency=max_connections)
 
 
@@ -97,4 +97,5 @@ def add_serve_flags(serve: argparse.ArgumentParser) -> None:
     # deterministic by default: a demo should answer the same drawing with the same picture;
     # an .onnx file has only the mode it was exported with
     add_test_time_flags(serve, dropout="off", norm_stats="running")
+    add_runtime_flag(serve)
     serve.add_argument("--device", default="auto")
