@@ -92,3 +92,38 @@ def test_an_onnx_file_cannot_be_asked_to_run_in_torch(tiny_run, tmp_path):
     path = export_onnx(Pix2Pix.load(tiny_run, device="cpu"), tmp_path / "g.onnx")
     with pytest.raises(ValueError, match="runs in onnxruntime only"):
         load_model(path, runtime="torch")
+
+
+def test_translate_batch_gives_each_image_what_it_gets_alone_grouping_by_size():
+    model = small_model()
+    rng = np.random.default_rng(0)
+    sizes = [(64, 64), (64, 64), (96, 64), (64, 64), (96, 64)]  # resize_and_crop: every one becomes 64x64
+    images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), np.uint8)) for w, h in sizes]
+    batched = model.translate_batch(images, **DETERMINISTIC)
+    for image, result in zip(images, batched):
+        alone = model.translate(image, **DETERMINISTIC)
+        assert result.size == image.size
+        assert np.abs(np.asarray(result, int) - np.asarray(alone, int)).max() <= 1  # float rounding at most
+    with pytest.raises(ValueError, match="cannot translate a batch in this mode: batch norm"):
+        model.translate_batch(images, dropout=False, norm_stats="batch")
+
+
+def test_folders_are_translated_eight_images_a_pass_in_the_deterministic_mode(tmp_path, monkeypatch):
+    from pix2pix.inference import translate_to_folder
+
+    model = small_model()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(11):
+        Image.fromarray(np.full((64, 64, 3), 20 * i, np.uint8)).save(folder / f"{i:02d}.png")
+    passes = []
+    translate_many = model.translate_many
+    monkeypatch.setattr(
+        model, "translate_many", lambda sources, **mode: passes.append(len(sources)) or translate_many(sources, **mode)
+    )
+    translate_to_folder(model, folder, tmp_path / "fast", progress=False, **DETERMINISTIC)
+    assert passes == [8, 3]
+    passes.clear()
+    translate_to_folder(model, folder, tmp_path / "paper", progress=False)  # batch statistics: one by one
+    assert passes == [1] * 11
+    assert sorted(p.name for p in (tmp_path / "fast").glob("*.png")) == [f"{i:02d}.png" for i in range(11)]

@@ -69,6 +69,35 @@ def iterate_colorization_items(model: ImageTranslator, pairs: list[PairFile], im
         yield TestItem(path.stem, image_to_gray(load_image(path, 3)), None)
 
 
+BATCH = 8  # images per forward pass when batching changes no result
+
+
+def chunks(items: Iterator[TestItem], size: int) -> Iterator[list[TestItem]]:
+    chunk: list[TestItem] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def save_item(item: TestItem, results: list[Image.Image], output: Path) -> tuple[str, list[str]]:
+    """Write the input, each result (NAME.png, or NAME_sampleK.png for several) and the target; the row."""
+    cells = [f"inputs/{item.name}.png"]
+    item.source.save(output / cells[0])
+    for k, result in enumerate(results):
+        cells.append(f"{item.name}.png" if len(results) == 1 else f"{item.name}_sample{k}.png")
+        result.save(output / cells[-1])
+    if item.target is not None:
+        cells.append(f"targets/{item.name}.png")
+        item.target.save(output / cells[-1])
+    else:
+        cells.append("")
+    return item.name, cells
+
+
 def translate_to_folder(
     model: ImageTranslator,
     input_path: Path,
@@ -82,26 +111,34 @@ def translate_to_folder(
     samples: int = 1,
     progress: bool = True,
 ) -> Path:
-    """Write output/NAME.png (or NAME_sampleK.png), inputs/, targets/ and index.html; returns the page."""
+    """Write output/NAME.png (or NAME_sampleK.png), inputs/, targets/ and index.html; returns the page.
+
+    Where batching changes no result (the deterministic mode) images go through the network `BATCH` at a
+    time; otherwise one by one, each with its own seeded dropout draw."""
     pairs, images = list_inputs(input_path, split=split, paired=paired)
     for folder in ("inputs", "targets"):
         (output / folder).mkdir(parents=True, exist_ok=True)
     rows = []
     items = iterate_items(model, pairs, images)
-    for item in tqdm(items, total=len(pairs) + len(images), desc="translating", disable=not progress):
-        cells = [f"inputs/{item.name}.png"]
-        item.source.save(output / cells[0])
-        for k in range(samples):
-            # each sample is one dropout draw; seed + k keeps every draw reproducible
-            result = model.translate(item.source, dropout=dropout, norm_stats=norm_stats, seed=seed + k)
-            cells.append(f"{item.name}.png" if samples == 1 else f"{item.name}_sample{k}.png")
-            result.save(output / cells[-1])
-        if item.target is not None:
-            cells.append(f"targets/{item.name}.png")
-            item.target.save(output / cells[-1])
-        else:
-            cells.append("")
-        rows.append((item.name, cells))
+    uncoupled = model.batch_coupling(dropout=dropout, norm_stats=norm_stats) is None
+    batch_size = BATCH if uncoupled and samples == 1 else 1
+    with tqdm(total=len(pairs) + len(images), desc="translating", disable=not progress) as bar:
+        for chunk in chunks(items, batch_size):
+            sources = [item.source for item in chunk]
+            if batch_size > 1:
+                translated = model.translate_batch(sources, dropout=dropout, norm_stats=norm_stats, seed=seed)
+                results = [[result] for result in translated]
+            else:
+                # each sample is one dropout draw; seed + k keeps every draw reproducible
+                results = [
+                    [
+                        model.translate(source, dropout=dropout, norm_stats=norm_stats, seed=seed + k)
+                        for k in range(samples)
+                    ]
+                    for source in sources
+                ]
+            rows += [save_item(item, outputs, output) for item, outputs in zip(chunk, results)]
+            bar.update(len(chunk))
     outputs = ["output"] if samples == 1 else [f"sample {k}" for k in range(samples)]
     page = output / "index.html"
     settings = f"dropout {'on' if dropout else 'off'}, norm stats {norm_stats}, seed {seed}"

@@ -92,6 +92,21 @@ class ImageTranslator:
         `translate_array`'s keywords (dropout, norm_stats, seed)."""
         return list(self.translate_array(np.stack(sources), **mode))
 
+    def translate_batch(self, images: list[Image.Image], **mode: Any) -> list[Image.Image]:
+        """Translate several images with one forward pass per network size; `mode` is `translate`'s
+        keywords. Only for a mode in which batching changes no result (`batch_coupling` is None): then
+        each output is the one `translate` gives alone."""
+        coupling = self.batch_coupling(dropout=mode.get("dropout", True), norm_stats=mode.get("norm_stats", "batch"))
+        if coupling is not None:
+            raise ValueError(f"cannot translate a batch in this mode: {coupling}")
+        sources = [self.prepare_source(image) for image in images]
+        outputs: list[np.ndarray | None] = [None] * len(images)
+        for shape in dict.fromkeys(source.shape for source in sources):  # each size once, in order of appearance
+            indices = [i for i, source in enumerate(sources) if source.shape == shape]
+            for i, output in zip(indices, self.translate_many([sources[i] for i in indices], **mode)):
+                outputs[i] = output
+        return [self.finish_output(output, image) for output, image in zip(outputs, images) if output is not None]
+
     def translate(
         self, image: Image.Image, *, dropout: bool = True, norm_stats: str = "batch", seed: int | None = 0
     ) -> Image.Image:
