@@ -1,0 +1,49 @@
+"""The history of generated images that CycleGAN's discriminators train on (Shrivastava et al. 2017):
+judging old fakes as well as the newest ones keeps D from chasing G's latest change and damps oscillation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+class ImagePool:
+    """Up to `size` past generated images, as the official `image_pool.py`.
+
+    `query` returns, per image, the image itself while the pool fills; once it is full, with probability
+    1/2 a stored image that the new one replaces, else the new image. The draws come from torch's global
+    RNG, so a checkpoint holding that RNG state and `state_dict()` continues exactly. `size=0` keeps nothing.
+    """
+
+    def __init__(self, size: int = 50) -> None:
+        if size < 0:
+            raise ValueError(f"pool size must be 0 or more, got {size!r}")
+        self.size = size
+        self.images: list[torch.Tensor] = []  # each (C, H, W), detached
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) new fakes -> (B, C, H, W) fakes for D, detached: the pool never passes gradients."""
+        returned = []
+        for image in images.detach():
+            if len(self.images) < self.size:
+                self.images.append(image)
+                returned.append(image)
+            elif self.size and torch.rand(()).item() > 0.5:
+                slot = int(torch.randint(self.size, ()).item())
+                # a pool restored onto another device (map_location) still answers on the fakes' device
+                returned.append(self.images[slot].to(device=image.device, dtype=image.dtype))
+                self.images[slot] = image
+            else:
+                returned.append(image)
+        return torch.stack(returned)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"images": list(self.images)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        images = list(state["images"])
+        if len(images) > self.size:
+            raise ValueError(f"the saved pool holds {len(images)} images, more than this pool's size {self.size}")
+        self.images = images
