@@ -4,16 +4,19 @@
     python benchmarks/bench.py --distributed [--size 128] [--batch-size 1] [--iters 6] [--warmup 2]
     python benchmarks/bench.py --batches 1 16 64 [--device cuda] [--compile]
 
-Baseline: the official update order (G forward; D step on the detached fake; G step with D frozen)
-written out below with plain `torch.optim.Adam` and eager inference in eval mode. The networks are our
-own classes, whose maths is the official networks' (tests/test_official.py loads official weights), with
-torch's own `nn.ConvTranspose2d` layers (`with_plain_transposes`).
+Baseline: the official U-Net's module layout (benchmarks/official_networks.py: the recursion of skip
+blocks, torch.cat, in-place activations, torch's `nn.ConvTranspose2d`) with the same weights as ours, the
+official update order (G forward; D step on the detached fake; G step with D frozen) written out below
+with plain `torch.optim.Adam`, and eager inference (`model.eval()` for the deterministic mode; train-mode
+batch norm with dropout for the paper's protocol).
 Ours: `train_step` with `build_optimizer` (fused Adam) on our networks, whose `UpConvTranspose2d` runs
-the deepest levels as a matmul + fold on a CPU; inference with batch norm folded into the convs under
-`torch.inference_mode`, and the ONNX export run by onnxruntime (CPU only).
+the deepest levels as a matmul + fold on a CPU; inference through the public API,
+`Pix2Pix.translate_tensor`: `runtime="auto"` (onnxruntime when installed, on a CPU) and `runtime="torch"`
+(batch norm folded into the convs under `torch.inference_mode`) for the deterministic mode, and the
+paper's protocol (batch statistics, dropout on), which runs in torch.
 
 Training at `--size` (U-Net depth from the size: 256 -> 8) and at half of it (depth 7), batch 1;
-inference at `--size`, dropout off, running statistics. Each row alternates its variants iteration by
+inference at `--size`, batch 1. Each row alternates its variants iteration by
 iteration and reports medians, so load from other processes hits both alike; ratios are ours/baseline.
 Also: data-loading throughput of `PairedDataset`, FLOPs of one training iteration
 (`torch.utils.flop_counter`), achieved GFLOP/s and its fraction of the machine's ceiling, measured in
@@ -37,12 +40,12 @@ import copy
 import os
 import socket
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from official_networks import official_unet_like  # beside this script
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -50,11 +53,10 @@ from pix2pix.config import DataConfig, RunConfig
 from pix2pix.data import PairedDataset
 from pix2pix.data.builtin import resolve_data_root
 from pix2pix.devices import resolve_channels_last, resolve_device
+from pix2pix.inference import Pix2Pix
 from pix2pix.losses import Objective
 from pix2pix.networks import build_discriminator_for, build_generator_for
 from pix2pix.nn.blocks import with_plain_transposes
-from pix2pix.nn.fold import fold_batch_norm
-from pix2pix.nn.modes import set_inference_mode
 from pix2pix.training.acceleration import MixedPrecision
 from pix2pix.training.distributed import end_process, start_process, wrap_for_training
 from pix2pix.training.optim import build_optimizer
@@ -145,7 +147,9 @@ def bench_training(size: int, device: torch.device, args) -> dict[str, float]:
     source = torch.randn(1, 3, size, size, device=device)
     target = torch.randn(1, 3, size, size, device=device)
     variants = {
-        "baseline": make_official_iteration(plain_generator, copy.deepcopy(discriminator), source, target),
+        "baseline": make_official_iteration(
+            official_unet_like(generator), copy.deepcopy(discriminator), source, target
+        ),
         "ours": make_our_iteration(copy.deepcopy(generator), copy.deepcopy(discriminator), source, target),
         # what fused Adam alone gives: ours with torch's transposed convolutions everywhere
         "ours, plain transposes": make_our_iteration(
@@ -157,42 +161,43 @@ def bench_training(size: int, device: torch.device, args) -> dict[str, float]:
     return seconds
 
 
-def bench_inference(size: int, device: torch.device, args) -> tuple[dict[str, float], dict[str, float]]:
-    """Seconds per image of each variant, and each fast variant's max difference from the eager output."""
+def bench_inference(size: int, device: torch.device, args) -> tuple[dict[str, float], dict[str, float], str]:
+    """Seconds per image of each variant, each variant's max difference from its baseline's output, and the
+    engine `runtime="auto"` chose."""
     generator, _ = build_networks(size, device)
     # a few training-mode forwards give the running statistics non-trivial values to fold
     with torch.no_grad():
         for _ in range(3):
             generator(torch.randn(1, 3, size, size, device=device))
-    set_inference_mode(generator, dropout=False, norm_stats="running")
-    folded = fold_batch_norm(generator)
-    source = torch.rand(1, 3, size, size, device=device) * 2 - 1
-
-    def run_eager() -> torch.Tensor:
-        with torch.no_grad():
-            return generator(source)
-
-    def run_folded() -> torch.Tensor:
-        with torch.inference_mode():
-            return folded(source)
-
-    variants: dict[str, Callable[[], torch.Tensor]] = {"baseline": run_eager, "ours, torch": run_folded}
-    if device.type == "cpu":
-        variants["ours, onnxruntime"] = make_onnx_runner(generator, size, source)
-    reference = run_eager()
-    errors = {name: (fn() - reference).abs().max().item() for name, fn in variants.items() if name != "baseline"}
-    return time_interleaved(variants, device, args.iters, args.warmup), errors
-
-
-def make_onnx_runner(generator: nn.Module, size: int, source: torch.Tensor) -> Callable[[], torch.Tensor]:
-    from pix2pix.export import export_onnx
-    from pix2pix.inference import OnnxPix2Pix, Pix2Pix
-
+    # two copies: train-mode batch norm updates the running statistics that eval mode uses
+    official, official_paper = official_unet_like(generator), official_unet_like(generator)
     config = RunConfig(data=DataConfig(crop_size=size, load_size=size))
-    with tempfile.TemporaryDirectory() as folder:
-        path = export_onnx(Pix2Pix(generator, config, torch.device("cpu")), Path(folder) / "generator.onnx")
-        model = OnnxPix2Pix.from_file(path, device="cpu")  # the session holds the model in memory
-    return lambda: model.translate_tensor(source, dropout=False, norm_stats="running")
+    auto, eager = (Pix2Pix(generator, config, device, runtime=runtime) for runtime in ("auto", "torch"))
+    source = torch.rand(1, 3, size, size, device=device) * 2 - 1
+    deterministic = {"dropout": False, "norm_stats": "running"}
+
+    def run_official_eval() -> torch.Tensor:
+        with torch.no_grad():
+            return official.eval()(source)
+
+    def run_official_paper() -> torch.Tensor:
+        torch.manual_seed(0)  # the draw ours makes with seed=0
+        with torch.no_grad():
+            return official_paper.train()(source)  # batch statistics (of the image itself), dropout on
+
+    variants: dict[str, Callable[[], torch.Tensor]] = {
+        "baseline": run_official_eval,
+        "paper baseline": run_official_paper,
+        "ours, auto": lambda: auto.translate_tensor(source, **deterministic),
+        "ours, torch": lambda: eager.translate_tensor(source, **deterministic),
+        "ours, paper protocol": lambda: eager.translate_tensor(source, dropout=True, norm_stats="batch", seed=0),
+    }
+    variants["ours, auto"]()  # the one-time ONNX export (cached) is not part of the per-image time
+    seconds = time_interleaved(variants, device, args.iters, args.warmup)
+    reference, paper_reference = run_official_eval(), run_official_paper()
+    errors = {name: (variants[name]() - reference).abs().max().item() for name in ("ours, auto", "ours, torch")}
+    errors["ours, paper protocol"] = (variants["ours, paper protocol"]() - paper_reference).abs().max().item()
+    return seconds, errors, auto.runtime_for(**deterministic)
 
 
 def bench_data(size: int, count: int) -> tuple[str, float]:
@@ -331,7 +336,7 @@ def train_in_process(
 
 
 def format_row(name: str, baseline: str, ours: str, ratio: str) -> str:
-    return f"{name:<40}{baseline:>14}{ours:>14}{ratio:>10}"
+    return f"{name:<58}{baseline:>14}{ours:>14}{ratio:>10}"
 
 
 def main() -> None:
@@ -360,14 +365,14 @@ def main() -> None:
     ceiling = measure_ceiling(device, args)
     large = bench_training(args.size, device, args)
     half = bench_training(small, device, args)
-    inference, errors = bench_inference(args.size, device, args)
+    inference, errors, runtime = bench_inference(args.size, device, args)
     data_root, data_seconds = bench_data(args.size, args.data_pairs)
     peak = max(ceiling.values())
 
     rows = [format_row("measure", "baseline", "ours", "ours/base")]
 
-    def add_rate(name: str, seconds: dict[str, float], ours: str, unit: str) -> None:
-        base, fast = 1 / seconds["baseline"], 1 / seconds[ours]
+    def add_rate(name: str, seconds: dict[str, float], ours: str, unit: str, baseline: str = "baseline") -> None:
+        base, fast = 1 / seconds[baseline], 1 / seconds[ours]
         rows.append(format_row(name, f"{base:.3f} {unit}", f"{fast:.3f} {unit}", f"{fast / base:.2f}x"))
 
     for size, result in ((args.size, large), (small, half)):
@@ -376,9 +381,10 @@ def main() -> None:
         rows.append(format_row(f"  GFLOP/s ({result['flops'] / 1e9:.1f} GFLOP/it)", *gflops_cells(gflops)))
         rows.append(format_row("  fraction of ceiling", *fraction_cells(gflops, peak)))
         add_rate("  fused Adam only (plain transposes)", result, "ours, plain transposes", "")
-    for name in inference:
-        if name != "baseline":
-            add_rate(f"translate {args.size}px b1, {name.removeprefix('ours, ')} (img/s)", inference, name, "")
+    translate = f"translate {args.size}px b1"
+    add_rate(f"{translate} deterministic, auto = {runtime} (img/s)", inference, "ours, auto", "")
+    add_rate(f"{translate} deterministic, torch (img/s)", inference, "ours, torch", "")
+    add_rate(f"{translate} paper protocol (img/s)", inference, "ours, paper protocol", "", "paper baseline")
     rows.append(format_row(f"data: {args.size}px pairs/s, 1 process", "", f"{1 / data_seconds:.1f}", ""))
     fraction = data_seconds / large["ours"]
     rows.append(

@@ -15,10 +15,12 @@ from pix2pix.networks import build_discriminator_for, build_generator_for
 from pix2pix.nn import build_generator
 from pix2pix.nn.blocks import UpConvTranspose2d, with_plain_transposes
 from pix2pix.nn.fold import fold_batch_norm
+from pix2pix.nn.generators import UNetGenerator
 from pix2pix.nn.modes import set_inference_mode
 from pix2pix.training.optim import build_optimizer
 from pix2pix.training.step import train_step
 from tests.helpers import tiny_config
+from tests.test_official import FIXTURES as OFFICIAL_FIXTURES
 
 STEPS = 5
 
@@ -156,3 +158,33 @@ def test_folding_refuses_batch_statistics():
     generator = set_inference_mode(build_eval_generator("unet", "batch"), dropout=False, norm_stats="batch")
     with pytest.raises(ValueError, match="running statistics"):
         fold_batch_norm(generator)
+
+
+@pytest.mark.parametrize("num_downs", [5, 8])
+def test_the_benchmarks_official_layout_computes_our_unet(num_downs):
+    """The benchmark baseline (benchmarks/official_networks.py) is the official module layout with our
+    weights: the same outputs in eval mode and with batch statistics and dropout, the same parameters."""
+    from benchmarks.official_networks import official_unet_like
+
+    torch.manual_seed(0)
+    generator = UNetGenerator(3, 3, num_downs=num_downs, base_channels=8)
+    official = official_unet_like(generator)
+    x = torch.randn(2, 3, 2**num_downs, 2**num_downs)
+    with torch.no_grad():
+        assert (generator.eval()(x) - official.eval()(x)).abs().max() < 1e-5
+        torch.manual_seed(1)
+        ours = generator.train()(x)
+        torch.manual_seed(1)
+        assert (ours - official.train()(x)).abs().max() < 1e-5  # the same dropout draws, in the same order
+
+
+@pytest.mark.skipif(not (OFFICIAL_FIXTURES / "G_unet_256_batch.pt").is_file(), reason="no official fixtures")
+def test_the_benchmarks_official_layout_loads_an_official_state_dict_as_it_is():
+    from benchmarks.official_networks import OfficialUNet
+
+    fixture = torch.load(OFFICIAL_FIXTURES / "G_unet_256_batch.pt")
+    meta = fixture["meta"]
+    official = OfficialUNet(meta["in_ch"], meta["out_ch"], 8, meta["ngf"])
+    official.load_state_dict(fixture["state_dict"])  # strict: every official name and shape
+    with torch.no_grad():
+        assert (official.eval()(fixture["input"]) - fixture["output_eval"]).abs().max() < 1e-5
