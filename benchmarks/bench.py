@@ -190,7 +190,7 @@ def bench_inference(size: int, device: torch.device, args) -> tuple[dict[str, fl
         "paper baseline": run_official_paper,
         "ours, auto": lambda: auto.translate_tensor(source, **deterministic),
         "ours, torch": lambda: eager.translate_tensor(source, **deterministic),
-        "ours, paper protocol": lambda: eager.translate_tensor(source, dropout=True, norm_stats="batch", seed=0),
+        "ours, paper protocol": lambda: auto.translate_tensor(source, dropout=True, norm_stats="batch", seed=0),
     }
     variants["ours, auto"]()  # the one-time ONNX export (cached) is not part of the per-image time
     seconds = time_interleaved(variants, device, args.iters, args.warmup)

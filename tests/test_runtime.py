@@ -41,15 +41,42 @@ def test_auto_runs_the_deterministic_mode_in_onnxruntime_with_eager_outputs():
         assert np.abs(array - reference.numpy()).max() < 1e-5
 
 
-@pytest.mark.parametrize(
-    "mode", [{"dropout": True, "norm_stats": "running"}, {"dropout": False, "norm_stats": "batch"}]
-)
-def test_the_papers_protocol_and_dropout_stay_in_torch(mode):
+@pytest.mark.parametrize("seed", [0, 5, None])
+@pytest.mark.parametrize("dropout", [True, False])
+@pytest.mark.parametrize("generator", ["unet", "resnet_6blocks"])
+def test_the_papers_protocol_runs_in_onnxruntime_with_torchs_own_dropout_draws(generator, dropout, seed):
+    """Batch statistics of one image = instance norm; the masks are the eager network's seeded draws."""
+    changes = {"generator": generator, "norm": "instance" if generator != "unet" else "batch"}
+    torch.manual_seed(0)
+    config = RunConfig(data=DataConfig(crop_size=64, load_size=64), model=ModelConfig(base_channels=8, **changes))
+    network = build_generator_for(config)
+    model = Pix2Pix(network, config, torch.device("cpu"))
+    eager = Pix2Pix(network, config, torch.device("cpu"), runtime="torch")
+    mode = {"dropout": dropout, "norm_stats": "batch"}
+    assert model.runtime_for(**mode) == "onnxruntime"
+    batch = torch.rand(1, 3, 64, 128) * 2 - 1
+    torch.manual_seed(11)  # seed None draws from the global RNG: the same state for both
+    fast = model.translate_tensor(batch, **mode, seed=seed)
+    torch.manual_seed(11)
+    reference = eager.translate_tensor(batch, **mode, seed=seed)
+    assert (fast - reference).abs().max().item() < 1e-5
+    if dropout and seed is not None:  # another seed, another draw: the masks are really fed
+        assert (model.translate_tensor(batch, **mode, seed=seed + 1) - fast).abs().max().item() > 1e-3
+
+
+def test_a_batch_with_batch_statistics_stays_in_torch_where_the_batch_shares_them():
+    model, eager = small_model(), small_model(runtime="torch")
+    batch = torch.rand(2, 3, 64, 64) * 2 - 1
+    mode = {"dropout": False, "norm_stats": "batch"}
+    assert torch.equal(model.translate_tensor(batch, **mode), eager.translate_tensor(batch, **mode))
+
+
+def test_dropout_with_running_statistics_stays_in_torch():
     model = small_model()
-    assert model.runtime_for(**mode) == "torch"
+    assert model.runtime_for(dropout=True, norm_stats="running") == "torch"
     model.runtime = "onnxruntime"
-    with pytest.raises(ValueError, match="only the deterministic mode"):
-        model.runtime_for(**mode)
+    with pytest.raises(ValueError, match="cannot run dropout with running statistics"):
+        model.runtime_for(dropout=True, norm_stats="running")
 
 
 def test_without_onnxruntime_auto_falls_back_to_torch(monkeypatch):
@@ -81,9 +108,9 @@ def test_the_cli_takes_runtime_and_says_which_ran(tiny_run, tmp_path, capsys):
         arguments = ["--input", str(image), "--output", str(out), "--dropout", "off", "--norm-stats", "running"]
         assert main(["test", "--checkpoint", str(tiny_run), *arguments, "--runtime", runtime, "--quiet"]) == 0
         assert f"({expected})" in capsys.readouterr().out
-    paper = ["--input", str(image), "--output", str(tmp_path / "paper"), "--runtime", "onnxruntime", "--quiet"]
-    assert main(["test", "--checkpoint", str(tiny_run), *paper]) == 2
-    assert "only the deterministic mode" in capsys.readouterr().err
+    stochastic = ["--input", str(image), "--output", str(tmp_path / "s"), "--norm-stats", "running", "--quiet"]
+    assert main(["test", "--checkpoint", str(tiny_run), *stochastic, "--runtime", "onnxruntime"]) == 2
+    assert "cannot run dropout with running statistics" in capsys.readouterr().err
 
 
 def test_an_onnx_file_cannot_be_asked_to_run_in_torch(tiny_run, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from pix2pix.inference.formats import load_model
 from pix2pix.inference.onnx_export import export_onnx
 from pix2pix.inference.onnx_model import OnnxPix2Pix
 from pix2pix.inference.pretrained import download_pretrained, pretrained_entry
+from pix2pix.inference.protocol_onnx import ProtocolSession, export_protocol_onnx
 from pix2pix.inference.translator import ImageTranslator
 from pix2pix.networks import build_generator_for
 from pix2pix.nn.fold import fold_batch_norm
@@ -51,6 +53,8 @@ class Pix2Pix(ImageTranslator):
         # built on first use; both assume `generator` is not trained further
         self._folded: nn.Module | None = None
         self._onnx: OnnxPix2Pix | None = None
+        self._protocol: ProtocolSession | None = None
+        self._lock = threading.Lock()
 
     @classmethod
     def load(
@@ -121,31 +125,55 @@ class Pix2Pix(ImageTranslator):
         return generator_stride(self.generator)
 
     def runtime_for(self, *, dropout: bool, norm_stats: str) -> str:
-        """The engine that translates in this mode. With `runtime="auto"`, the deterministic mode (dropout
-        off, running statistics) on the CPU runs in onnxruntime when it is installed (the `export` extra),
-        about 2x eager PyTorch on a CPU (docs/performance.md); every other mode, and `runtime="torch"`, runs
-        in PyTorch. `runtime="onnxruntime"` insists (and refuses the modes ONNX cannot express)."""
+        """The engine that translates in this mode. With `runtime="auto"` on the CPU, when onnxruntime is
+        installed (the `export` extra), the deterministic mode (dropout off, running statistics) and the
+        batch-statistics modes (the paper's protocol) run in onnxruntime, about 1.7-2x eager PyTorch
+        (docs/performance.md); the latter one image at a time (a batch of several runs in torch, whose batch
+        norm then spans the batch). Running statistics with dropout, and `runtime="torch"`, run in PyTorch;
+        `runtime="onnxruntime"` insists, and refuses that one mode."""
         if self.runtime not in RUNTIMES:
             raise ValueError(f"runtime {self.runtime!r}: expected one of {', '.join(RUNTIMES)}")
-        deterministic = not dropout and norm_stats == "running"
+        expressible = norm_stats == "batch" or not dropout
         if self.runtime == "onnxruntime":
-            if not deterministic:
-                raise ValueError("runtime onnxruntime runs only the deterministic mode (dropout off, running stats)")
+            if not expressible:
+                raise ValueError("runtime onnxruntime cannot run dropout with running statistics; use torch")
             return "onnxruntime"
-        if self.runtime == "auto" and deterministic and self.device.type == "cpu" and onnxruntime_installed():
+        if self.runtime == "auto" and expressible and self.device.type == "cpu" and onnxruntime_installed():
             return "onnxruntime"
         return "torch"
+
+    def onnx_output(self, batch: np.ndarray, *, dropout: bool, norm_stats: str, seed: int | None) -> np.ndarray | None:
+        """The output from onnxruntime when `runtime_for` picks it for this mode and batch, else None."""
+        if self.runtime_for(dropout=dropout, norm_stats=norm_stats) != "onnxruntime":
+            return None
+        if norm_stats == "running":
+            return self.onnx_twin().translate_array(batch, dropout=False, norm_stats="running")
+        if len(batch) != 1:
+            return None
+        return self.protocol_session().run(batch, dropout=dropout, seed=seed)
 
     def onnx_twin(self) -> OnnxPix2Pix:
         """This generator exported to ONNX in the deterministic mode and opened in onnxruntime. The export
         is cached in CACHE/onnx under a digest of the weights and config, so a model is exported once
         (about 3 s for the paper's U-Net on a 2-core CPU), not in every process that translates with it."""
-        if self._onnx is None:
-            path = cache_home() / "onnx" / f"{self.digest()}.onnx"
-            if not path.exists():
-                export_onnx(self, path)
-            self._onnx = OnnxPix2Pix.from_file(path, device="cpu")
-        return self._onnx
+        with self._lock:  # serve's worker threads may all ask first
+            if self._onnx is None:
+                path = cache_home() / "onnx" / f"{self.digest()}.onnx"
+                if not path.exists():
+                    export_onnx(self, path)
+                self._onnx = OnnxPix2Pix.from_file(path, device="cpu")
+            return self._onnx
+
+    def protocol_session(self) -> ProtocolSession:
+        """The batch-statistics network in onnxruntime, dropout masks drawn by torch (inference.protocol_onnx);
+        exported once, cached beside the deterministic export."""
+        with self._lock:
+            if self._protocol is None:
+                path = cache_home() / "onnx" / f"{self.digest()}-protocol.onnx"
+                if not path.exists():
+                    export_protocol_onnx(self.generator, self.config.model.in_channels, self.stride, path)
+                self._protocol = ProtocolSession(self.generator, path)
+            return self._protocol
 
     def digest(self) -> str:
         """SHA-256 of the config and the generator's weights and buffers: what the ONNX cache is keyed by."""
@@ -158,11 +186,11 @@ class Pix2Pix(ImageTranslator):
     def translate_array(
         self, batch: np.ndarray, *, dropout: bool = True, norm_stats: str = "batch", seed: int | None = 0
     ) -> np.ndarray:
-        if self.runtime_for(dropout=dropout, norm_stats=norm_stats) == "onnxruntime":
-            return self.onnx_twin().translate_array(batch, dropout=dropout, norm_stats=norm_stats)
+        output = self.onnx_output(batch, dropout=dropout, norm_stats=norm_stats, seed=seed)
+        if output is not None:
+            return output
         source = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
-        output = self.translate_tensor(source, dropout=dropout, norm_stats=norm_stats, seed=seed)
-        return output.float().cpu().numpy()
+        return self.translate_tensor(source, dropout=dropout, norm_stats=norm_stats, seed=seed).float().cpu().numpy()
 
     @torch.inference_mode()
     def translate_tensor(
@@ -170,13 +198,14 @@ class Pix2Pix(ImageTranslator):
     ) -> torch.Tensor:
         """(B, in, H, W) in [-1, 1] -> (B, out, H, W); H and W must be multiples of `stride`.
 
-        With running statistics batch norm is a fixed affine map, so it runs merged into the convolution
-        before it (`fold_batch_norm`: one pass over the activations less, the same result to float error);
-        in the deterministic mode the engine is `runtime_for`'s.
+        The engine is `runtime_for`'s. In torch, with running statistics batch norm is a fixed affine map,
+        so it runs merged into the convolution before it (`fold_batch_norm`: one pass over the activations
+        less, the same result to float error).
         """
         if self.runtime_for(dropout=dropout, norm_stats=norm_stats) == "onnxruntime":
-            output = self.onnx_twin().translate_array(batch.cpu().numpy(), dropout=dropout, norm_stats=norm_stats)
-            return torch.from_numpy(output).to(batch.device)
+            output = self.onnx_output(batch.cpu().numpy(), dropout=dropout, norm_stats=norm_stats, seed=seed)
+            if output is not None:
+                return torch.from_numpy(output).to(batch.device)
         generator = self.folded_generator() if norm_stats == "running" else self.generator
         return run_for_inference(generator, batch, dropout=dropout, norm_stats=norm_stats, seed=seed)
 

@@ -1,0 +1,145 @@
+"""The paper's test-time protocol (batch statistics, seeded dropout) in onnxruntime, one image at a time.
+
+With a batch of one, batch norm on batch statistics normalises each channel over the image itself: that
+is instance normalisation with batch norm's scale and shift, which ONNX has. onnxruntime cannot repeat
+torch's dropout draws, so torch draws the masks (the same Bernoulli draws, in the same order, from the
+same seeded generator as the eager network's Dropout layers) and the graph multiplies by them. The
+outputs are eager PyTorch's to float error (tests/test_runtime.py); the export is cached like the
+deterministic one.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pix2pix.atomic import write_atomically
+from pix2pix.inference.onnx_export import ONNX_OPSET
+
+
+class MaskedDropout(nn.Module):
+    """Dropout whose mask (zeros and 1 / (1 - p)) is given from outside, before each forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mask = torch.ones(())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.mask
+
+
+class ProtocolNetwork(nn.Module):
+    """`generator` with its batch norms on the image's own statistics and its dropouts fed by masks:
+    forward(x, *masks), one mask per Dropout in the order they run."""
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = copy.deepcopy(generator).cpu().eval()
+        self.dropouts: list[MaskedDropout] = []
+        for parent in list(self.generator.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, nn.BatchNorm2d):
+                    setattr(parent, name, instance_norm_like(child))
+                elif isinstance(child, nn.Dropout):
+                    masked = MaskedDropout()
+                    setattr(parent, name, masked)
+                    self.dropouts.append(masked)
+
+    def forward(self, x: torch.Tensor, *masks: torch.Tensor) -> torch.Tensor:
+        for dropout, mask in zip(self.dropouts, masks, strict=True):
+            dropout.mask = mask
+        return self.generator(x)
+
+
+def instance_norm_like(norm: nn.BatchNorm2d) -> nn.InstanceNorm2d:
+    instance = nn.InstanceNorm2d(norm.num_features, eps=norm.eps, affine=True)
+    with torch.no_grad():
+        instance.weight.copy_(norm.weight)
+        instance.bias.copy_(norm.bias)
+    return instance
+
+
+def export_protocol_onnx(generator: nn.Module, in_channels: int, stride: int, out: Path) -> Path:
+    """Write the ProtocolNetwork of `generator` as ONNX: inputs `source` (1, in, H, W) and `mask0`...,
+    dynamic in H and W."""
+    network = ProtocolNetwork(generator)
+    side = stride * max(1, 64 // stride)  # as the deterministic export: room for a ResNet's padding
+    example = torch.zeros(1, in_channels, side, side)
+    masks = [torch.ones(shape) for shape in dropout_shapes(generator, tuple(example.shape))]
+    names = [f"mask{i}" for i in range(len(masks))]
+    dynamic = {"source": {2: "height", 3: "width"}, "target": {2: "height", 3: "width"}}
+    dynamic |= {name: {2: f"{name}_height", 3: f"{name}_width"} for name in names}
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # the legacy exporter, as for the deterministic export (onnx_export.py says why)
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
+        warnings.filterwarnings("ignore", module=r"torch\.onnx")
+        torch.onnx.export(
+            network,
+            (example, *masks),
+            buffer,  # type: ignore[arg-type]  # the legacy exporter writes to a file object
+            dynamo=False,
+            opset_version=ONNX_OPSET,
+            input_names=["source", *names],
+            output_names=["target"],
+            dynamic_axes=dynamic,
+        )
+    write_atomically(out, lambda file: file.write(buffer.getvalue()))
+    return out
+
+
+def dropout_shapes(generator: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The output shape of each Dropout of `generator` for an input of `input_shape`, in the order they run
+    (a forward on the meta device: shapes only, no arithmetic)."""
+    shapes: list[tuple[int, ...]] = []
+    replica = copy.deepcopy(generator).to("meta")
+    hooks = [
+        module.register_forward_hook(lambda _module, _inputs, output: shapes.append(tuple(output.shape)))
+        for module in replica.modules()
+        if isinstance(module, nn.Dropout)
+    ]
+    replica(torch.zeros(input_shape, device="meta"))
+    for hook in hooks:
+        hook.remove()
+    return shapes
+
+
+class ProtocolSession:
+    """An onnxruntime session of a ProtocolNetwork export, fed with torch-drawn dropout masks."""
+
+    def __init__(self, generator: nn.Module, path: Path) -> None:
+        import onnxruntime
+
+        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.meta = copy.deepcopy(generator).to("meta")  # for the masks' shapes at each input size
+        rates = {module.p for module in generator.modules() if isinstance(module, nn.Dropout)}
+        assert len(rates) <= 1, f"dropout layers of different rates: {rates}"
+        self.keep = 1.0 - rates.pop() if rates else 1.0
+        self._shapes: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
+
+    def run(self, source: np.ndarray, *, dropout: bool, seed: int | None) -> np.ndarray:
+        """(1, in, H, W) -> (1, out, H, W); the dropout draws are those of the eager network run after
+        `torch.manual_seed(seed)` (or from the global RNG for seed None)."""
+        shape = tuple(source.shape)
+        if shape not in self._shapes:
+            self._shapes[shape] = dropout_shapes(self.meta, shape)
+        feed = {"source": np.ascontiguousarray(source, dtype=np.float32)}
+        for i, mask in enumerate(self.masks(self._shapes[shape], dropout=dropout, seed=seed)):
+            feed[f"mask{i}"] = mask.numpy()
+        return self.session.run(None, feed)[0]
+
+    def masks(self, shapes: list[tuple[int, ...]], *, dropout: bool, seed: int | None) -> list[torch.Tensor]:
+        if not dropout:
+            return [torch.ones(shape) for shape in shapes]
+        if seed is None:
+            return [torch.empty(shape).bernoulli_(self.keep) / self.keep for shape in shapes]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return [torch.empty(shape).bernoulli_(self.keep) / self.keep for shape in shapes]
