@@ -27,11 +27,10 @@ def measure(batch_sizes: list[int], iters: int) -> dict[int, float]:
     import torch
 
     from pix2pix.config import RunConfig
-    from pix2pix.losses import Objective
     from pix2pix.training.acceleration import plan_acceleration
     from pix2pix.training.distributed import start_process
     from pix2pix.training.state import build_training_state
-    from pix2pix.training.step import train_step
+    from pix2pix.training.step import objective_of, train_step
 
     config = RunConfig.load(resources.files("pix2pix.recipes") / "demo.toml")
     process = start_process("cpu")
@@ -41,7 +40,7 @@ def measure(batch_sizes: list[int], iters: int) -> dict[int, float]:
         size = config.data.crop_size
         source, target = torch.rand(2, batch_size, 3, size, size) * 2 - 1
         networks_and_batch = (run.generator, run.discriminator, run.opt_g, run.opt_d, source, target)
-        loss = {"objective": Objective.from_config(config), "precision": run.precision}
+        loss = {"objective": objective_of(config), "precision": run.precision}
         for _ in range(5):  # warm-up: oneDNN picks and caches its kernels
             train_step(*networks_and_batch, **loss)
         started = time.perf_counter()

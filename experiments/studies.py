@@ -17,7 +17,9 @@ images for every row.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import fcntl
 import itertools
 import json
 import os
@@ -204,21 +206,19 @@ def main() -> None:
 
 
 def claim_in_turn(runs: dict[tuple[Row, int], Path]) -> Iterator[tuple[tuple[Row, int], Path]]:
-    """Each (row, seed) with its run folder, while this process holds the run's lock file, so that two
+    """Each (row, seed) with its run folder, while this process holds the run's lock, so that two
     studies.py processes can work through overlapping studies side by side. A run another process holds
-    is left for later and waited for (its lock is taken over if that process is gone)."""
+    is left for later and waited for. The lock is an flock on RUN.lock: the kernel releases it when its
+    process ends, however it ends, so a crashed process never leaves a run locked."""
     waiting = list(runs.items())
     while waiting:
         busy = []
         for key, run in waiting:
-            lock = run.with_name(run.name + ".lock")
-            if not take_lock(lock):
-                busy.append((key, run))
-                continue
-            try:
-                yield key, run
-            finally:
-                lock.unlink(missing_ok=True)
+            with locked(run.with_name(run.name + ".lock")) as held:
+                if held:
+                    yield key, run
+                else:
+                    busy.append((key, run))
         if busy:
             time.sleep(LOCK_POLL_SECONDS)
         waiting = busy
@@ -227,29 +227,17 @@ def claim_in_turn(runs: dict[tuple[Row, int], Path]) -> Iterator[tuple[tuple[Row
 LOCK_POLL_SECONDS = 60
 
 
-def take_lock(lock: Path) -> bool:
+@contextlib.contextmanager
+def locked(lock: Path) -> Iterator[bool]:
+    """Whether this process got the exclusive flock of `lock` (created if need be), held until the end."""
     lock.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        owner = lock.read_text().strip()
-        if not owner or process_exists(int(owner)):  # empty: its owner is writing its pid right now
-            return False
-        lock.unlink(missing_ok=True)  # left by a process that is gone
-        return take_lock(lock)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(str(os.getpid()))
-    return True
-
-
-def process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, but another user's
-    return True
+    with lock.open("a") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True  # closing the file releases the lock
 
 
 def run_folder(study: Study, row: Row, seed: int) -> Path:

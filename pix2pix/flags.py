@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pix2pix.config import RunConfig, read_sections, section_type
+from pix2pix.inference.translator import RUNTIMES
 
 RECIPES = "pix2pix.recipes"
 
@@ -75,9 +76,6 @@ def build_config(args: argparse.Namespace, base: RunConfig | None = None) -> Run
             if field.name in given:
                 sections.setdefault(section.name, {})[field.name] = given[field.name]
     return RunConfig.from_dict(sections)
-
-
-RUNTIMES = ("auto", "torch", "onnxruntime")  # as pix2pix.inference.torch_model.RUNTIMES, without importing torch
 
 
 def add_runtime_flag(parser: argparse.ArgumentParser) -> None:

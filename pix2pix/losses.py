@@ -13,8 +13,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from pix2pix.config import RunConfig
-
 GAN_MODES = ("vanilla", "lsgan", "hinge")
 Logits = torch.Tensor | list[torch.Tensor]
 
@@ -30,17 +28,10 @@ class Objective:
     r1_weight: float = 0.0
     diff_augment: str = ""  # DiffAugment policy for what D sees
 
-    @classmethod
-    def from_config(cls, config: RunConfig) -> Objective:
-        loss = config.loss
-        return cls(
-            gan_mode=loss.gan_mode,
-            l1_weight=loss.l1_weight,
-            conditional=config.model.disc_conditional,
-            feature_matching_weight=loss.feature_matching_weight,
-            r1_weight=loss.r1_weight,
-            diff_augment=loss.diff_augment,
-        )
+
+def float_logits(logits: Logits) -> Logits:
+    """Logits in fp32 (under autocast they come in bf16/fp16): the losses are computed in fp32."""
+    return [scale.float() for scale in logits] if isinstance(logits, list) else logits.float()
 
 
 def adversarial_loss(logits: Logits, target_is_real: bool, mode: str = "vanilla") -> torch.Tensor:
@@ -96,20 +87,26 @@ def generator_loss(
 def feature_matching_loss(
     fake_features: list[list[torch.Tensor]], real_features: list[list[torch.Tensor]]
 ) -> torch.Tensor:
-    """Mean L1 between D's intermediate activations on generated and real pairs (pix2pixHD, eq. 4), over
-    layers and scales; the real features are targets (no gradient)."""
-    distances = [
-        F.l1_loss(fake, real.detach())
-        for fake_scale, real_scale in zip(fake_features, real_features, strict=True)
-        for fake, real in zip(fake_scale, real_scale, strict=True)
-    ]
-    return torch.stack(distances).mean()
+    """L1 between D's intermediate activations on generated and real pairs, weighted as pix2pixHD weights
+    them (eq. 4 and its code): per scale, 4 / (number of layers) times their sum, the logits left out;
+    then the mean over the scales. The real features are targets (no gradient)."""
+    per_scale = []
+    for fake_scale, real_scale in zip(fake_features, real_features, strict=True):
+        layers = list(zip(fake_scale[:-1], real_scale[:-1], strict=True))  # [-1]: the logits
+        distances = torch.stack([F.l1_loss(fake, real.detach()) for fake, real in layers])
+        per_scale.append(4 * distances.mean())
+    return torch.stack(per_scale).mean()
 
 
 def r1_penalty(real_logits: Logits, real_input: torch.Tensor) -> torch.Tensor:
-    """Mean squared norm of D's gradient at the real pairs (Mescheder et al. 2018): `real_input` must have
+    """Squared norm of the gradient of D's output at the real pairs (Mescheder et al. 2018), D's output
+    being each sample's mean logit (so the penalty does not grow with the patch map, i.e. the crop size);
+    the mean over samples and then over scales, as every adversarial term here. `real_input` must have
     required grad when `real_logits` were computed. The graph is kept, so the penalty trains D."""
-    scales = real_logits if isinstance(real_logits, list) else [real_logits]
-    total = torch.stack([scale.sum() for scale in scales]).sum()
-    (gradient,) = torch.autograd.grad(total, real_input, create_graph=True)
-    return gradient.pow(2).flatten(1).sum(1).mean()
+
+    def penalty(scale: torch.Tensor) -> torch.Tensor:
+        per_sample = scale.flatten(1).mean(1).sum()  # one backward for the batch, as usual for R1
+        (gradient,) = torch.autograd.grad(per_sample, real_input, create_graph=True, retain_graph=True)
+        return gradient.pow(2).flatten(1).sum(1).mean()
+
+    return mean_over_scales(real_logits, penalty)

@@ -154,3 +154,33 @@ def test_folders_are_translated_eight_images_a_pass_in_the_deterministic_mode(tm
     translate_to_folder(model, folder, tmp_path / "paper", progress=False)  # batch statistics: one by one
     assert passes == [1] * 11
     assert sorted(p.name for p in (tmp_path / "fast").glob("*.png")) == [f"{i:02d}.png" for i in range(11)]
+
+
+def test_auto_falls_back_to_torch_in_one_warning_when_the_export_fails(monkeypatch, caplog):
+    def read_only(*args):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(torch_model, "export_onnx", read_only)
+    model, eager = small_model(seed=3), small_model(seed=3, runtime="torch")
+    batch = torch.rand(1, 3, 64, 64) * 2 - 1
+    for _ in range(2):
+        assert torch.equal(
+            model.translate_tensor(batch, **DETERMINISTIC), eager.translate_tensor(batch, **DETERMINISTIC)
+        )
+    warnings = [r.getMessage() for r in caplog.records if "onnxruntime unavailable" in r.getMessage()]
+    assert len(warnings) == 1 and "Read-only file system" in warnings[0]
+    model.runtime, model._onnx_failed = "onnxruntime", False  # insisting: the failure is the caller's to see
+    with pytest.raises(OSError, match="Read-only"):
+        model.translate_tensor(batch, **DETERMINISTIC)
+
+
+def test_a_damaged_cached_export_is_exported_again_and_versions_are_in_the_key(monkeypatch):
+    model = small_model(seed=4)
+    path = cache_home() / "onnx" / f"{model.digest()}.onnx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"cut short")
+    output = model.translate_tensor(torch.zeros(1, 3, 64, 64), **DETERMINISTIC)
+    assert output.shape == (1, 3, 64, 64) and path.stat().st_size > 1000
+    digest = model.digest()
+    monkeypatch.setattr(torch_model, "__version__", "99.0")
+    assert model.digest() != digest  # a new release never reuses an older release's export

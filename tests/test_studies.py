@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -74,19 +73,17 @@ def test_an_unknown_study_is_refused(monkeypatch, capsys):
     assert "unknown study ablation" in capsys.readouterr().err
 
 
-def test_runs_held_by_another_process_are_done_last_and_dead_owners_locks_are_taken_over(tmp_path, monkeypatch):
+def test_runs_held_by_another_process_are_done_last_and_a_dead_holders_lock_is_free(tmp_path, monkeypatch):
+    import fcntl
     import subprocess
     import threading
 
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
     runs = {("a", 0): tmp_path / "a-seed0", ("b", 0): tmp_path / "b-seed0", ("c", 0): tmp_path / "c-seed0"}
-    (tmp_path / "a-seed0.lock").write_text(str(os.getpid()))  # held by a live process: this one, for now
-    (tmp_path / "c-seed0.lock").write_text(str(gone.pid))  # left by a process that is gone
+    holder = (tmp_path / "a-seed0.lock").open("a")  # another open file: a lock held elsewhere
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    crashed = f"import fcntl; f = open({str(tmp_path / 'c-seed0.lock')!r}, 'a'); fcntl.flock(f, fcntl.LOCK_EX)"
+    subprocess.run([sys.executable, "-c", crashed], check=True)  # locks c, then ends without unlocking
     monkeypatch.setattr(studies, "LOCK_POLL_SECONDS", 0.05)
-    threading.Timer(0.3, lambda: (tmp_path / "a-seed0.lock").unlink()).start()
-    order = []
-    for key, run in studies.claim_in_turn(runs):
-        assert (run.parent / f"{run.name}.lock").read_text() == str(os.getpid())
-        order.append(key[0])
-    assert order == ["b", "c", "a"] and not list(tmp_path.glob("*.lock"))
+    threading.Timer(0.3, holder.close).start()
+    order = [key[0] for key, _ in studies.claim_in_turn(runs)]
+    assert order == ["b", "c", "a"]

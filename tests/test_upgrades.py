@@ -104,15 +104,18 @@ def test_losses_average_over_the_scales_of_a_multi_scale_d():
 def test_r1_penalty_of_a_linear_discriminator_is_its_weights_squared_norm_per_pixel():
     d = nn.Conv2d(3, 1, 1, bias=False)
     x = torch.rand(2, 3, 5, 5, requires_grad=True)
-    expected = 25 * d.weight.pow(2).sum()  # the gradient at every pixel is the weight vector
+    # D's output is each sample's mean logit: the gradient at every pixel is the weight vector / 25
+    expected = 25 * (d.weight / 25).pow(2).sum()
     assert r1_penalty(d(x), x).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
-def test_feature_matching_is_zero_for_identical_features_and_l1_otherwise():
-    features = [[torch.ones(1, 2, 4, 4), torch.zeros(1, 1, 2, 2)]]
+def test_feature_matching_weighs_the_layers_as_pix2pixhd_and_leaves_out_the_logits():
+    features = [[torch.ones(1, 2, 4, 4), torch.ones(1, 4, 2, 2), torch.zeros(1, 1, 2, 2)]]  # 2 layers + logits
     assert feature_matching_loss(features, features).item() == 0
-    shifted = [[f + 1 for f in features[0]]]
-    assert feature_matching_loss(shifted, features).item() == pytest.approx(1.0)
+    shifted = [[features[0][0] + 1, features[0][1] + 3, features[0][2] + 100]]
+    assert feature_matching_loss(shifted, features).item() == pytest.approx(4 * (1 + 3) / 2)  # 4/2 * the sum
+    two_scales = feature_matching_loss([shifted[0], features[0]], [features[0], features[0]])
+    assert two_scales.item() == pytest.approx(4.0)  # the mean over scales
 
 
 # Discriminators
@@ -177,7 +180,7 @@ def test_ema_is_the_moving_average_of_the_weights_and_copies_the_buffers():
 UPGRADES = {
     "ema": ("optim", {"ema_decay": 0.9}),
     "diffaugment": ("loss", {"diff_augment": "color,translation,cutout"}),
-    "multi-scale + feature matching": ("model", {"disc_scales": 2, "disc_layers": 2}),  # 32 px crops
+    "multi-scale + feature matching + diffaugment": ("model", {"disc_scales": 2, "disc_layers": 2}),  # 32 px
     "hinge + spectral norm": ("model", {"disc_spectral_norm": True, "disc_norm": "none"}),
     "r1": ("loss", {"r1_weight": 1.0}),
     "disc lr": ("optim", {"disc_lr": 1e-4}),
@@ -187,9 +190,10 @@ UPGRADES = {
 @pytest.mark.parametrize("upgrade", list(UPGRADES))
 def test_each_upgrade_trains_resumes_exactly_and_loads_without_flags(upgrade, tiny_dataset, tmp_path):
     section, changes = UPGRADES[upgrade]
-    config = tiny_config(tiny_dataset, tmp_path / "run").replace(section, **changes)
+    # with validation every epoch: it runs D on the translations too
+    config = tiny_config(tiny_dataset, tmp_path / "run", val_every=1).replace(section, **changes)
     if upgrade.startswith("multi-scale"):
-        config = config.replace("loss", feature_matching_weight=10.0)
+        config = config.replace("loss", feature_matching_weight=10.0, diff_augment="translation")
     if upgrade.startswith("hinge"):
         config = config.replace("loss", gan_mode="hinge")
     straight = fit(config, progress=False)

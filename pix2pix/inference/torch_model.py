@@ -9,23 +9,27 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from pix2pix import __version__
 from pix2pix.cache import cache_home
 from pix2pix.checkpoint import checkpoint_config, is_our_checkpoint, read_checkpoint_file, resolve_checkpoint
 from pix2pix.config import DataConfig, ModelConfig, RunConfig
 from pix2pix.devices import resolve_device
 from pix2pix.inference.formats import load_model
-from pix2pix.inference.onnx_export import export_onnx
+from pix2pix.inference.onnx_export import ONNX_OPSET, export_onnx
 from pix2pix.inference.onnx_model import OnnxPix2Pix
 from pix2pix.inference.pretrained import download_pretrained, pretrained_entry
 from pix2pix.inference.protocol_onnx import ProtocolSession, export_protocol_onnx
-from pix2pix.inference.translator import ImageTranslator
+from pix2pix.inference.translator import RUNTIMES, ImageTranslator
 from pix2pix.networks import build_generator_for
 from pix2pix.nn.fold import fold_batch_norm
 from pix2pix.nn.generators import generator_stride
@@ -33,11 +37,27 @@ from pix2pix.nn.modes import run_for_inference, set_inference_mode
 from pix2pix.nn.official import convert_official_state_dict, describe_official_generator
 from pix2pix.nn.registry import build_generator
 
-RUNTIMES = ("auto", "torch", "onnxruntime")
+logger = logging.getLogger(__name__)
 
 
 def onnxruntime_installed() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
+
+
+Opened = TypeVar("Opened")
+
+
+def open_cached(path: Path, export: Callable[[], object], open_file: Callable[[Path], Opened]) -> Opened:
+    """Open the cached export at `path`, exporting it first if it is missing; a cached file that does not
+    open (cut short, from a broken write) is exported again, once."""
+    if not path.exists():
+        export()
+    try:
+        return open_file(path)
+    except Exception:  # whatever onnxruntime raises for a file it cannot read
+        path.unlink(missing_ok=True)
+        export()
+        return open_file(path)
 
 
 class Pix2Pix(ImageTranslator):
@@ -54,11 +74,18 @@ class Pix2Pix(ImageTranslator):
         self._folded: nn.Module | None = None
         self._onnx: OnnxPix2Pix | None = None
         self._protocol: ProtocolSession | None = None
+        self._onnx_failed = False  # runtime "auto" after a failed export: torch from then on
         self._lock = threading.Lock()
 
     @classmethod
     def load(
-        cls, path: str | Path, *, device: str = "auto", netg: str | None = None, norm: str | None = None
+        cls,
+        path: str | Path,
+        *,
+        device: str = "auto",
+        netg: str | None = None,
+        norm: str | None = None,
+        runtime: str = "auto",
     ) -> Pix2Pix | OnnxPix2Pix:
         """Load a run folder, one of our checkpoints, an official state dict, or `pretrained:NAME`.
 
@@ -66,7 +93,7 @@ class Pix2Pix(ImageTranslator):
         A `.onnx` file from `pix2pix export` gives an onnxruntime-backed model with the same interface.
         (The same as `pix2pix.inference.load_model`.)
         """
-        return load_model(path, device=device, netg=netg, norm=norm)
+        return load_model(path, device=device, netg=netg, norm=norm, runtime=runtime)
 
     @classmethod
     def from_checkpoint(
@@ -143,14 +170,23 @@ class Pix2Pix(ImageTranslator):
         return "torch"
 
     def onnx_output(self, batch: np.ndarray, *, dropout: bool, norm_stats: str, seed: int | None) -> np.ndarray | None:
-        """The output from onnxruntime when `runtime_for` picks it for this mode and batch, else None."""
-        if self.runtime_for(dropout=dropout, norm_stats=norm_stats) != "onnxruntime":
+        """The output from onnxruntime when `runtime_for` picks it for this mode and batch, else None. With
+        `runtime="auto"`, an export or session that fails (a read-only cache, a broken install) is one
+        warning and torch from then on, never a failed translation."""
+        if self.runtime_for(dropout=dropout, norm_stats=norm_stats) != "onnxruntime" or self._onnx_failed:
             return None
-        if norm_stats == "running":
-            return self.onnx_twin().translate_array(batch, dropout=False, norm_stats="running")
-        if len(batch) != 1:
+        if norm_stats == "batch" and len(batch) != 1:
             return None
-        return self.protocol_session().run(batch, dropout=dropout, seed=seed)
+        try:
+            if norm_stats == "running":
+                return self.onnx_twin().translate_array(batch, dropout=False, norm_stats="running")
+            return self.protocol_session().run(batch, dropout=dropout, seed=seed)
+        except (OSError, ValueError, RuntimeError, ImportError) as error:
+            if self.runtime != "auto":
+                raise
+            self._onnx_failed = True
+            logger.warning("onnxruntime unavailable (%s); translating in torch", " ".join(str(error).split())[:200])
+            return None
 
     def onnx_twin(self) -> OnnxPix2Pix:
         """This generator exported to ONNX in the deterministic mode and opened in onnxruntime. The export
@@ -159,9 +195,7 @@ class Pix2Pix(ImageTranslator):
         with self._lock:  # serve's worker threads may all ask first
             if self._onnx is None:
                 path = cache_home() / "onnx" / f"{self.digest()}.onnx"
-                if not path.exists():
-                    export_onnx(self, path)
-                self._onnx = OnnxPix2Pix.from_file(path, device="cpu")
+                self._onnx = open_cached(path, lambda: export_onnx(self, path), OnnxPix2Pix.from_file)
             return self._onnx
 
     def protocol_session(self) -> ProtocolSession:
@@ -170,14 +204,17 @@ class Pix2Pix(ImageTranslator):
         with self._lock:
             if self._protocol is None:
                 path = cache_home() / "onnx" / f"{self.digest()}-protocol.onnx"
-                if not path.exists():
-                    export_protocol_onnx(self.generator, self.config.model.in_channels, self.stride, path)
-                self._protocol = ProtocolSession(self.generator, path)
+                channels = self.config.model.in_channels
+                export = lambda: export_protocol_onnx(self.generator, channels, self.stride, path)  # noqa: E731
+                self._protocol = open_cached(path, export, lambda file: ProtocolSession(self.generator, file))
             return self._protocol
 
     def digest(self) -> str:
-        """SHA-256 of the config and the generator's weights and buffers: what the ONNX cache is keyed by."""
-        digest = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        """SHA-256 of the config, the generator's weights and buffers, and the versions that shape an export
+        (pix2pix, torch, the opset): what the ONNX cache is keyed by."""
+        versions = f"{__version__} {torch.__version__} {ONNX_OPSET}"
+        digest = hashlib.sha256(versions.encode())
+        digest.update(json.dumps(self.config.to_dict(), sort_keys=True).encode())
         for name, tensor in self.generator.state_dict().items():
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())

@@ -19,6 +19,8 @@ from pix2pix.data.images import array_to_image, convert_channels, image_to_array
 from pix2pix.data.lab import image_to_lab_array, lab_array_to_image
 from pix2pix.data.transforms import PreprocessOptions, test_time_size
 
+RUNTIMES = ("auto", "torch", "onnxruntime")  # the engines `Pix2Pix.runtime` may name
+
 
 class TranslationMode(TypedDict):
     """The test-time mode as one value: the keywords of `translate` and `translate_array`."""
@@ -100,12 +102,11 @@ class ImageTranslator:
         if coupling is not None:
             raise ValueError(f"cannot translate a batch in this mode: {coupling}")
         sources = [self.prepare_source(image) for image in images]
-        outputs: list[np.ndarray | None] = [None] * len(images)
+        outputs: dict[int, np.ndarray] = {}
         for shape in dict.fromkeys(source.shape for source in sources):  # each size once, in order of appearance
             indices = [i for i, source in enumerate(sources) if source.shape == shape]
-            for i, output in zip(indices, self.translate_many([sources[i] for i in indices], **mode)):
-                outputs[i] = output
-        return [self.finish_output(output, image) for output, image in zip(outputs, images) if output is not None]
+            outputs.update(zip(indices, self.translate_many([sources[i] for i in indices], **mode)))
+        return [self.finish_output(outputs[i], image) for i, image in enumerate(images)]
 
     def translate(
         self, image: Image.Image, *, dropout: bool = True, norm_stats: str = "batch", seed: int | None = 0

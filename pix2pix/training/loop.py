@@ -40,7 +40,6 @@ from pix2pix.config import RunConfig
 from pix2pix.data import PairedDataset
 from pix2pix.data.builtin import resolve_data_root
 from pix2pix.devices import default_num_workers
-from pix2pix.losses import Objective
 from pix2pix.nn.generators import generator_stride
 from pix2pix.training.acceleration import plan_acceleration, prepare_for_step
 from pix2pix.training.distributed import Process, end_process, shard_order, start_process, sum_across_processes
@@ -54,7 +53,7 @@ from pix2pix.training.monitor import (
     validate,
 )
 from pix2pix.training.state import LOSS_NAMES, TrainingState, build_training_state, linear_decay, update_ema
-from pix2pix.training.step import train_step
+from pix2pix.training.step import objective_of, train_step
 from pix2pix.visuals import write_progress_gif
 
 __all__ = ["TrainingInterrupted", "TrainingStopped", "epoch_order", "fit", "linear_decay"]
@@ -269,7 +268,7 @@ def train_epoch(
     )
     if first_batch == 0:
         run.totals = dict.fromkeys(LOSS_NAMES, 0.0)
-    objective = Objective.from_config(config)
+    objective = objective_of(config)
     batches_in_epoch = math.ceil(len(order) / optim.batch_size)
     bar = tqdm(
         loader,

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from pix2pix.config import RunConfig
 from pix2pix.data import PairedDataset
 from pix2pix.data.tensors import lab_batch_to_rgb
-from pix2pix.losses import generator_loss
+from pix2pix.losses import float_logits, generator_loss
 from pix2pix.nn.modes import run_for_inference, set_training_mode
 from pix2pix.training.state import LOSS_NAMES
 from pix2pix.training.step import what_d_sees
@@ -62,7 +62,8 @@ def validation_losses(
     discriminator, items: list[dict[str, torch.Tensor]], outputs: list[torch.Tensor], device: torch.device, config
 ) -> dict[str, float]:
     """G_GAN, G_L1 and G of the test-time translations, with D in eval mode (running statistics, no update):
-    logged beside the image scores, to see whether the generator's loss follows image quality."""
+    logged beside the image scores, to see whether the generator's loss follows image quality. G is the
+    paper's objective, G_GAN + lambda * G_L1 (without an opt-in feature-matching term)."""
     sums = dict.fromkeys(VAL_LOSSES, 0.0)
     if discriminator is not None:
         discriminator.eval()
@@ -71,7 +72,7 @@ def validation_losses(
             source, fake, target = (x[None].to(device) for x in (item["source"], output, item["target"]))
             fake_logits = None
             if discriminator is not None:
-                fake_logits = discriminator(what_d_sees(source, fake, config.model.disc_conditional)).float()
+                fake_logits = float_logits(discriminator(what_d_sees(source, fake, config.model.disc_conditional)))
             losses = generator_loss(fake_logits, fake, target, config.loss.gan_mode, config.loss.l1_weight)
             for name in VAL_LOSSES:
                 sums[name] += losses[name].item()

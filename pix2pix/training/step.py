@@ -5,7 +5,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pix2pix.losses import Logits, Objective, discriminator_loss, feature_matching_loss, generator_loss, r1_penalty
+from pix2pix.config import RunConfig
+from pix2pix.losses import (
+    Logits,
+    Objective,
+    discriminator_loss,
+    feature_matching_loss,
+    float_logits,
+    generator_loss,
+    r1_penalty,
+)
 from pix2pix.nn.discriminators import discriminator_features
 from pix2pix.training.acceleration import MixedPrecision
 from pix2pix.training.augment import diff_augment
@@ -43,16 +52,19 @@ def train_step(
         losses.update(update_discriminator(discriminator, opt_d, source, fake_target, real_pair, objective, precision))
         # without the DDP wrapper: under DDP, a forward whose parameters get no gradient would leave the
         # gradient reducer waiting; D needs no synchronisation here since it is not updated
-        fake_pair = augmented(what_d_sees(source, fake_target, objective.conditional), objective, source)
+        d = unwrap(discriminator)
+        fake_pair = what_d_sees(source, fake_target, objective.conditional)
         with precision.autocast(source.device):
             if objective.feature_matching_weight:
-                fake_features = discriminator_features(unwrap(discriminator), fake_pair)
-                with torch.no_grad():
-                    real_features = discriminator_features(unwrap(discriminator), real_pair)
-                fake_logits = float_logits(to_logits(fake_features))
+                # on the pairs as they are: DiffAugment would shift or cut the two differently
+                fake_features = discriminator_features(d, fake_pair)
+                with torch.no_grad():  # the targets; note that this forward also moves D's batch-norm statistics
+                    real_features = discriminator_features(d, what_d_sees(source, target, objective.conditional))
                 losses["G_FM"] = feature_matching_loss(fake_features, real_features).float()
+            if objective.feature_matching_weight and not objective.diff_augment:
+                fake_logits = float_logits(to_logits(fake_features))  # the same forward's logits
             else:
-                fake_logits = float_logits(unwrap(discriminator)(fake_pair))
+                fake_logits = float_logits(d(augmented(fake_pair, objective, source)))
 
     losses.update(generator_loss(fake_logits, fake_target.float(), target, objective.gan_mode, objective.l1_weight))
     if "G_FM" in losses:
@@ -61,6 +73,19 @@ def train_step(
     precision.backward_and_step(losses["G"], opt_g)
     precision.end_iteration()
     return {name: value.item() for name, value in losses.items()}
+
+
+def objective_of(config: RunConfig) -> Objective:
+    """The loss terms a run's config asks for."""
+    loss = config.loss
+    return Objective(
+        gan_mode=loss.gan_mode,
+        l1_weight=loss.l1_weight,
+        conditional=config.model.disc_conditional,
+        feature_matching_weight=loss.feature_matching_weight,
+        r1_weight=loss.r1_weight,
+        diff_augment=loss.diff_augment,
+    )
 
 
 def update_discriminator(
@@ -103,10 +128,6 @@ def augmented(pair: torch.Tensor, objective: Objective, source: torch.Tensor) ->
         return pair
     source_channels = source.shape[1] if objective.conditional else 0
     return diff_augment(pair, objective.diff_augment, split=source_channels)
-
-
-def float_logits(logits: Logits) -> Logits:
-    return [scale.float() for scale in logits] if isinstance(logits, list) else logits.float()
 
 
 def to_logits(features: list[list[torch.Tensor]]) -> Logits:
