@@ -170,3 +170,27 @@ def test_the_official_unet_256_served_as_a_pretrained_model_gives_the_official_o
     finally:
         cached_path("edges2shoes").unlink(missing_ok=True)
         digest_path(cached_path("edges2shoes")).unlink(missing_ok=True)
+
+
+def test_a_page_that_is_not_a_model_file_is_refused_and_deleted(models_server):
+    models_server.files["/facades_label2photo.pth"] = b"<!DOCTYPE html><html>maintenance</html>"
+    with pytest.raises(OSError, match="not a model file; deleted it"):
+        download_pretrained("facades_label2photo", progress=False)
+    assert not cached_path("facades_label2photo").exists()
+    assert not digest_path(cached_path("facades_label2photo")).exists()
+
+
+def test_processes_asking_at_once_download_once(models_server):
+    import threading
+
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(download_pretrained("facades_label2photo", progress=False)))
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 3 and len(models_server.ranges) == 1  # one download; the others found it cached
+    assert results[0].read_bytes() == models_server.files["/facades_label2photo.pth"]

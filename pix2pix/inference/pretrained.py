@@ -11,6 +11,7 @@ palette) comes from the table here.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -90,25 +91,38 @@ def digest_path(model_file: Path) -> Path:
 
 
 def download_pretrained(name: str, *, progress: bool = True, force: bool = False) -> Path:
-    """The verified cached file of `name`, downloaded first if it is not cached (or `force`)."""
+    """The verified cached file of `name`, downloaded first if it is not cached (or `force`). Processes that
+    ask for the same model at once take turns (an flock), so one downloads and the others find it cached."""
     path = cached_path(name)
-    if force:
-        path.unlink(missing_ok=True)
-        digest_path(path).unlink(missing_ok=True)
-    if not path.exists():
-        url = f"{models_url()}/{path.name}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fetch_file(url, path, progress=progress)
-        except DownloadError as error:
-            raise DownloadError(
-                f"{error}. Without network access, fetch {url} by hand and save it as {path}"
-                f" (or point ${URL_VARIABLE} at a mirror)"
-            ) from None
-        digest_path(path).write_text(sha256_of(path) + "\n")
-        return path
-    verify(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_name(path.name + ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process ends
+        if force:
+            path.unlink(missing_ok=True)
+            digest_path(path).unlink(missing_ok=True)
+        if not path.exists():
+            download(path, progress=progress)
+            digest_path(path).write_text(sha256_of(path) + "\n")
+            return path
+        verify(path)
     return path
+
+
+def download(path: Path, *, progress: bool) -> None:
+    """Fetch the model file into `path` (resuming a partial download); refuse what is not a torch file."""
+    url = f"{models_url()}/{path.name}"
+    try:
+        fetch_file(url, path, progress=progress)
+    except DownloadError as error:
+        raise DownloadError(
+            f"{error}. Without network access, fetch {url} by hand and save it as {path}"
+            f" (or point ${URL_VARIABLE} at a mirror)"
+        ) from None
+    with path.open("rb") as file:
+        start = file.read(2)
+    if start[:2] != b"PK" and start[:1] != b"\x80":  # torch.save's zip archive, or an older pickle
+        path.unlink()
+        raise DownloadError(f"{url}: the server answered with something that is not a model file; deleted it")
 
 
 def verify(path: Path) -> None:
