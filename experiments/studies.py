@@ -282,12 +282,51 @@ def write_page(study: Study, runs: dict[tuple[Row, int], Path]) -> None:
     first_seed = [done[row, study.seeds[0]] for row in study.rows if (row, study.seeds[0]) in done]
     if first_seed:
         write_grid(first_seed, grid)
+    curves = PAGES / f"{study.name}-curves.png"
+    labelled = {row.label: done[row, study.seeds[0]] for row in study.rows if (row, study.seeds[0]) in done}
+    has_curves = plot_validation_curves(labelled, curves)
     page = PAGES / f"{study.name}.md"
-    page.write_text(format_page(study, done, grid.name if first_seed else None))
+    page.write_text(format_page(study, done, grid.name if first_seed else None, curves.name if has_curves else None))
     print(f"wrote {page}")
 
 
-def format_page(study: Study, done: dict[tuple[Row, int], Path], grid: str | None) -> str:
+CURVES = (("val_G", "generator loss on the validation pairs"), ("val_ssim", "validation SSIM"))
+
+
+def plot_validation_curves(runs: dict[str, Path], path: Path) -> bool:
+    """The generator's validation loss beside the validation SSIM, epoch by epoch, one line per row: the
+    Maps tutorial's point that the loss does not follow image quality, checked on each study. False when
+    no run logged validation losses."""
+    logs = {label: read_validation_log(run) for label, run in runs.items()}
+    logs = {label: rows for label, rows in logs.items() if rows}
+    if not logs:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(1, len(CURVES), figsize=(6 * len(CURVES), 3.5), constrained_layout=True)
+    for axis, (column, title) in zip(axes, CURVES):
+        for label, rows in logs.items():
+            axis.plot([row["epoch"] for row in rows], [row[column] for row in rows], marker="o", label=label)
+        axis.set_title(title)
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return True
+
+
+def read_validation_log(run: Path) -> list[dict[str, float]]:
+    """The epochs of log.csv with validation losses (runs trained before they were logged have none)."""
+    with (run / "log.csv").open() as f:
+        rows = [row for row in csv.DictReader(f) if row.get("val_G")]
+    return [{"epoch": int(row["epoch"]), **{name: float(row[name]) for name, _ in CURVES}} for row in rows]
+
+
+def format_page(study: Study, done: dict[tuple[Row, int], Path], grid: str | None, curves: str | None = None) -> str:
     command = f"python experiments/studies.py {study.name}"
     lines = [
         f"# {study.title}",
@@ -308,6 +347,9 @@ def format_page(study: Study, done: dict[tuple[Row, int], Path], grid: str | Non
         columns = " | ".join(row.label for row in study.rows if (row, study.seeds[0]) in done)
         lines += ["", "## Pictures", "", f"input | {columns} | target (seed {study.seeds[0]}):", ""]
         lines.append(f"![{study.title}]({grid})")
+    if curves:
+        lines += ["", "## Validation curves", "", f"Seed {study.seeds[0]}, every validation epoch of each row:", ""]
+        lines.append(f"![validation loss and SSIM]({curves})")
     return "\n".join(lines) + "\n"
 
 

@@ -87,3 +87,20 @@ def test_runs_held_by_another_process_are_done_last_and_a_dead_holders_lock_is_f
     threading.Timer(0.3, holder.close).start()
     order = [key[0] for key, _ in studies.claim_in_turn(runs)]
     assert order == ["b", "c", "a"]
+
+
+def test_validation_curves_are_drawn_from_the_runs_that_logged_them(tmp_path):
+    pytest.importorskip("matplotlib")
+    logged, unlogged = tmp_path / "logged", tmp_path / "unlogged"
+    for run in (logged, unlogged):
+        run.mkdir()
+    rows = "epoch,val_G,val_ssim\n1,30.0,0.40\n2,,\n3,28.5,0.45\n"
+    (logged / "log.csv").write_text(rows)
+    (unlogged / "log.csv").write_text("epoch,val_ssim\n1,0.4\n")
+    assert studies.read_validation_log(logged) == [
+        {"epoch": 1, "val_G": 30.0, "val_ssim": 0.40},
+        {"epoch": 3, "val_G": 28.5, "val_ssim": 0.45},
+    ]
+    assert not studies.plot_validation_curves({"old": unlogged}, tmp_path / "none.png")
+    assert studies.plot_validation_curves({"new": logged, "old": unlogged}, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 1000
