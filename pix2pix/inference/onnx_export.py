@@ -49,6 +49,35 @@ def prepare_generator(model: Pix2Pix, *, dropout: bool, norm_stats: str) -> tupl
     return generator, example
 
 
+def onnx_bytes(
+    network: nn.Module,
+    example: tuple[torch.Tensor, ...],
+    inputs: dict[str, dict[int, str]],
+    outputs: dict[str, dict[int, str]],
+) -> bytes:
+    """`network` traced on `example` into an ONNX graph (opset ONNX_OPSET): `inputs` and `outputs` name the
+    graph's tensors in order, each with its dynamic axes."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # the stride check in forward() is a Python branch the tracer bakes in; ONNX shapes stay dynamic
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # dynamo=False is deliberate (the legacy exporter handles dynamic axes of these networks well);
+        # its notes (constant folding, instance norm always using instance statistics) are not for users
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
+        warnings.filterwarnings("ignore", module=r"torch\.onnx")
+        torch.onnx.export(
+            network,
+            example,
+            buffer,  # type: ignore[arg-type]  # the legacy exporter writes to a file object; the hint says paths only
+            dynamo=False,
+            opset_version=ONNX_OPSET,
+            input_names=list(inputs),
+            output_names=list(outputs),
+            dynamic_axes=inputs | outputs,
+        )
+    return buffer.getvalue()
+
+
 def export_onnx(model: Pix2Pix, out: str | Path, *, dropout: bool = False, norm_stats: str = "running") -> Path:
     """Write `out` (.onnx, opset 17) with dynamic batch, height and width; config in metadata_props."""
     import onnx
@@ -60,25 +89,8 @@ def export_onnx(model: Pix2Pix, out: str | Path, *, dropout: bool = False, norm_
         )
     generator, example = prepare_generator(model, dropout=dropout, norm_stats=norm_stats)
     dynamic = {0: "batch", 2: "height", 3: "width"}
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        # the stride check in forward() is a Python branch the tracer bakes in; ONNX shapes stay dynamic
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        # dynamo=False is deliberate (the legacy exporter handles dynamic axes of these networks well);
-        # its notes (constant folding, instance norm always using instance statistics) are not for users
-        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
-        warnings.filterwarnings("ignore", module=r"torch\.onnx")
-        torch.onnx.export(
-            generator,
-            (example,),
-            buffer,  # type: ignore[arg-type]  # the legacy exporter writes to a file object; the hint says paths only
-            dynamo=False,
-            opset_version=ONNX_OPSET,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: dynamic, OUTPUT_NAME: dynamic},
-        )
-    proto = onnx.load_from_string(buffer.getvalue())
+    graph = onnx_bytes(generator, (example,), {INPUT_NAME: dynamic}, {OUTPUT_NAME: dynamic})
+    proto = onnx.load_from_string(graph)
     for key, value in describe_export(model, dropout=dropout, norm_stats=norm_stats).items():
         proto.metadata_props.add(key=key, value=value)
     out = Path(out)

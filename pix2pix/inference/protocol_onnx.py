@@ -11,8 +11,6 @@ deterministic one.
 from __future__ import annotations
 
 import copy
-import io
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +18,7 @@ import torch
 from torch import nn
 
 from pix2pix.atomic import write_atomically
-from pix2pix.inference.onnx_export import ONNX_OPSET
+from pix2pix.inference.onnx_export import onnx_bytes
 
 
 class MaskedDropout(nn.Module):
@@ -73,25 +71,10 @@ def export_protocol_onnx(generator: nn.Module, in_channels: int, stride: int, ou
     example = torch.zeros(1, in_channels, side, side)
     masks = [torch.ones(shape) for shape in dropout_shapes(generator, tuple(example.shape))]
     names = [f"mask{i}" for i in range(len(masks))]
-    dynamic = {"source": {2: "height", 3: "width"}, "target": {2: "height", 3: "width"}}
-    dynamic |= {name: {2: f"{name}_height", 3: f"{name}_width"} for name in names}
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        # the legacy exporter, as for the deterministic export (onnx_export.py says why)
-        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
-        warnings.filterwarnings("ignore", module=r"torch\.onnx")
-        torch.onnx.export(
-            network,
-            (example, *masks),
-            buffer,  # type: ignore[arg-type]  # the legacy exporter writes to a file object
-            dynamo=False,
-            opset_version=ONNX_OPSET,
-            input_names=["source", *names],
-            output_names=["target"],
-            dynamic_axes=dynamic,
-        )
-    write_atomically(out, lambda file: file.write(buffer.getvalue()))
+    spatial = {2: "height", 3: "width"}
+    inputs = {"source": spatial} | {name: {2: f"{name}_height", 3: f"{name}_width"} for name in names}
+    graph = onnx_bytes(network, (example, *masks), inputs, {"target": spatial})
+    write_atomically(out, lambda file: file.write(graph))
     return out
 
 
