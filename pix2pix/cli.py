@@ -46,7 +46,9 @@ OPTIONAL_EXTRAS = {
 
 
 def run_train(args: argparse.Namespace) -> int | None:
-    from pix2pix.training.loop import TrainingInterrupted, TrainingStopped, fit, resumed_config  # late: fast --help
+    # late: fast --help
+    from pix2pix.training.cycle_loop import fit_cyclegan
+    from pix2pix.training.loop import TrainingInterrupted, TrainingStopped, fit, resumed_config
 
     config = build_config(args)
     if args.resume and not args.config:  # a resumed run keeps its own settings; flags change them
@@ -56,8 +58,9 @@ def run_train(args: argparse.Namespace) -> int | None:
         if changes and os.environ.get("RANK", "0") == "0":
             print(f"resuming {config.train.out} with changes: {'; '.join(changes)}")
     check_packages_for(config)
+    train = fit_cyclegan if config.model.model == "cyclegan" else fit
     try:
-        run_dir = fit(config, resume=args.resume, progress=not args.quiet)
+        run_dir = train(config, resume=args.resume, progress=not args.quiet)
     except TrainingInterrupted as stopped:
         print(stopped)  # the run is checkpointed and says how to resume; the exit code says it is not done
         return EXIT_RESUMABLE
@@ -68,20 +71,33 @@ def run_train(args: argparse.Namespace) -> int | None:
         return None  # under torchrun, one process reports
     print(f"run folder: {run_dir}")
     if args.report:
-        from pix2pix.data.builtin import resolve_data_root
         from pix2pix.inference.folders import translate_to_folder
         from pix2pix.inference.formats import load_model
 
-        data_root = resolve_data_root(config.data.data)
-        # a held-out split if there is one; the training images only as a last resort, and said so
-        held_out = [name for name in (config.data.val_split, "test") if (data_root / name).is_dir()]
-        split = held_out[0] if held_out else "train"
+        data_root, split, folder, held_out = report_input(config)
         page = translate_to_folder(
-            load_model(run_dir), data_root, run_dir / split, split=split, progress=not args.quiet
+            load_model(run_dir), data_root, run_dir / folder, split=split, progress=not args.quiet
         )
         seen = "" if held_out else " (images it trained on: not a held-out result)"
-        print(f"translations of the {split} split{seen}: {page}")
+        print(f"translations of the {folder} split{seen}: {page}")
     return None
+
+
+def report_input(config: RunConfig) -> tuple[Path, str, str, bool]:
+    """What `train --report` translates: (dataset root, split, the folder of inputs, whether it is held
+    out). A held-out split if there is one; the training images only as a last resort, and said so.
+    A CycleGAN run translates its source domain's folder (SPLITA, or SPLITB with --direction BtoA)."""
+    from pix2pix.data.builtin import resolve_data_root, resolve_unpaired_root
+
+    if config.model.model == "cyclegan":
+        data_root = resolve_unpaired_root(config.data.data)
+        domain = "A" if config.data.direction == "AtoB" else "B"
+        split = "test" if (data_root / f"test{domain}").is_dir() else "train"
+        return data_root / f"{split}{domain}", split, f"{split}{domain}", split == "test"
+    data_root = resolve_data_root(config.data.data)
+    held_out = [name for name in (config.data.val_split, "test") if (data_root / name).is_dir()]
+    split = held_out[0] if held_out else "train"
+    return data_root, split, split, bool(held_out)
 
 
 def check_packages_for(config: RunConfig) -> None:

@@ -32,6 +32,7 @@ DiscriminatorName = Literal["patch", "pixel"]
 Upsample = Literal["transpose", "resize-conv"]
 GanMode = Literal["vanilla", "lsgan", "hinge"]
 ColorSpace = Literal["rgb", "lab"]
+ModelName = Literal["pix2pix", "cyclegan"]
 PrecisionName = Literal["auto", "fp32", "bf16", "fp16"]
 Toggle = Literal["auto", "on", "off"]  # "auto": whatever suits the device
 
@@ -66,6 +67,11 @@ class DataConfig:
 class ModelConfig:
     """Networks of the paper's appendix; defaults are the official pix2pix ones."""
 
+    model: ModelName = option(
+        "pix2pix",
+        "pix2pix: paired translation; cyclegan: unpaired (ROOT/trainA, ROOT/trainB), two generators and two "
+        "discriminators (--config cyclegan: the CycleGAN paper's settings)",
+    )
     in_channels: int = option(3, "input channels: 3 for RGB, 1 for grayscale")
     out_channels: int = option(3, "output channels: 3 for RGB, 1 for grayscale, 2 for ab with --color-space lab")
     generator: GeneratorName = option(
@@ -102,6 +108,13 @@ class LossConfig:
     diff_augment: str = option(
         "", "DiffAugment policy for what D sees, real and generated alike: color, translation, cutout, comma-separated"
     )
+    # --model cyclegan only (Zhu et al. 2017)
+    lambda_a: float = option(10.0, "cyclegan: weight of the cycle loss A -> B -> A")
+    lambda_b: float = option(10.0, "cyclegan: weight of the cycle loss B -> A -> B")
+    lambda_identity: float = option(
+        0.5, "cyclegan: weight of the identity loss, relative to the cycle weights; 0 turns it off"
+    )
+    pool_size: int = option(50, "cyclegan: past generated images each discriminator also trains on; 0: none")
 
 
 @dataclass(frozen=True)
@@ -251,6 +264,10 @@ RULES: dict[str, Rule] = {
     "loss.l1_weight": at_least(0),
     "loss.feature_matching_weight": at_least(0),
     "loss.r1_weight": at_least(0),
+    "loss.lambda_a": at_least(0),
+    "loss.lambda_b": at_least(0),
+    "loss.lambda_identity": at_least(0),
+    "loss.pool_size": between(0, 4096),
     "loss.diff_augment": (
         (lambda value: value == "" or set(value.split(",")) <= set(AUGMENTATIONS)),
         "empty or a comma-separated list of " + ", ".join(AUGMENTATIONS),
@@ -376,6 +393,52 @@ def check_combinations(config: RunConfig) -> None:
             "(nothing else would train the generator)",
         ),
     ]
+    if model.model == "cyclegan":
+        rules += cyclegan_rules(config)
     for holds, message in rules:
         if not holds:
             raise ValueError(message)
+
+
+def cyclegan_rules(config: RunConfig) -> list[tuple[bool, str]]:
+    """What `--model cyclegan` (training/cycle_loop.py) cannot do: pix2pix's upgrades and its paired-only
+    parts are refused rather than ignored, so a recipe never trains other than it reads."""
+    data, model, loss, train = config.data, config.model, config.loss, config.train
+    unsupported = [
+        name
+        for name, is_set in (
+            ("loss.feature_matching_weight", loss.feature_matching_weight > 0),
+            ("loss.r1_weight", loss.r1_weight > 0),
+            ("loss.diff_augment", loss.diff_augment != ""),
+            ("optim.ema_decay", config.optim.ema_decay > 0),
+            ("train.precision", train.precision in ("bf16", "fp16")),
+            ("train.compile", train.compile),
+            ("train.sync_bn", train.sync_bn),
+            ("train.val_every", train.val_every > 0),  # L1/PSNR/SSIM need the paired target
+            ("train.nan_retries", train.nan_retries > 0),
+            ("train.skip_bad", train.skip_bad),
+        )
+        if is_set
+    ]
+    return [
+        (
+            not unsupported,
+            f'model.model = "cyclegan": {", ".join(unsupported)} work with pix2pix only; leave them at their defaults',
+        ),
+        (loss.gan, 'loss.gan = false: model "cyclegan" trains against its two discriminators'),
+        (
+            loss.gan_mode != "hinge",
+            'loss.gan_mode = "hinge": model "cyclegan" takes "lsgan" (the paper\'s) or "vanilla"',
+        ),
+        (
+            not model.disc_conditional,
+            "model.disc_conditional = true: a CycleGAN discriminator sees one image, never a pair; set it false "
+            "(--no-disc-conditional, or --config cyclegan for the paper's settings)",
+        ),
+        (data.color_space == "rgb", 'data.color_space = "lab": model "cyclegan" translates rgb or grayscale images'),
+        (
+            loss.lambda_identity == 0 or model.in_channels == model.out_channels,
+            f"loss.lambda_identity = {loss.lambda_identity}: the identity loss needs in_channels = out_channels "
+            f"(got {model.in_channels} and {model.out_channels}); set it to 0",
+        ),
+    ]

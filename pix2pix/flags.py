@@ -59,16 +59,20 @@ def recipe_names() -> list[str]:
 
 def build_config(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
     """Defaults <- `base` (a resumed run's saved config) or the recipe (a file or a built-in recipe name:
-    it replaces `base`) <- command-line flags."""
+    it replaces `base`) <- command-line flags.
+
+    A new `--model cyclegan` run without a recipe starts from the `cyclegan` recipe (the CycleGAN paper's
+    settings): the defaults are pix2pix's, whose conditional discriminator CycleGAN cannot use."""
     sections: dict[str, dict[str, Any]] = base.to_dict() if base else {}
-    if args.config:
-        path = Path(args.config)
-        if not path.exists() and args.config in recipe_names():
-            path = Path(str(resources.files(RECIPES) / f"{args.config}.toml"))
+    recipe = args.config
+    if not recipe and base is None and vars(args).get("model") == "cyclegan":
+        recipe = "cyclegan"
+    if recipe:
+        path = Path(recipe)
+        if not path.exists() and recipe in recipe_names():
+            path = Path(str(resources.files(RECIPES) / f"{recipe}.toml"))
         if not path.exists():
-            raise FileNotFoundError(
-                f"{args.config}: no such config file or built-in recipe ({', '.join(recipe_names())})"
-            )
+            raise FileNotFoundError(f"{recipe}: no such config file or built-in recipe ({', '.join(recipe_names())})")
         sections = read_sections(path)  # checked below, once the flags that override it are in
     given = vars(args)
     for section in dataclasses.fields(RunConfig):

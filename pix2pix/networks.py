@@ -44,3 +44,12 @@ def discriminator_channels(config: RunConfig) -> int:
     """A conditional D sees the input and the output stacked; an unconditional one the output only."""
     model = config.model
     return model.out_channels + (model.in_channels if model.disc_conditional else 0)
+
+
+def reverse_domains(config: RunConfig) -> RunConfig:
+    """The config that describes a CycleGAN run's B -> A networks (G_B, and D_B, which judges A images):
+    the channels and the direction swapped, so `build_generator_for` and the inference side read it as
+    they read the A -> B one."""
+    model, direction = config.model, config.data.direction
+    swapped = config.replace("model", in_channels=model.out_channels, out_channels=model.in_channels)
+    return swapped.replace("data", direction="BtoA" if direction == "AtoB" else "AtoB")

@@ -30,7 +30,7 @@ from pix2pix.inference.onnx_model import OnnxPix2Pix
 from pix2pix.inference.pretrained import download_pretrained, pretrained_entry
 from pix2pix.inference.protocol_onnx import ProtocolSession, export_protocol_onnx
 from pix2pix.inference.translator import RUNTIMES, ImageTranslator
-from pix2pix.networks import build_generator_for
+from pix2pix.networks import build_generator_for, reverse_domains
 from pix2pix.nn.fold import fold_batch_norm
 from pix2pix.nn.generators import generator_stride
 from pix2pix.nn.modes import run_for_inference, set_inference_mode
@@ -97,18 +97,35 @@ class Pix2Pix(ImageTranslator):
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, *, device: str = "auto", netg: str | None = None, norm: str | None = None
+        cls,
+        path: str | Path,
+        *,
+        device: str = "auto",
+        netg: str | None = None,
+        norm: str | None = None,
+        generator: str = "a",
     ) -> Pix2Pix:
-        """A run folder (its newest readable checkpoint), one of our checkpoints, or an official state dict."""
+        """A run folder (its newest readable checkpoint), one of our checkpoints, or an official state dict.
+
+        `generator="b"`: a CycleGAN run's B -> A generator (G_B) instead of its A -> B one."""
+        if generator not in ("a", "b"):
+            raise ValueError(f"generator {generator!r}: expected 'a' (A -> B) or 'b' (B -> A)")
         target_device = resolve_device(device)
         path = resolve_checkpoint(path)
         state = read_checkpoint_file(path)
         if is_our_checkpoint(state):
             config = checkpoint_config(state, path)
-            generator = build_generator_for(config)
             # a run with --ema-decay translates with the moving average of its weights
-            generator.load_state_dict(state.get("generator_ema") or state["generator"])
-            return cls(generator, config, target_device)
+            weights = state.get("generator_ema") or state["generator"]
+            if generator == "b":
+                if "generator_b" not in state:
+                    raise ValueError(f"{path}: not a CycleGAN run, so it has no B -> A generator")
+                config, weights = reverse_domains(config), state["generator_b"]
+            network = build_generator_for(config)
+            network.load_state_dict(weights)
+            return cls(network, config, target_device)
+        if generator == "b":  # an official CycleGAN run saves G_B in a file of its own
+            raise ValueError(f"{path}: an official state dict holds one generator; load latest_net_G_B.pth for B -> A")
         return cls.from_official_state_dict(state, target_device, netg=netg, norm=norm)
 
     @classmethod

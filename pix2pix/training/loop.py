@@ -14,7 +14,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +45,7 @@ from pix2pix.training.acceleration import plan_acceleration, prepare_for_step
 from pix2pix.training.distributed import Process, end_process, shard_order, start_process, sum_across_processes
 from pix2pix.training.inputs import build_dataset, checked_pairs, load_sample_batch
 from pix2pix.training.monitor import (
+    LOG_FIELDS,
     EpochLog,
     is_improvement,
     open_tensorboard,
@@ -52,7 +53,14 @@ from pix2pix.training.monitor import (
     save_sample_grid,
     validate,
 )
-from pix2pix.training.state import LOSS_NAMES, TrainingState, build_training_state, linear_decay, update_ema
+from pix2pix.training.state import (
+    LOSS_NAMES,
+    SavedRun,
+    TrainingState,
+    build_training_state,
+    linear_decay,
+    update_ema,
+)
 from pix2pix.training.step import objective_of, train_step
 from pix2pix.visuals import write_progress_gif
 
@@ -310,7 +318,7 @@ def train_epoch(
     return batches_in_epoch
 
 
-def vote_to_stop(losses: dict[str, float], stop: StopRequest, run: TrainingState, epoch: int, process: Process) -> bool:
+def vote_to_stop(losses: dict[str, float], stop: StopRequest, run: SavedRun, epoch: int, process: Process) -> bool:
     """Whether any process was asked to stop; raises NonFiniteLoss if any process saw a NaN/inf loss.
     Every process must stop at the same iteration, or the others would wait forever."""
     bad = [name for name, value in losses.items() if not math.isfinite(value)]
@@ -334,9 +342,10 @@ def end_epoch_schedule(run: TrainingState, epoch: int, batches: int, process: Pr
 
 class RunFiles:
     """What the main process writes into the run folder: config.json, log.csv, TensorBoard, sample grids and
-    checkpoints. Opening it checks the disk and removes the temporaries of a write that a kill cut short."""
+    checkpoints. Opening it checks the disk and removes the temporaries of a write that a kill cut short.
+    (CycleGAN's loop writes its epochs' outputs itself, with its own `log_fields`.)"""
 
-    def __init__(self, config: RunConfig, run: TrainingState, device: torch.device):
+    def __init__(self, config: RunConfig, run: SavedRun, device: torch.device, log_fields: Sequence[str] = LOG_FIELDS):
         self.config, self.device = config, device
         self.run_dir = Path(config.train.out)
         self.checkpoint_dir = self.run_dir / CHECKPOINT_DIR
@@ -344,7 +353,7 @@ class RunFiles:
         check_free_space(self.run_dir, run)
         remove_stale_temporaries(self.checkpoint_dir)
         config.save_json(self.run_dir / "config.json")
-        self.log = EpochLog(self.run_dir, keep_through_epoch=run.epoch)
+        self.log = EpochLog(self.run_dir, keep_through_epoch=run.epoch, fields=log_fields)
         self.writer = open_tensorboard(self.run_dir) if config.train.tensorboard else None
 
     def finish_epoch(
@@ -384,7 +393,7 @@ class RunFiles:
         )
         write_progress_gif(sorted(samples_dir.glob("epoch_*.png")), samples_dir / "progress.gif")
 
-    def save(self, run: TrainingState, name: str | None, epoch: int, batch: int) -> None:
+    def save(self, run: SavedRun, name: str | None, epoch: int, batch: int) -> None:
         """latest.pt always (not for best.pt); `name` too (an epoch checkpoint), pruned to the newest K.
 
         latest.pt is written first, so that a write failing in between leaves it no older than the newest
@@ -398,7 +407,7 @@ class RunFiles:
                 prune_checkpoints(self.checkpoint_dir, self.config.train.keep_checkpoints)
 
     @contextmanager
-    def stopping_on_write_errors(self, run: TrainingState, what: str) -> Iterator[None]:
+    def stopping_on_write_errors(self, run: SavedRun, what: str) -> Iterator[None]:
         """A write that fails (a full disk, a quota) stops the run in one line with the resume command: the
         checkpoints written so far are intact (atomic writes), and a resume redoes what came after them."""
         try:
@@ -415,15 +424,14 @@ class RunFiles:
             self.writer.close()
 
 
-def checkpoint_mib(run: TrainingState) -> float:
+def checkpoint_mib(run: SavedRun) -> float:
     """The size of two checkpoints (a write goes to a temporary file beside the file it replaces):
     float32 weights plus Adam's two moments for each network."""
-    networks = [net for net in (run.generator, run.discriminator, run.generator_ema) if net is not None]
-    values = sum(t.numel() for net in networks for t in (*net.parameters(), *net.buffers()))
+    values = sum(t.numel() for net in run.networks for t in (*net.parameters(), *net.buffers()))
     return 2 * 3 * 4 * values / 2**20
 
 
-def check_free_space(run_dir: Path, run: TrainingState) -> None:
+def check_free_space(run_dir: Path, run: SavedRun) -> None:
     """Refuse to start when the disk cannot hold two checkpoints. A full disk found hours in ends the
     run (resumable); found now it costs nothing."""
     free, needed = shutil.disk_usage(run_dir).free / 2**20, checkpoint_mib(run)

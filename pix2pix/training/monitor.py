@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -115,20 +116,21 @@ def save_sample_grid(
 class EpochLog:
     """Per-epoch losses in RUN/log.csv; on resume, rows past the resumed epoch are dropped."""
 
-    def __init__(self, run_dir: Path, keep_through_epoch: int):
+    def __init__(self, run_dir: Path, keep_through_epoch: int, fields: Sequence[str] = LOG_FIELDS):
         self.path = run_dir / "log.csv"
+        self.fields = fields
         rows = []
         if keep_through_epoch > 0 and self.path.exists():
             with self.path.open() as f:
                 rows = [row for row in csv.DictReader(f) if int(row["epoch"]) <= keep_through_epoch]
         with self.path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, LOG_FIELDS)
+            writer = csv.DictWriter(f, self.fields)
             writer.writeheader()
             writer.writerows(rows)
 
     def append(self, row: dict[str, float]) -> None:
         with self.path.open("a", newline="") as f:
-            csv.DictWriter(f, LOG_FIELDS).writerow({name: row.get(name, "") for name in LOG_FIELDS})
+            csv.DictWriter(f, self.fields).writerow({name: row.get(name, "") for name in self.fields})
 
 
 def open_tensorboard(run_dir: Path):
@@ -144,12 +146,20 @@ def open_tensorboard(run_dir: Path):
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
-def report_epoch(row: dict[str, float], log: EpochLog, writer, *, total_epochs: int, console: bool) -> None:
+def report_epoch(
+    row: dict[str, float],
+    log: EpochLog,
+    writer,
+    *,
+    total_epochs: int,
+    console: bool,
+    loss_names: Sequence[str] = LOSS_NAMES,
+) -> None:
     """One epoch's losses, validation scores, lr and time, to every place the run reports to."""
     log.append(row)
     scores = {name.removeprefix("val_"): row[name] for name in VAL_FIELDS if name in row}
     if writer is not None:
-        for name in (*LOSS_NAMES, "lr"):
+        for name in (*loss_names, "lr"):
             writer.add_scalar(f"train/{name}", row[name], row["epoch"])
         for name, value in scores.items():
             writer.add_scalar(f"val/{name}", value, row["epoch"])
@@ -157,7 +167,7 @@ def report_epoch(row: dict[str, float], log: EpochLog, writer, *, total_epochs: 
     if console:
         tqdm.write(
             f"epoch {row['epoch']}/{total_epochs}  it {row['iteration']}  "
-            + "  ".join(f"{name} {row[name]:.4f}" for name in LOSS_NAMES)
+            + "  ".join(f"{name} {row[name]:.4f}" for name in loss_names)
             + "".join(f"  val_{name} {value:.4f}" for name, value in scores.items())
             + f"  lr {row['lr']:.2e}  {row['seconds']:.0f}s"
         )

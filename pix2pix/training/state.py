@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -41,6 +41,33 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class SavedRun(Protocol):
+    """What the run folder's writer (loop.RunFiles) needs of a run: pix2pix's TrainingState and CycleGAN's
+    CycleState alike."""
+
+    epoch: int
+    iteration: int
+
+    @property
+    def networks(self) -> list[nn.Module]: ...
+
+    def to_checkpoint(self, config: RunConfig, *, epoch: int, batch: int) -> dict[str, Any]: ...
+
+
+def restore_schedulers(
+    schedulers: list[torch.optim.lr_scheduler.LambdaLR], saved: list[dict[str, Any]], config: RunConfig, epoch: int
+) -> None:
+    """Continue the saved schedules (G's, then D's) with `config`'s learning rates and decay epochs, which
+    a resumed run may change, from `epoch` (completed epochs)."""
+    optim = config.optim
+    lr_factor = linear_decay(optim.n_epochs, optim.n_epochs_decay)
+    for scheduler, scheduler_state, lr in zip(schedulers, saved, (optim.lr, optim.lr_d)):
+        scheduler.load_state_dict(scheduler_state)
+        scheduler.base_lrs = [lr] * len(scheduler.base_lrs)
+        for group in scheduler.optimizer.param_groups:
+            group["lr"] = lr * lr_factor(epoch)
+
+
 @dataclass
 class TrainingState:
     generator: nn.Module
@@ -60,6 +87,10 @@ class TrainingState:
     def generator_for_inference(self) -> nn.Module:
         """What validation, samples and (through the checkpoint) test/eval/export/serve translate with."""
         return self.generator_ema if self.generator_ema is not None else self.generator
+
+    @property
+    def networks(self) -> list[nn.Module]:
+        return [net for net in (self.generator, self.discriminator, self.generator_ema) if net is not None]
 
     @property
     def optimizers(self) -> list[torch.optim.Optimizer]:
@@ -94,13 +125,7 @@ class TrainingState:
             self.discriminator.load_state_dict(state["discriminator"])
             self.opt_d.load_state_dict(state["opt_d"])
         self.epoch, self.batch, self.iteration = state["epoch"], state["batch"], state["iteration"]
-        optim = config.optim
-        lr_factor = linear_decay(optim.n_epochs, optim.n_epochs_decay)
-        for scheduler, scheduler_state, lr in zip(self.schedulers, state["schedulers"], (optim.lr, optim.lr_d)):
-            scheduler.load_state_dict(scheduler_state)
-            scheduler.base_lrs = [lr] * len(scheduler.base_lrs)
-            for group in scheduler.optimizer.param_groups:
-                group["lr"] = lr * lr_factor(self.epoch)
+        restore_schedulers(self.schedulers, state["schedulers"], config, self.epoch)
         self.totals, self.best_scores = state["epoch_totals"], state["best_scores"]
         self.precision.load_state_dict(state.get("scaler"))
         restore_rng_state(state["rng"])

@@ -1,0 +1,352 @@
+"""fit_cyclegan(config): unpaired training (Zhu et al. 2017), read top to bottom.
+
+The same run as pix2pix's loop.py (its run folder, schedule, stop requests and atomic checkpoints that
+resume exactly, mid-epoch too) with CycleGAN's state: G_A (A -> B), G_B (B -> A), D_A (judges B images),
+D_B (judges A images), one Adam over both generators and one over both discriminators, and the two image
+pools. G_A is saved as "generator", so test, eval, export and serve use it as an A -> B model; G_B as
+"generator_b". One process: torchrun is refused.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from pix2pix.checkpoint import LATEST, load_checkpoint
+from pix2pix.config import RunConfig
+from pix2pix.data.builtin import resolve_unpaired_root
+from pix2pix.data.unpaired import UnpairedDataset
+from pix2pix.devices import default_num_workers, resolve_channels_last
+from pix2pix.networks import build_discriminator_for, build_generator_for, reverse_domains
+from pix2pix.nn.generators import generator_stride
+from pix2pix.training.acceleration import align_optimizer_state
+from pix2pix.training.cycle_step import CYCLE_LOSS_NAMES, cycle_train_step
+from pix2pix.training.distributed import Process, end_process, start_process
+from pix2pix.training.image_pool import ImagePool
+from pix2pix.training.loop import (
+    NonFiniteLoss,
+    RunFiles,
+    StopRequest,
+    TrainingInterrupted,
+    epoch_generator,
+    epoch_order,
+    give_up_on_non_finite_loss,
+    refuse_existing_run,
+    resolve_resume,
+    vote_to_stop,
+)
+from pix2pix.training.monitor import report_epoch, translate_as_at_test_time
+from pix2pix.training.optim import build_optimizer
+from pix2pix.training.state import capture_rng_state, linear_decay, restore_rng_state, restore_schedulers
+from pix2pix.visuals import make_grid, write_progress_gif
+
+logger = logging.getLogger(__name__)
+
+CYCLE_LOG_FIELDS = ("epoch", "iteration", "lr", *CYCLE_LOSS_NAMES, "seconds")
+SAMPLE_COLUMNS = ("real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B")  # one row per sample pair
+
+
+@dataclass
+class CycleState:
+    """Everything a CycleGAN checkpoint holds besides the config."""
+
+    g_a: nn.Module
+    g_b: nn.Module
+    d_a: nn.Module
+    d_b: nn.Module
+    opt_g: torch.optim.Optimizer  # G_A and G_B
+    opt_d: torch.optim.Optimizer  # D_A and D_B
+    schedulers: list[torch.optim.lr_scheduler.LambdaLR]
+    pool_a: ImagePool  # generated A images: D_B's fakes
+    pool_b: ImagePool  # generated B images: D_A's fakes
+    epoch: int = 0  # completed epochs
+    batch: int = 0  # batches done in the current epoch (a mid-epoch checkpoint)
+    iteration: int = 0
+    totals: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CYCLE_LOSS_NAMES, 0.0))
+
+    @property
+    def networks(self) -> list[nn.Module]:
+        return [self.g_a, self.g_b, self.d_a, self.d_b]
+
+    def to_checkpoint(self, config: RunConfig, *, epoch: int, batch: int) -> dict[str, Any]:
+        return {
+            "config": config.to_dict(),
+            "generator": self.g_a.state_dict(),
+            "generator_b": self.g_b.state_dict(),
+            "discriminator": self.d_a.state_dict(),
+            "discriminator_b": self.d_b.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
+            "pools": {"A": self.pool_a.state_dict(), "B": self.pool_b.state_dict()},
+            "epoch": epoch,
+            "batch": batch,
+            "iteration": self.iteration,
+            "epoch_totals": self.totals,
+            "rng": capture_rng_state(),  # the pools' draws come from torch's global stream
+        }
+
+    def restore(self, state: dict[str, Any], config: RunConfig) -> None:
+        """Continue from a checkpoint; the learning-rate schedule follows `config`, as pix2pix's does."""
+        for key, network in zip(("generator", "generator_b", "discriminator", "discriminator_b"), self.networks):
+            network.load_state_dict(state[key])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.epoch, self.batch, self.iteration = state["epoch"], state["batch"], state["iteration"]
+        restore_schedulers(self.schedulers, state["schedulers"], config, self.epoch)
+        self.pool_a.load_state_dict(state["pools"]["A"])
+        self.pool_b.load_state_dict(state["pools"]["B"])
+        self.totals = state["epoch_totals"]
+        restore_rng_state(state["rng"])
+        for opt in (self.opt_g, self.opt_d):
+            align_optimizer_state(opt)  # the saved run may have had another memory format
+
+
+def build_cycle_state(config: RunConfig, device: torch.device, memory_format: torch.memory_format) -> CycleState:
+    """Fresh networks (the official initialisation), the two Adams and the paper's schedule."""
+    reverse = reverse_domains(config)  # describes G_B (B -> A) and D_B (judges A images)
+    networks = [build_generator_for(config), build_generator_for(reverse)]
+    networks += [build_discriminator_for(config), build_discriminator_for(reverse)]
+    for network in networks:
+        # the ignore: Module.to takes memory_format= (its docstring), but torch's typed overloads leave it out
+        network.to(device, memory_format=memory_format)  # type: ignore[call-overload]
+    g_a, g_b, d_a, d_b = networks
+    optim = config.optim
+    betas = (optim.beta1, optim.beta2)
+    opt_g = build_optimizer(itertools.chain(g_a.parameters(), g_b.parameters()), lr=optim.lr, betas=betas)
+    opt_d = build_optimizer(itertools.chain(d_a.parameters(), d_b.parameters()), lr=optim.lr_d, betas=betas)
+    lr_factor = linear_decay(optim.n_epochs, optim.n_epochs_decay)
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lr_factor) for opt in (opt_g, opt_d)]
+    pool_size = config.loss.pool_size
+    return CycleState(g_a, g_b, d_a, d_b, opt_g, opt_d, schedulers, ImagePool(pool_size), ImagePool(pool_size))
+
+
+def fit_cyclegan(config: RunConfig, *, resume: str | None = None, progress: bool = True) -> Path:
+    """Train CycleGAN as `config` says; returns the run folder. Raises loop's TrainingInterrupted after a
+    stop request (checkpointed) and TrainingStopped on a non-finite loss or a failed write."""
+    process = start_process(config.train.device)
+    try:
+        if process.distributed:
+            raise ValueError("--model cyclegan trains in one process; start it without torchrun")
+        run_dir = Path(config.train.out)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ValueError(f"--out {run_dir} is a file, not a folder")
+        if not resume:
+            refuse_existing_run(run_dir, process)
+        device = process.device
+        channels_last = resolve_channels_last(config.train.channels_last, device)
+        memory_format = torch.channels_last if channels_last else torch.preserve_format
+        torch.manual_seed(config.train.seed)
+        random.seed(config.train.seed)
+        run = build_cycle_state(config, device, memory_format)
+        data_root = resolve_unpaired_root(config.data.data)
+        stride = generator_stride(run.g_a)
+        dataset = build_unpaired_dataset(config, data_root, "train", stride, train=True)
+        sample_batch = load_cycle_samples(config, data_root, stride)
+        if resume:
+            checkpoint = resolve_resume(resume, run_dir)
+            restore_cycle_run(run, config, checkpoint)
+            logger.info("resumed from %s (iteration %d)", checkpoint, run.iteration)
+        files = RunFiles(config, run, device, log_fields=CYCLE_LOG_FIELDS)
+        total_epochs = config.optim.total_epochs
+        logger.info(
+            "training CycleGAN %s on %s: %d A and %d B images, epochs %d to %d",
+            run_dir,
+            device,
+            len(dataset.a_paths),
+            len(dataset.b_paths),
+            run.epoch + 1,
+            total_epochs,
+        )
+        with StopRequest() as stop:
+            for epoch in range(run.epoch, total_epochs):
+                started = time.perf_counter()
+                try:
+                    batches = train_cycle_epoch(
+                        config, run, dataset, epoch, memory_format, stop, files, process, progress=progress
+                    )
+                except NonFiniteLoss as err:
+                    has_checkpoint = (files.checkpoint_dir / LATEST).exists()
+                    raise give_up_on_non_finite_loss(err, config, has_checkpoint) from None
+                row = end_cycle_epoch_schedule(run, epoch, batches)
+                write_epoch_outputs(files, run, sample_batch, row, started=started, console=progress)
+        files.close()
+        return run_dir
+    finally:
+        end_process(process)
+
+
+def build_unpaired_dataset(
+    config: RunConfig, data_root: Path, split: str, size_multiple: int, *, train: bool
+) -> UnpairedDataset:
+    """`split` as the config describes it: each domain jittered on its own for training, else resized."""
+    data, model = config.data, config.model
+    return UnpairedDataset(
+        data_root,
+        split,
+        direction=data.direction,
+        in_channels=model.in_channels,
+        out_channels=model.out_channels,
+        preprocess=data.preprocess,
+        load_size=data.load_size,
+        crop_size=data.crop_size,
+        flip=data.flip and train,
+        size_multiple=size_multiple,
+        train=train,
+        seed=config.train.seed,
+    )
+
+
+def load_cycle_samples(config: RunConfig, data_root: Path, size_multiple: int) -> dict[str, torch.Tensor]:
+    """The fixed A and B images of every sample grid: from --val-split, else test (the layout of the
+    CycleGAN releases), else train."""
+    splits = (config.data.val_split, "test", "train")
+    split = next(name for name in splits if (data_root / f"{name}A").is_dir() and (data_root / f"{name}B").is_dir())
+    dataset = build_unpaired_dataset(config, data_root, split, size_multiple, train=False)
+    items = [dataset[i] for i in range(min(config.train.num_samples, len(dataset)))]
+    return {key: torch.stack([cast(torch.Tensor, item[key]) for item in items]) for key in ("A", "B")}
+
+
+def restore_cycle_run(run: CycleState, config: RunConfig, checkpoint: Path) -> None:
+    state, saved = load_checkpoint(checkpoint)
+    try:
+        run.restore(state, config)
+    except (RuntimeError, KeyError) as error:  # other layers, or a pix2pix checkpoint (no G_B)
+        changes = "; ".join(config.differences(saved, ("data", "model"))) or "see its config.json"
+        raise ValueError(
+            f"{checkpoint}: its networks differ from the ones this config builds ({changes}); resume without "
+            "those flags, or start a new run with another --out"
+        ) from error
+
+
+def train_cycle_epoch(
+    config: RunConfig,
+    run: CycleState,
+    dataset: UnpairedDataset,
+    epoch: int,
+    memory_format: torch.memory_format,
+    stop: StopRequest,
+    files: RunFiles,
+    process: Process,
+    *,
+    progress: bool,
+) -> int:
+    """The steps of one epoch (from where a resumed epoch stopped), with mid-epoch checkpoints; returns
+    the number of batches in the whole epoch. The loader is built as pix2pix's (loop.train_epoch says why)."""
+    optim, loss, device = config.optim, config.loss, process.device
+    dataset.set_epoch(epoch)
+    order = epoch_order(len(dataset), config.train.seed, epoch)
+    first_batch = run.batch if epoch == run.epoch else 0
+    loader = DataLoader(
+        dataset,
+        batch_size=optim.batch_size,
+        sampler=order[first_batch * optim.batch_size :],  # a resumed epoch skips what it has seen
+        num_workers=config.data.num_workers if config.data.num_workers >= 0 else default_num_workers(device),
+        pin_memory=device.type == "cuda",
+        generator=epoch_generator(config.train.seed, epoch),
+    )
+    if first_batch == 0:
+        run.totals = dict.fromkeys(CYCLE_LOSS_NAMES, 0.0)
+    batches_in_epoch = math.ceil(len(order) / optim.batch_size)
+    bar = tqdm(
+        loader,
+        desc=f"epoch {epoch + 1}/{optim.total_epochs}",
+        initial=first_batch,
+        total=batches_in_epoch,
+        disable=not progress,
+        leave=False,
+    )
+    for batch_index, batch in enumerate(bar, start=first_batch):
+        real_a = batch["A"].to(device, non_blocking=True, memory_format=memory_format)
+        real_b = batch["B"].to(device, non_blocking=True, memory_format=memory_format)
+        losses = cycle_train_step(
+            run.g_a,
+            run.g_b,
+            run.d_a,
+            run.d_b,
+            run.opt_g,
+            run.opt_d,
+            real_a,
+            real_b,
+            run.pool_a,
+            run.pool_b,
+            lambda_a=loss.lambda_a,
+            lambda_b=loss.lambda_b,
+            lambda_identity=loss.lambda_identity,
+            gan_mode=loss.gan_mode,
+        )
+        stop_requested = vote_to_stop(losses, stop, run, epoch, process)
+        run.iteration += 1
+        for name in CYCLE_LOSS_NAMES:
+            run.totals[name] += losses[name]
+        bar.set_postfix({name: f"{losses[name]:.3f}" for name in CYCLE_LOSS_NAMES})
+        every_iters = config.train.save_every_iters
+        if stop_requested or (every_iters and run.iteration % every_iters == 0):
+            files.save(run, None, epoch, batch_index + 1)
+        if stop_requested:
+            bar.close()
+            raise TrainingInterrupted(
+                f"stopped at epoch {epoch + 1}, iteration {run.iteration}; checkpoint saved. "
+                f"Resume with: pix2pix train --resume auto --out {config.train.out}"
+            )
+    return batches_in_epoch
+
+
+def end_cycle_epoch_schedule(run: CycleState, epoch: int, batches: int) -> dict[str, float]:
+    """Step the learning-rate schedule; the epoch's log row with the mean losses."""
+    lr = run.opt_g.param_groups[0]["lr"]
+    for scheduler in run.schedulers:
+        scheduler.step()
+    means = {name: run.totals[name] / batches for name in CYCLE_LOSS_NAMES}
+    return {"epoch": epoch + 1, "iteration": run.iteration, "lr": lr, **means}
+
+
+def write_epoch_outputs(
+    files: RunFiles,
+    run: CycleState,
+    sample_batch: dict[str, torch.Tensor],
+    row: dict[str, float],
+    *,
+    started: float,
+    console: bool,
+) -> None:
+    """The log row, the sample grid and the epoch checkpoint, each at its cadence."""
+    train, total_epochs = files.config.train, files.config.optim.total_epochs
+    epoch = int(row["epoch"])  # epochs done
+    last = epoch == total_epochs
+    with files.stopping_on_write_errors(run, "the epoch's log, samples or checkpoint"):
+        row["seconds"] = time.perf_counter() - started
+        report_epoch(
+            row, files.log, files.writer, total_epochs=total_epochs, console=console, loss_names=CYCLE_LOSS_NAMES
+        )
+        if epoch % train.sample_every == 0 or last:
+            samples_dir = files.run_dir / "samples"
+            save_cycle_grid(run, sample_batch, files.device, samples_dir / f"epoch_{epoch:04d}.png")
+            write_progress_gif(sorted(samples_dir.glob("epoch_*.png")), samples_dir / "progress.gif")
+        if epoch % train.save_every == 0 or last:
+            files.save(run, f"epoch_{epoch:04d}.pt", epoch, 0)
+        elif train.save_every_iters:
+            files.save(run, None, epoch, 0)  # latest.pt must not lag behind an epoch boundary
+
+
+@torch.no_grad()
+def save_cycle_grid(run: CycleState, batch: dict[str, torch.Tensor], device: torch.device, path: Path) -> None:
+    """Rows of SAMPLE_COLUMNS: each domain translated and taken back around its cycle, as at test time."""
+    fake_b = translate_as_at_test_time(run.g_a, batch["A"], device)
+    rec_a = translate_as_at_test_time(run.g_b, fake_b, device)
+    fake_a = translate_as_at_test_time(run.g_b, batch["B"], device)
+    rec_b = translate_as_at_test_time(run.g_a, fake_a, device)
+    rows = [list(images) for images in zip(batch["A"], fake_b, rec_a, batch["B"], fake_a, rec_b)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    make_grid(rows).save(path)

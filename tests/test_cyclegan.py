@@ -1,0 +1,297 @@
+"""CycleGAN wired into training: `--model cyclegan` config rules, recipes, the built-in unpaired data, a
+CLI run, exact resume, translation both ways, and the official networks' sizes and weights."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import pix2pix.training.cycle_loop as cycle_loop
+from pix2pix.checkpoint import load_checkpoint
+from pix2pix.cli import build_parser, main
+from pix2pix.config import DataConfig, LossConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+from pix2pix.data.builtin import unpair_dataset
+from pix2pix.data.synthetic import generate_synthetic_facades
+from pix2pix.flags import build_config
+from pix2pix.inference import Pix2Pix
+from pix2pix.networks import build_discriminator_for, build_generator_for, reverse_domains
+from pix2pix.training.cycle_loop import CYCLE_LOG_FIELDS, fit_cyclegan
+from pix2pix.training.cycle_step import cycle_train_step
+from pix2pix.training.loop import TrainingInterrupted
+from tests.test_cyclegan_parts import write_unpaired
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "official"
+CYCLEGAN_CHANGES = {
+    "model": {"model": "cyclegan", "generator": "resnet_6blocks", "disc_conditional": False},
+    "loss": {"gan_mode": "lsgan"},
+}
+# `pix2pix train --model cyclegan` flags for networks that cost milliseconds per iteration
+TINY_FLAGS = (
+    "--load-size 36 --crop-size 32 --generator resnet_6blocks --base-channels 4 --disc-channels 4 --pool-size 2 "
+    "--num-workers 0 --no-tensorboard --quiet"
+).split()
+
+
+@pytest.fixture
+def unpaired(tmp_path: Path) -> Path:
+    """trainA (3 images), trainB (4) and testA/testB (2 each), 40 px random noise."""
+    root = write_unpaired(tmp_path / "data", a_count=3, b_count=4)
+    return write_unpaired(root, a_count=2, b_count=2, split="test")
+
+
+def tiny_cycle_config(data: Path, out: Path, **model_changes: Any) -> RunConfig:
+    return RunConfig(
+        data=DataConfig(data=str(data), load_size=36, crop_size=32, num_workers=0),
+        model=ModelConfig(
+            model="cyclegan",
+            generator="resnet_6blocks",
+            base_channels=4,
+            disc_channels=4,
+            norm="instance",
+            disc_norm="instance",
+            dropout=False,
+            disc_conditional=False,
+            **model_changes,
+        ),
+        loss=LossConfig(gan_mode="lsgan", pool_size=2),
+        optim=OptimConfig(n_epochs=2, n_epochs_decay=1),
+        train=TrainConfig(out=str(out), sample_every=1, save_every=1, tensorboard=False, num_samples=2),
+    )
+
+
+def read_rows(run: Path) -> list[dict[str, str]]:
+    with (run / "log.csv").open() as f:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+
+# --- config
+
+
+def test_pix2pix_stays_the_default_model() -> None:
+    assert RunConfig().model.model == "pix2pix"
+    assert RunConfig.from_dict({}) == RunConfig()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"loss": {"gan_mode": "hinge"}}, 'loss.gan_mode = "hinge"'),
+        ({"model": {"disc_conditional": True}}, "model.disc_conditional = true"),
+        ({"model": {"in_channels": 1}}, "loss.lambda_identity = 0.5: the identity loss needs in_channels"),
+        ({"data": {"color_space": "lab"}, "model": {"in_channels": 1, "out_channels": 2}}, 'data.color_space = "lab"'),
+        ({"loss": {"gan": False}}, "loss.gan = false"),
+        ({"optim": {"ema_decay": 0.999}, "train": {"val_every": 1}}, "optim.ema_decay, train.val_every work with"),
+    ],
+)
+def test_cyclegan_refuses_what_it_cannot_do_in_one_line(changes: dict, message: str) -> None:
+    sections: dict[str, dict[str, Any]] = {name: dict(values) for name, values in CYCLEGAN_CHANGES.items()}
+    for section, values in changes.items():
+        sections.setdefault(section, {}).update(values)
+    with pytest.raises(ValueError) as error:
+        RunConfig.from_dict(sections)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("lambda_a", -1.0), ("lambda_b", -0.5), ("lambda_identity", -1), ("pool_size", -1)]
+)
+def test_cyclegan_weights_and_pool_size_have_range_rules(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=f"loss.{field} = -"):
+        RunConfig.from_dict({"loss": {field: value}})
+
+
+def test_identity_off_allows_other_channels_and_grayscale() -> None:
+    config = RunConfig.from_dict(
+        {**CYCLEGAN_CHANGES, "model": {**CYCLEGAN_CHANGES["model"], "in_channels": 1}}
+        | {"loss": {"gan_mode": "lsgan", "lambda_identity": 0}}
+    )
+    assert config.model.in_channels == 1
+
+
+def test_model_cyclegan_without_a_recipe_starts_from_the_papers_settings() -> None:
+    args = build_parser().parse_args(["train", "--model", "cyclegan", "--data", "ROOT", "--out", "RUN"])
+    config = build_config(args)
+    paper = RunConfig.load(Path(__file__).resolve().parents[1] / "pix2pix" / "recipes" / "cyclegan.toml")
+    assert config == paper.replace("data", data="ROOT").replace("train", out="RUN")
+    model, loss, optim, data = config.model, config.loss, config.optim, config.data
+    assert (model.generator, model.norm, model.disc_norm, model.dropout) == (
+        "resnet_9blocks",
+        "instance",
+        "instance",
+        False,
+    )
+    assert not model.disc_conditional and loss.gan_mode == "lsgan" and loss.pool_size == 50
+    assert (loss.lambda_a, loss.lambda_b, loss.lambda_identity) == (10.0, 10.0, 0.5)
+    assert (optim.batch_size, optim.lr, optim.beta1, optim.n_epochs, optim.n_epochs_decay) == (1, 2e-4, 0.5, 100, 100)
+    assert (data.load_size, data.crop_size) == (286, 256)
+    # a pix2pix run is untouched by it
+    assert build_config(build_parser().parse_args(["train"])) == RunConfig()
+
+
+# --- the built-in unpaired data
+
+
+def test_builtin_unpaired_data_takes_each_domain_from_other_pairs(tmp_path: Path) -> None:
+    paired = generate_synthetic_facades(tmp_path / "facades", size=32, counts={"train": 6, "val": 0, "test": 2})
+    root = unpair_dataset(paired, tmp_path / "cache")
+    names = {folder: sorted(p.stem for p in (root / folder).iterdir()) for folder in ("trainA", "trainB", "testA")}
+    assert names == {"trainA": ["1", "2", "3"], "trainB": ["4", "5", "6"], "testA": ["1", "2"]}
+    with Image.open(paired / "train" / "4.png") as pair, Image.open(root / "trainB" / "4.png") as photo:
+        assert photo.size == (32, 32)
+        assert np.array_equal(np.asarray(pair.convert("RGB"))[:, 32:], np.asarray(photo.convert("RGB")))
+    stamp = (root / "trainA" / "1.png").stat().st_mtime_ns
+    assert unpair_dataset(paired, tmp_path / "cache") == root  # made once
+    assert (root / "trainA" / "1.png").stat().st_mtime_ns == stamp
+
+
+def test_demo_recipe_trains_on_the_builtin_unpaired_data() -> None:
+    demo = RunConfig.load(Path(__file__).resolve().parents[1] / "pix2pix" / "recipes" / "cyclegan_demo.toml")
+    assert demo.model.model == "cyclegan" and demo.data.data == "builtin" and demo.data.crop_size == 64
+
+
+# --- training
+
+
+def test_cli_trains_cyclegan_and_writes_checkpoints_log_samples_and_report(
+    unpaired: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    argv = ["train", "--model", "cyclegan", "--data", str(unpaired), "--out", str(run), *TINY_FLAGS]
+    assert main([*argv, "--n-epochs", "1", "--n-epochs-decay", "1", "--num-samples", "2", "--save-every", "1"]) == 0
+    with (run / "log.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == CYCLE_LOG_FIELDS and [row["iteration"] for row in rows] == ["4", "8"]
+    assert all(float(row["cycle_A"]) > 0 and float(row["D_B"]) > 0 for row in rows)
+    state, config = load_checkpoint(run)
+    assert config.model.model == "cyclegan" and config.loss.pool_size == 2
+    assert {"generator", "generator_b", "discriminator", "discriminator_b", "opt_g", "opt_d", "pools", "rng"} <= set(
+        state
+    )
+    assert len(state["pools"]["A"]["images"]) == 2  # filled: 8 fakes offered to a pool of 2
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch_0001.pt", "epoch_0002.pt", "latest.pt"]
+    with Image.open(run / "samples" / "epoch_0002.png") as grid:  # 2 rows of 6 images of 32 px, 2 px apart
+        assert grid.size == (6 * 34 + 2, 2 * 34 + 2)
+    assert sorted(p.name for p in (run / "testA").iterdir() if p.suffix == ".png") == ["a0.png", "a1.png"]
+    assert "translations of the testA split" in capsys.readouterr().out
+
+
+def test_sigterm_mid_epoch_and_resume_match_an_uninterrupted_run(
+    unpaired: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tiny_cycle_config(unpaired, tmp_path / "full").replace("optim", n_epochs=1, n_epochs_decay=1)
+    full = fit_cyclegan(config, progress=False)
+
+    calls = {"n": 0}
+
+    def step_then_stop(*args: Any, **kwargs: Any) -> dict[str, float]:
+        calls["n"] += 1
+        if calls["n"] == 6:  # iteration 6: mid-epoch 2 (4 per epoch)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return cycle_train_step(*args, **kwargs)
+
+    stopped = config.replace("train", out=str(tmp_path / "stopped"))
+    monkeypatch.setattr(cycle_loop, "cycle_train_step", step_then_stop)
+    with pytest.raises(TrainingInterrupted, match="--resume auto"):
+        fit_cyclegan(stopped, progress=False)
+    state, _ = load_checkpoint(tmp_path / "stopped")
+    assert (state["epoch"], state["batch"], state["iteration"]) == (1, 2, 6)
+
+    monkeypatch.setattr(cycle_loop, "cycle_train_step", cycle_train_step)
+    resumed = fit_cyclegan(stopped, resume="auto", progress=False)
+    assert read_rows(resumed) == read_rows(full)
+    final_full, _ = load_checkpoint(full)
+    final_resumed, _ = load_checkpoint(resumed)
+    for network in ("generator", "generator_b", "discriminator", "discriminator_b"):
+        for name, tensor in final_full[network].items():
+            assert torch.equal(tensor, final_resumed[network][name]), f"{network} {name}"
+    for domain in ("A", "B"):
+        pooled = zip(final_full["pools"][domain]["images"], final_resumed["pools"][domain]["images"], strict=True)
+        assert all(torch.equal(a, b) for a, b in pooled)
+
+
+def test_cli_stop_exits_75_and_resume_auto_finishes(
+    unpaired: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def stop_at_once(*args: Any, **kwargs: Any) -> dict[str, float]:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return cycle_train_step(*args, **kwargs)
+
+    run = tmp_path / "run"
+    argv = ["train", "--model", "cyclegan", "--data", str(unpaired), "--out", str(run), *TINY_FLAGS, "--no-report"]
+    monkeypatch.setattr(cycle_loop, "cycle_train_step", stop_at_once)
+    assert main([*argv, "--n-epochs", "1", "--n-epochs-decay", "0"]) == 75
+    monkeypatch.setattr(cycle_loop, "cycle_train_step", cycle_train_step)
+    assert main(["train", "--resume", "auto", "--out", str(run), "--no-report", "--quiet"]) == 0
+    state, config = load_checkpoint(run)
+    assert state["iteration"] == 4 and config.model.model == "cyclegan" and config.model.base_channels == 4
+
+
+# --- translation
+
+
+def test_checkpoint_translates_a_to_b_by_default_and_b_to_a_on_request(unpaired: Path, tmp_path: Path) -> None:
+    # grayscale A, RGB B: each direction's model must see its own channels
+    config = tiny_cycle_config(unpaired, tmp_path / "run", in_channels=1).replace("loss", lambda_identity=0.0)
+    run = fit_cyclegan(config.replace("optim", n_epochs=1, n_epochs_decay=0), progress=False)
+    state, _ = load_checkpoint(run)
+    source = torch.rand(1, 1, 32, 32) * 2 - 1
+    a_to_b = Pix2Pix.from_checkpoint(run, device="cpu")
+    b_to_a = Pix2Pix.from_checkpoint(run, device="cpu", generator="b")
+    assert (a_to_b.config.model.in_channels, a_to_b.config.model.out_channels) == (1, 3)
+    assert (b_to_a.config.model.in_channels, b_to_a.config.model.out_channels) == (3, 1)
+    assert b_to_a.config.data.direction == "BtoA"
+    for model, key, channels in ((a_to_b, "generator", 1), (b_to_a, "generator_b", 3)):
+        expected = build_generator_for(model.config).eval()
+        expected.load_state_dict(state[key])
+        batch = source.expand(1, channels, 32, 32)
+        output = model.translate_tensor(batch, dropout=False, norm_stats="running")
+        assert torch.allclose(output, expected(batch), atol=1e-6)
+    with pytest.raises(ValueError, match="'a' .* or 'b'"):
+        Pix2Pix.from_checkpoint(run, generator="c")
+
+
+def test_b_to_a_of_a_pix2pix_run_is_refused(tiny_dataset: Path, tmp_path: Path) -> None:
+    from pix2pix.training.loop import fit
+    from tests.helpers import tiny_config
+
+    run = fit(
+        tiny_config(tiny_dataset, tmp_path / "run").replace("optim", n_epochs=1, n_epochs_decay=0), progress=False
+    )
+    with pytest.raises(ValueError, match="not a CycleGAN run"):
+        Pix2Pix.from_checkpoint(run, generator="b")
+
+
+# --- the official networks
+
+
+@pytest.mark.skipif(not (FIXTURES / "official_parameter_counts.json").is_file(), reason=f"no counts in {FIXTURES}")
+def test_default_cyclegan_networks_have_the_official_parameter_counts() -> None:
+    counts = json.loads((FIXTURES / "official_parameter_counts.json").read_text())
+    config = build_config(build_parser().parse_args(["train", "--model", "cyclegan"]))
+    count = lambda network: sum(p.numel() for p in network.parameters())  # noqa: E731
+    generator = counts["CycleGAN G resnet_9blocks ngf=64 norm=instance (in 3, out 3)"]
+    discriminator = counts["CycleGAN D basic n_layers=3 ndf=64 norm=instance (in 3: sees one image)"]
+    reverse = reverse_domains(config)
+    assert count(build_generator_for(config)) == count(build_generator_for(reverse)) == generator
+    assert count(build_discriminator_for(config)) == count(build_discriminator_for(reverse)) == discriminator
+
+
+@pytest.mark.skipif(not (FIXTURES / "G_resnet_9blocks_instance_cyclegan.pt").is_file(), reason="no official fixture")
+def test_an_official_latest_net_g_a_loads_and_reproduces_its_outputs(tmp_path: Path) -> None:
+    fixture = torch.load(FIXTURES / "G_resnet_9blocks_instance_cyclegan.pt")
+    path = tmp_path / "latest_net_G_A.pth"
+    torch.save(fixture["state_dict"], path)  # what the official CycleGAN writes for G_A
+    model = Pix2Pix.load(path, device="cpu", runtime="torch")
+    assert isinstance(model, Pix2Pix)
+    assert (model.config.model.generator, model.config.model.norm) == ("resnet_9blocks", "instance")
+    output = model.translate_tensor(fixture["input"], dropout=False, norm_stats="running")
+    assert (output - fixture["output_eval"]).abs().max().item() < 1e-5
