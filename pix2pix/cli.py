@@ -18,7 +18,14 @@ from pix2pix.config import Norm, RunConfig
 from pix2pix.data.tools.commands import add_data_command
 from pix2pix.evaluate.commands import add_eval_command, add_summary_command
 from pix2pix.export_commands import add_export_command
-from pix2pix.flags import add_config_flags, add_config_option, add_runtime_flag, add_test_time_flags, build_config
+from pix2pix.flags import (
+    add_config_flags,
+    add_config_option,
+    add_reverse_flag,
+    add_runtime_flag,
+    add_test_time_flags,
+    build_config,
+)
 from pix2pix.inference.commands import add_models_command
 from pix2pix.runtime import tune_process_for_cli
 from pix2pix.serve.commands import add_serve_command
@@ -120,7 +127,9 @@ def run_test(args: argparse.Namespace) -> None:
 
     if args.samples < 1:
         raise ValueError(f"--samples must be at least 1, got {args.samples}")
-    model = load_model(args.checkpoint, device=args.device, netg=args.netg, norm=args.norm, runtime=args.runtime)
+    model = load_model(
+        args.checkpoint, device=args.device, netg=args.netg, norm=args.norm, runtime=args.runtime, reverse=args.reverse
+    )
     runtime = model.runtime_for(dropout=args.dropout == "on", norm_stats=args.norm_stats)
     input_path = resolve_data_root(args.input) if args.input == "builtin" else Path(args.input)
     page = translate_to_folder(
@@ -181,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--paired", action="store_true", help="--input holds side-by-side A|B pairs; shows targets")
     add_test_time_flags(test)  # default: the paper's protocol
     add_runtime_flag(test)
+    add_reverse_flag(test)
     test.add_argument("--seed", type=int, default=0, help="seed of the dropout draws")
     test.add_argument("--samples", type=int, default=1, help="dropout samples per input")
     test.add_argument("--device", default="auto")

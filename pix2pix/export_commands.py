@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pix2pix.flags import add_test_time_flags
+from pix2pix.flags import add_reverse_flag, add_test_time_flags
 
 EXPORT_FORMATS = ("onnx", "torchscript")  # as pix2pix.export.EXPORT_FORMATS, without importing torch
 
@@ -17,7 +17,7 @@ def run_export(args: argparse.Namespace) -> None:
 
     if Path(args.out).is_dir():  # torch.jit.save would fail with a C++ traceback
         raise ValueError(f"--out {args.out} is a folder; name the file to write in it")
-    model = Pix2Pix.load(args.checkpoint, device="cpu")
+    model = Pix2Pix.load(args.checkpoint, device="cpu", reverse=args.reverse)
     if not isinstance(model, Pix2Pix):  # an .onnx file opens as OnnxPix2Pix: its network is already fixed
         raise ValueError(f"{args.checkpoint}: an ONNX export already; export from the run folder or checkpoint")
     out = export_model(
@@ -33,4 +33,5 @@ def add_export_command(commands: Any) -> None:
     export.add_argument("--out", required=True, help="file to write (e.g. model.onnx, model.ts)")
     # deterministic by default: ONNX can express only that mode (dropout on / batch statistics: torchscript)
     add_test_time_flags(export, dropout="off", norm_stats="running")
+    add_reverse_flag(export)
     export.set_defaults(run=run_export)

@@ -92,6 +92,12 @@ def add_runtime_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_reverse_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reverse", action="store_true", help="a CycleGAN run: translate B -> A with its second generator"
+    )
+
+
 def add_test_time_flags(parser: argparse.ArgumentParser, *, dropout: str = "on", norm_stats: str = "batch") -> None:
     """The two independent test-time switches; the defaults are the paper's protocol unless a command
     (serve, export) has a reason for the deterministic mode."""

@@ -259,6 +259,26 @@ def test_checkpoint_translates_a_to_b_by_default_and_b_to_a_on_request(unpaired:
         Pix2Pix.from_checkpoint(run, generator="c")
 
 
+def test_test_export_and_serve_take_reverse_for_the_b_to_a_generator(unpaired: Path, tmp_path: Path, capsys) -> None:
+    config = tiny_cycle_config(unpaired, tmp_path / "run").replace("optim", n_epochs=1, n_epochs_decay=0)
+    run = fit_cyclegan(config, progress=False)
+    out = tmp_path / "b_to_a"
+    assert main(["test", "--checkpoint", str(run), "--input", str(unpaired / "testB"), "--output", str(out),
+                 "--reverse", "--quiet"]) == 0  # fmt: skip
+    assert len(list(out.glob("*.png"))) == 2
+    exported = tmp_path / "b_to_a.onnx"
+    assert main(["export", "--checkpoint", str(run), "--format", "onnx", "--out", str(exported), "--reverse"]) == 0
+    from pix2pix.inference import load_model
+
+    assert load_model(exported).config.data.direction == "BtoA"
+    parser = build_parser()
+    assert parser.parse_args(["serve", "--checkpoint", str(run), "--reverse"]).reverse
+    capsys.readouterr()
+    assert main(["export", "--checkpoint", str(exported), "--format", "onnx", "--out", str(tmp_path / "x.onnx"),
+                 "--reverse"]) == 2  # fmt: skip
+    assert "--reverse needs a CycleGAN run" in capsys.readouterr().err
+
+
 def test_b_to_a_of_a_pix2pix_run_is_refused(tiny_dataset: Path, tmp_path: Path) -> None:
     from pix2pix.training.loop import fit
     from tests.helpers import tiny_config

@@ -31,10 +31,13 @@ def load_model(
     netg: str | None = None,
     norm: str | None = None,
     runtime: str = "auto",
+    reverse: bool = False,
 ) -> Pix2Pix | OnnxPix2Pix:
     """Open a model file of any kind we read; `netg` and `norm` are optional hints for official files
-    (they are inferred from the keys); `runtime` is the torch models' engine choice (`Pix2Pix.runtime_for`).
-    `Pix2Pix.load` is this function."""
+    (they are inferred from the keys); `runtime` is the torch models' engine choice (`Pix2Pix.runtime_for`);
+    `reverse` takes a CycleGAN run's B -> A generator. `Pix2Pix.load` is this function."""
+    if reverse and (is_onnx_file(path) or is_pretrained_name(path)):
+        raise ValueError(f"{path}: --reverse needs a CycleGAN run (its checkpoint holds the B -> A generator)")
     if is_onnx_file(path):
         if runtime == "torch":
             raise ValueError(f"{path}: an ONNX export runs in onnxruntime only; --runtime torch needs a checkpoint")
@@ -44,6 +47,6 @@ def load_model(
     if is_pretrained_name(path):
         model = Pix2Pix.from_pretrained(str(path), device=device)
     else:
-        model = Pix2Pix.from_checkpoint(path, device=device, netg=netg, norm=norm)
+        model = Pix2Pix.from_checkpoint(path, device=device, netg=netg, norm=norm, generator="b" if reverse else "a")
     model.runtime = runtime
     return model

@@ -86,6 +86,7 @@ class Pix2Pix(ImageTranslator):
         netg: str | None = None,
         norm: str | None = None,
         runtime: str = "auto",
+        reverse: bool = False,
     ) -> Pix2Pix | OnnxPix2Pix:
         """Load a run folder, one of our checkpoints, an official state dict, or `pretrained:NAME`.
 
@@ -93,7 +94,7 @@ class Pix2Pix(ImageTranslator):
         A `.onnx` file from `pix2pix export` gives an onnxruntime-backed model with the same interface.
         (The same as `pix2pix.inference.load_model`.)
         """
-        return load_model(path, device=device, netg=netg, norm=norm, runtime=runtime)
+        return load_model(path, device=device, netg=netg, norm=norm, runtime=runtime, reverse=reverse)
 
     @classmethod
     def from_checkpoint(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pix2pix.flags import add_runtime_flag, add_test_time_flags
+from pix2pix.flags import add_reverse_flag, add_runtime_flag, add_test_time_flags
 
 # as pix2pix.serve.app's defaults, repeated here so that building the parser imports nothing heavy
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -24,7 +24,7 @@ def run_serve(args: argparse.Namespace) -> None:
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be between 0 and 65535, got {args.port}")
     check_form_parser()  # before the model loads, which can take a while
-    model = load_model(args.checkpoint, device=args.device, runtime=args.runtime)
+    model = load_model(args.checkpoint, device=args.device, runtime=args.runtime, reverse=args.reverse)
     app = create_app(
         model,
         max_upload_bytes=args.max_upload_bytes,
@@ -98,4 +98,5 @@ def add_serve_flags(serve: argparse.ArgumentParser) -> None:
     # an .onnx file has only the mode it was exported with
     add_test_time_flags(serve, dropout="off", norm_stats="running")
     add_runtime_flag(serve)
+    add_reverse_flag(serve)
     serve.add_argument("--device", default="auto")
