@@ -279,6 +279,22 @@ def test_test_export_and_serve_take_reverse_for_the_b_to_a_generator(unpaired: P
     assert "--reverse needs a CycleGAN run" in capsys.readouterr().err
 
 
+def test_eval_measures_a_cyclegan_run_on_paired_data_in_either_direction(unpaired: Path, tmp_path: Path) -> None:
+    """Paired data laid out the other way round (A | B = photo | label, as the facades release) and a run
+    that learned labels -> photos as B -> A: --direction and --reverse say so."""
+    from tests.helpers import write_pairs
+
+    config = tiny_cycle_config(unpaired, tmp_path / "run").replace("optim", n_epochs=1, n_epochs_decay=0)
+    run = fit_cyclegan(config, progress=False)
+    paired = tmp_path / "paired"
+    write_pairs(paired, "val", 2, size=32)
+    out = tmp_path / "eval"
+    arguments = ["--data", str(paired), "--split", "val", "--direction", "AtoB", "--fcn-score", "off", "--quiet"]
+    assert main(["eval", "--checkpoint", str(run), *arguments, "--reverse", "--output", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_images"] == 2 and metrics["settings"]["direction"] == "AtoB"
+
+
 def test_b_to_a_of_a_pix2pix_run_is_refused(tiny_dataset: Path, tmp_path: Path) -> None:
     from pix2pix.training.loop import fit
     from tests.helpers import tiny_config

@@ -11,7 +11,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pix2pix.flags import add_config_flags, add_config_option, add_runtime_flag, add_test_time_flags, build_config
+from pix2pix.flags import (
+    add_config_flags,
+    add_config_option,
+    add_reverse_flag,
+    add_runtime_flag,
+    add_test_time_flags,
+    build_config,
+)
 
 if TYPE_CHECKING:
     from pix2pix.evaluate.fcn_score import Palette
@@ -40,6 +47,12 @@ def add_eval_command(commands: argparse._SubParsersAction) -> None:
         "--results, the FCN-score's segmenter learns from its training split",
     )
     parser.add_argument("--split", default="test", help="split to translate (default: test)")
+    parser.add_argument(
+        "--direction",
+        choices=("AtoB", "BtoA"),
+        help="which half of --data's pairs is the input (default: the model's own direction); e.g. a CycleGAN "
+        "run measured on paired data laid out the other way round",
+    )
     parser.add_argument(
         "--output",
         type=Path,
@@ -75,6 +88,7 @@ def add_eval_command(commands: argparse._SubParsersAction) -> None:
     )
     add_test_time_flags(parser)  # as `pix2pix test`: the paper's protocol by default
     add_runtime_flag(parser)
+    add_reverse_flag(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the dropout draws")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -160,6 +174,8 @@ def run_eval(args: argparse.Namespace) -> None:
                 seed=args.seed,
                 device=args.device,
                 runtime=args.runtime,
+                direction=args.direction,
+                reverse=args.reverse,
                 label=label,
                 fcn=fcn,
                 perceptual=perceptual,

@@ -139,13 +139,18 @@ def evaluate_checkpoint(
     seed: int = 0,
     device: str = "auto",
     runtime: str = "auto",
+    direction: str | None = None,
+    reverse: bool = False,
     label: str | None = None,
     fcn: FcnOptions = FcnOptions(),
     perceptual: PerceptualModels | None = None,
     progress: bool = True,
 ) -> Evaluation:
-    """Translate `split` of `data` (default: the dataset the run was trained on) and evaluate it in `folder`."""
-    model = load_model(checkpoint, device=device, runtime=runtime)
+    """Translate `split` of `data` (default: the dataset the run was trained on) and evaluate it in `folder`.
+    `direction` overrides which half of the pairs is the input; `reverse`, a CycleGAN run's B -> A generator."""
+    model = load_model(checkpoint, device=device, runtime=runtime, reverse=reverse)
+    if direction is not None:
+        model.config = model.config.replace("data", direction=direction)
     data_root = evaluation_data_root(data, model)
     items = translate_split(
         model, data_root, split, folder / "images", dropout=dropout, norm_stats=norm_stats, seed=seed, progress=progress
