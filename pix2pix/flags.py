@@ -87,8 +87,8 @@ def add_runtime_flag(parser: argparse.ArgumentParser) -> None:
         "--runtime",
         choices=RUNTIMES,
         default="auto",
-        help="engine for the deterministic mode (dropout off, running stats): auto picks onnxruntime when installed "
-        "(about 2x eager PyTorch on a CPU), else torch; other modes run in torch (default: auto)",
+        help="auto: onnxruntime on a CPU when installed (about 1.7-2x eager PyTorch) for the deterministic mode and, "
+        "one image at a time, the paper's protocol; torch for dropout with running stats (default: auto)",
     )
 
 

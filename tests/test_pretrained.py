@@ -194,3 +194,13 @@ def test_processes_asking_at_once_download_once(models_server):
         thread.join()
     assert len(results) == 3 and len(models_server.ranges) == 1  # one download; the others found it cached
     assert results[0].read_bytes() == models_server.files["/facades_label2photo.pth"]
+
+
+def test_a_read_only_cache_that_holds_the_model_still_loads(models_server):
+    path = download_pretrained("facades_label2photo", progress=False)
+    folder = path.parent
+    folder.chmod(0o555)
+    try:
+        assert download_pretrained("facades_label2photo", progress=False) == path
+    finally:
+        folder.chmod(0o755)

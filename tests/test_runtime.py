@@ -3,6 +3,8 @@ PyTorch otherwise; the same outputs either way, and the export done once per mod
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -184,3 +186,23 @@ def test_a_damaged_cached_export_is_exported_again_and_versions_are_in_the_key(m
     digest = model.digest()
     monkeypatch.setattr(torch_model, "__version__", "99.0")
     assert model.digest() != digest  # a new release never reuses an older release's export
+
+
+def translated_with_seed(model: Pix2Pix, batch: torch.Tensor, mode: dict, seed: int) -> tuple[int, torch.Tensor]:
+    return seed, model.translate_tensor(batch, **mode, seed=seed)
+
+
+def test_seeded_translations_from_several_threads_each_get_their_own_draws():
+    """serve's threads: a seed's dropout draw must not depend on what the other threads do at that moment."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = small_model()
+    eager = small_model(runtime="torch")
+    batch = torch.rand(1, 3, 64, 64) * 2 - 1
+    mode = {"dropout": True, "norm_stats": "batch"}
+    expected = {seed: eager.translate_tensor(batch, **mode, seed=seed) for seed in range(4)}
+    for engine in (model, eager):
+        translate = functools.partial(translated_with_seed, engine, batch, mode)
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(translate, [0, 1, 2, 3] * 6))
+        assert all((output - expected[seed]).abs().max().item() < 1e-5 for seed, output in results)

@@ -94,6 +94,9 @@ def download_pretrained(name: str, *, progress: bool = True, force: bool = False
     """The verified cached file of `name`, downloaded first if it is not cached (or `force`). Processes that
     ask for the same model at once take turns (an flock), so one downloads and the others find it cached."""
     path = cached_path(name)
+    if path.exists() and digest_path(path).exists() and not force:
+        verify(path)  # no lock needed to read: a shared, read-only cache works
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.with_name(path.name + ".lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process ends

@@ -103,7 +103,8 @@ class ProtocolSession:
         self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         self.meta = copy.deepcopy(generator).to("meta")  # for the masks' shapes at each input size
         rates = {module.p for module in generator.modules() if isinstance(module, nn.Dropout)}
-        assert len(rates) <= 1, f"dropout layers of different rates: {rates}"
+        if len(rates) > 1:
+            raise ValueError(f"dropout layers of different rates ({sorted(rates)}): not one mask rate")
         self.keep = 1.0 - rates.pop() if rates else 1.0
         self._shapes: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
 
@@ -119,10 +120,9 @@ class ProtocolSession:
         return self.session.run(None, feed)[0]
 
     def masks(self, shapes: list[tuple[int, ...]], *, dropout: bool, seed: int | None) -> list[torch.Tensor]:
+        """A seed draws from a generator of its own (the same numbers as the global one after
+        `manual_seed`), so concurrent translations (serve's threads) never disturb each other's draws."""
         if not dropout:
             return [torch.ones(shape) for shape in shapes]
-        if seed is None:
-            return [torch.empty(shape).bernoulli_(self.keep) / self.keep for shape in shapes]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return [torch.empty(shape).bernoulli_(self.keep) / self.keep for shape in shapes]
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        return [torch.empty(shape).bernoulli_(self.keep, generator=generator) / self.keep for shape in shapes]

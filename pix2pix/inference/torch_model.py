@@ -199,7 +199,7 @@ class Pix2Pix(ImageTranslator):
             if norm_stats == "running":
                 return self.onnx_twin().translate_array(batch, dropout=False, norm_stats="running")
             return self.protocol_session().run(batch, dropout=dropout, seed=seed)
-        except (OSError, ValueError, RuntimeError, ImportError) as error:
+        except Exception as error:  # onnxruntime's own errors derive from Exception alone
             if self.runtime != "auto":
                 raise
             self._onnx_failed = True

@@ -7,6 +7,8 @@ a deterministic model (dropout off, running statistics). The official code coupl
 
 from __future__ import annotations
 
+import threading
+
 import torch
 from torch import nn
 
@@ -38,9 +40,14 @@ def run_for_inference(
     set_inference_mode(generator, dropout=dropout, norm_stats=norm_stats)
     if seed is None:
         return generator(batch)
-    with torch.random.fork_rng(devices=[batch.device] if batch.device.type == "cuda" else []):
+    # Dropout draws from the global generator: seeding it is process-wide, so seeded forwards take turns
+    # (serve's threads), and none sees another's seed
+    with SEEDED_FORWARD, torch.random.fork_rng(devices=[batch.device] if batch.device.type == "cuda" else []):
         torch.manual_seed(seed)
         return generator(batch)
+
+
+SEEDED_FORWARD = threading.Lock()
 
 
 def set_training_mode(generator: nn.Module) -> nn.Module:

@@ -26,7 +26,7 @@ class ImagePool:
     def query(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) new fakes -> (B, C, H, W) fakes for D, detached: the pool never passes gradients."""
         returned = []
-        for image in images.detach():
+        for image in images.detach().clone():  # a copy: a kept view would hold its whole batch
             if len(self.images) < self.size:
                 self.images.append(image)
                 returned.append(image)

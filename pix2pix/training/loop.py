@@ -122,6 +122,8 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
     With `train.nan_retries`, a non-finite loss sends the run back to its last checkpoint (or its start)
     with the learning rate halved, up to that many times; every process takes the same decision.
     """
+    if config.model.model != "pix2pix":  # refused rather than trained as pix2pix
+        raise ValueError(f'model.model = "{config.model.model}": train it with training.cycle_loop.fit_cyclegan')
     process = start_process(config.train.device)
     try:
         retries_left = config.train.nan_retries
