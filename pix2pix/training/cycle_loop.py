@@ -20,14 +20,12 @@ from typing import Any, cast
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from pix2pix.checkpoint import LATEST, load_checkpoint
 from pix2pix.config import RunConfig
 from pix2pix.data.builtin import resolve_unpaired_root
 from pix2pix.data.unpaired import UnpairedDataset
-from pix2pix.devices import default_num_workers, resolve_channels_last
+from pix2pix.devices import resolve_channels_last
 from pix2pix.networks import build_discriminator_for, build_generator_for, reverse_domains
 from pix2pix.nn.generators import generator_stride
 from pix2pix.training.acceleration import align_optimizer_state
@@ -39,7 +37,7 @@ from pix2pix.training.loop import (
     RunFiles,
     StopRequest,
     TrainingInterrupted,
-    epoch_generator,
+    epoch_batches,
     epoch_order,
     give_up_on_non_finite_loss,
     refuse_existing_run,
@@ -243,30 +241,15 @@ def train_cycle_epoch(
     progress: bool,
 ) -> int:
     """The steps of one epoch (from where a resumed epoch stopped), with mid-epoch checkpoints; returns
-    the number of batches in the whole epoch. The loader is built as pix2pix's (loop.train_epoch says why)."""
+    the number of batches in the whole epoch (loop.epoch_batches: the loader as for pix2pix)."""
     optim, loss, device = config.optim, config.loss, process.device
     dataset.set_epoch(epoch)
     order = epoch_order(len(dataset), config.train.seed, epoch)
     first_batch = run.batch if epoch == run.epoch else 0
-    loader = DataLoader(
-        dataset,
-        batch_size=optim.batch_size,
-        sampler=order[first_batch * optim.batch_size :],  # a resumed epoch skips what it has seen
-        num_workers=config.data.num_workers if config.data.num_workers >= 0 else default_num_workers(device),
-        pin_memory=device.type == "cuda",
-        generator=epoch_generator(config.train.seed, epoch),
-    )
     if first_batch == 0:
         run.totals = dict.fromkeys(CYCLE_LOSS_NAMES, 0.0)
     batches_in_epoch = math.ceil(len(order) / optim.batch_size)
-    bar = tqdm(
-        loader,
-        desc=f"epoch {epoch + 1}/{optim.total_epochs}",
-        initial=first_batch,
-        total=batches_in_epoch,
-        disable=not progress,
-        leave=False,
-    )
+    bar = epoch_batches(config, dataset, order, epoch, first_batch, device, progress=progress)
     for batch_index, batch in enumerate(bar, start=first_batch):
         real_a = batch["A"].to(device, non_blocking=True, memory_format=memory_format)
         real_b = batch["B"].to(device, non_blocking=True, memory_format=memory_format)

@@ -264,30 +264,11 @@ def train_epoch(
     dataset.set_epoch(epoch)
     order = shard_order(epoch_order(len(dataset), config.train.seed, epoch), process)
     first_batch = run.batch if epoch == run.epoch else 0
-    # a new loader (and workers) per epoch, not persistent workers: a worker holds the copy of the
-    # dataset made when it started, which set_epoch does not reach, so it would repeat that epoch's jitter.
-    # Its own generator: starting an iterator draws a seed for the workers, which from the global stream
-    # would shift the dropout draws after a mid-epoch resume (restored state, then one extra draw).
-    loader = DataLoader(
-        dataset,
-        batch_size=optim.batch_size,
-        sampler=order[first_batch * optim.batch_size :],  # a resumed epoch skips what it has seen
-        num_workers=config.data.num_workers if config.data.num_workers >= 0 else default_num_workers(device),
-        pin_memory=device.type == "cuda",
-        generator=epoch_generator(config.train.seed, epoch),
-    )
     if first_batch == 0:
         run.totals = dict.fromkeys(LOSS_NAMES, 0.0)
     objective = objective_of(config)
     batches_in_epoch = math.ceil(len(order) / optim.batch_size)
-    bar = tqdm(
-        loader,
-        desc=f"epoch {epoch + 1}/{optim.total_epochs}",
-        initial=first_batch,
-        total=batches_in_epoch,
-        disable=not progress,
-        leave=False,
-    )
+    bar = epoch_batches(config, dataset, order, epoch, first_batch, device, progress=progress)
     for batch_index, batch in enumerate(bar, start=first_batch):
         source = batch["source"].to(device, non_blocking=True, memory_format=steps.memory_format)
         target = batch["target"].to(device, non_blocking=True, memory_format=steps.memory_format)
@@ -318,6 +299,42 @@ def train_epoch(
                 f"Resume with: pix2pix train --resume auto --out {config.train.out}"
             )
     return batches_in_epoch
+
+
+def epoch_batches(
+    config: RunConfig,
+    dataset: torch.utils.data.Dataset,
+    order: list[int],
+    epoch: int,
+    first_batch: int,
+    device: torch.device,
+    *,
+    progress: bool,
+) -> tqdm:
+    """The epoch's batches in `order`, from `first_batch` on (a resumed epoch skips what it has seen), under
+    a progress bar.
+
+    A new loader (and workers) per epoch, not persistent workers: a worker holds the copy of the dataset
+    made when it started, which set_epoch does not reach, so it would repeat that epoch's jitter. Its own
+    generator: starting an iterator draws a seed for the workers, which from the global stream would shift
+    the dropout draws after a mid-epoch resume (restored state, then one extra draw)."""
+    batch_size = config.optim.batch_size
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=order[first_batch * batch_size :],
+        num_workers=config.data.num_workers if config.data.num_workers >= 0 else default_num_workers(device),
+        pin_memory=device.type == "cuda",
+        generator=epoch_generator(config.train.seed, epoch),
+    )
+    return tqdm(
+        loader,
+        desc=f"epoch {epoch + 1}/{config.optim.total_epochs}",
+        initial=first_batch,
+        total=math.ceil(len(order) / batch_size),
+        disable=not progress,
+        leave=False,
+    )
 
 
 def vote_to_stop(losses: dict[str, float], stop: StopRequest, run: SavedRun, epoch: int, process: Process) -> bool:
