@@ -45,5 +45,8 @@ class ImagePool:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         images = list(state["images"])
         if len(images) > self.size:
-            raise ValueError(f"the saved pool holds {len(images)} images, more than this pool's size {self.size}")
+            raise ValueError(
+                f"the saved pool holds {len(images)} images, more than loss.pool_size = {self.size}: "
+                f"resume with --pool-size {len(images)} or more"
+            )
         self.images = images

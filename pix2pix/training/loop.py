@@ -148,9 +148,8 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
 def give_up_on_non_finite_loss(err: NonFiniteLoss, config: RunConfig, has_checkpoint: bool) -> NonFiniteLoss:
     checkpoint_dir = Path(config.train.out) / CHECKPOINT_DIR
     kept = f"the last good checkpoint is kept in {checkpoint_dir}" if has_checkpoint else "no checkpoint yet"
-    return NonFiniteLoss(
-        f"{err}; stopped ({kept}). Try a lower --lr (or --nan-retries N), and check the data for broken images."
-    )
+    retries = " (or --nan-retries N)" if config.model.model == "pix2pix" else ""  # CycleGAN has no retries
+    return NonFiniteLoss(f"{err}; stopped ({kept}). Try a lower --lr{retries}, and check the data for broken images.")
 
 
 def fit_once(config: RunConfig, process: Process, *, resume: str | None, progress: bool) -> Path:
