@@ -1,4 +1,6 @@
-"""`Pix2Pix`: a trained generator run in PyTorch, the backend of our checkpoints and official state dicts.
+"""`Pix2Pix`: a trained generator from our checkpoints, official state dicts or the released models, run in
+PyTorch or, where onnxruntime is installed and gives the same outputs faster, in onnxruntime from a cached
+export (`runtime_for` chooses; protocol_onnx.py covers the paper's protocol).
 
 Its image handling is pix2pix.inference.translator's, shared with the onnxruntime backend; `load`
 opens any model file through pix2pix.inference.formats.
@@ -70,7 +72,7 @@ class Pix2Pix(ImageTranslator):
         self.config = config
         self.device = device
         self.runtime = runtime  # "auto", "torch" or "onnxruntime": see runtime_for
-        # built on first use; both assume `generator` is not trained further
+        # built on first use; each assumes `generator` is not trained further
         self._folded: nn.Module | None = None
         self._onnx: OnnxPix2Pix | None = None
         self._protocol: ProtocolSession | None = None
