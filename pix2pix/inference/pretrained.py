@@ -11,7 +11,6 @@ palette) comes from the table here.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
@@ -97,6 +96,8 @@ def download_pretrained(name: str, *, progress: bool = True, force: bool = False
     if path.exists() and digest_path(path).exists() and not force:
         verify(path)  # no lock needed to read: a shared, read-only cache works
         return path
+    import fcntl  # POSIX; imported here so that loading a model file (formats.py) needs none
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.with_name(path.name + ".lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process ends
