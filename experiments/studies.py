@@ -195,33 +195,34 @@ def main() -> None:
         return
     for study in chosen:
         prepare_dataset(args.data_root / study.dataset, Path("datasets") / study.dataset)
-        runs = {(row, seed): run_folder(study, row, seed) for seed in study.seeds for row in study.rows}
-        for (row, seed), run in claim_in_turn(runs):
-            if not args.no_train:
-                train(study, row, seed, run)
-            if is_finished(run) and not is_evaluated(run):
-                evaluate(run, fcn_score=study.fcn_score)
-        write_page(study, runs)
+    # a study whose runs another studies.py process holds is put off: this process goes on with the next
+    # study, and comes back once it has done everything it could
+    pending = chosen
+    while pending:
+        put_off = [study for study in pending if not work_through(study, train_runs=not args.no_train)]
+        if put_off:
+            time.sleep(LOCK_POLL_SECONDS)
+        pending = put_off
     write_index()
 
 
-def claim_in_turn(runs: dict[tuple[Row, int], Path]) -> Iterator[tuple[tuple[Row, int], Path]]:
-    """Each (row, seed) with its run folder, while this process holds the run's lock, so that two
-    studies.py processes can work through overlapping studies side by side. A run another process holds
-    is left for later and waited for. The lock is an flock on RUN.lock: the kernel releases it when its
-    process ends, however it ends, so a crashed process never leaves a run locked."""
-    waiting = list(runs.items())
-    while waiting:
-        busy = []
-        for key, run in waiting:
-            with locked(run.with_name(run.name + ".lock")) as held:
-                if held:
-                    yield key, run
-                else:
-                    busy.append((key, run))
-        if busy:
-            time.sleep(LOCK_POLL_SECONDS)
-        waiting = busy
+def work_through(study: Study, *, train_runs: bool) -> bool:
+    """Train and evaluate each run of `study` that no other process holds; write its page once none is
+    held elsewhere. Returns whether the study is done (as far as this process can take it)."""
+    runs = {(row, seed): run_folder(study, row, seed) for seed in study.seeds for row in study.rows}
+    held_elsewhere = False
+    for (row, seed), run in runs.items():
+        with locked(run.with_name(run.name + ".lock")) as held:
+            if not held:  # another process is on it; its flock goes when that process ends, however
+                held_elsewhere = True
+                continue
+            if train_runs:
+                train(study, row, seed, run)
+            if is_finished(run) and not is_evaluated(run):
+                evaluate(run, fcn_score=study.fcn_score)
+    if not held_elsewhere:
+        write_page(study, runs)
+    return not held_elsewhere
 
 
 LOCK_POLL_SECONDS = 60

@@ -73,20 +73,27 @@ def test_an_unknown_study_is_refused(monkeypatch, capsys):
     assert "unknown study ablation" in capsys.readouterr().err
 
 
-def test_runs_held_by_another_process_are_done_last_and_a_dead_holders_lock_is_free(tmp_path, monkeypatch):
+def test_a_study_held_elsewhere_is_put_off_and_its_free_runs_done(tmp_path, monkeypatch):
     import fcntl
     import subprocess
-    import threading
 
-    runs = {("a", 0): tmp_path / "a-seed0", ("b", 0): tmp_path / "b-seed0", ("c", 0): tmp_path / "c-seed0"}
-    holder = (tmp_path / "a-seed0.lock").open("a")  # another open file: a lock held elsewhere
+    monkeypatch.chdir(tmp_path)
+    study = next(s for s in studies.STUDIES if s.name == "receptive_field")
+    done = []
+    monkeypatch.setattr(studies, "train", lambda study, row, seed, run: done.append(run.name))
+    monkeypatch.setattr(studies, "write_page", lambda study, runs: done.append("page"))
+    first, *others = [studies.run_folder(study, row, 0) for row in study.rows]
+    first.parent.mkdir(parents=True)
+    holder = first.with_name(first.name + ".lock").open("a")  # another process's lock (another open file)
     fcntl.flock(holder, fcntl.LOCK_EX)
-    crashed = f"import fcntl; f = open({str(tmp_path / 'c-seed0.lock')!r}, 'a'); fcntl.flock(f, fcntl.LOCK_EX)"
-    subprocess.run([sys.executable, "-c", crashed], check=True)  # locks c, then ends without unlocking
-    monkeypatch.setattr(studies, "LOCK_POLL_SECONDS", 0.05)
-    threading.Timer(0.3, holder.close).start()
-    order = [key[0] for key, _ in studies.claim_in_turn(runs)]
-    assert order == ["b", "c", "a"]
+    assert not studies.work_through(study, train_runs=True)
+    assert done == [run.name for run in others]  # the free runs, and no page while one run is held
+    holder.close()
+    crashed = f"import fcntl; f = open({str(others[0]) + '.lock'!r}, 'a'); fcntl.flock(f, fcntl.LOCK_EX)"
+    subprocess.run([sys.executable, "-c", crashed], check=True)  # a process that locked, then died
+    done.clear()
+    assert studies.work_through(study, train_runs=True)
+    assert done == [run.name for run in [first, *others]] + ["page"]
 
 
 def test_validation_curves_are_drawn_from_the_runs_that_logged_them(tmp_path):
