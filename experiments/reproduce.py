@@ -210,9 +210,19 @@ def format_header() -> str:
 
     return (
         "# Results on real data (written by experiments/reproduce.py)\n\n"
-        f"Date {datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"Date {datetime.date.today()}, {cpu_name()}, {os.cpu_count()} CPU cores, "
         f"torch {torch.__version__}, seed 0 for the split, the training and the evaluation.\n\n"
     )
+
+
+def cpu_name() -> str:
+    """The CPU's model name where Linux says it (e.g. "AMD EPYC 9B14"), else the architecture."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -375,8 +375,8 @@ def format_table(study: Study, done: dict[tuple[Row, int], Path]) -> list[str]:
         lines += [
             "",
             f"{count} validation images; ± is the half-width of the 95% confidence interval of the mean. Train"
-            " times are the epochs' wall times in the run's log.csv, on a machine doing other work too: compare"
-            " them only within this table.",
+            " times are the epochs' wall times in the run's log.csv, with other work on the machine and one or"
+            " two threads a run: indicative, not a measured cost (benchmarks/ measures costs).",
         ]
         if study.fcn_score and (real := read_metrics(some_run)["fcn_score"].get("real")):
             upper = ", ".join(f"{name} {real[key]:.3f}" for key, name in FCN_NAMES)
