@@ -208,7 +208,8 @@ def main() -> None:
 
 def work_through(study: Study, *, train_runs: bool) -> bool:
     """Train and evaluate each run of `study` that no other process holds; write its page once none is
-    held elsewhere. Returns whether the study is done (as far as this process can take it)."""
+    held elsewhere (with `train_runs` off, at once: a page of the runs finished so far). Returns whether
+    the study is done, as far as this process can take it."""
     runs = {(row, seed): run_folder(study, row, seed) for seed in study.seeds for row in study.rows}
     held_elsewhere = False
     for (row, seed), run in runs.items():
@@ -220,9 +221,10 @@ def work_through(study: Study, *, train_runs: bool) -> bool:
                 train(study, row, seed, run)
             if is_finished(run) and not is_evaluated(run):
                 evaluate(run, fcn_score=study.fcn_score)
-    if not held_elsewhere:
+    done = not held_elsewhere or not train_runs
+    if done:
         write_page(study, runs)
-    return not held_elsewhere
+    return done
 
 
 LOCK_POLL_SECONDS = 60

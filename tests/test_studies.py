@@ -111,3 +111,18 @@ def test_validation_curves_are_drawn_from_the_runs_that_logged_them(tmp_path):
     assert not studies.plot_validation_curves({"old": unlogged}, tmp_path / "none.png")
     assert studies.plot_validation_curves({"new": logged, "old": unlogged}, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_no_train_writes_a_page_of_the_finished_runs_even_while_others_train(tmp_path, monkeypatch):
+    import fcntl
+
+    monkeypatch.chdir(tmp_path)
+    study = next(s for s in studies.STUDIES if s.name == "receptive_field")
+    pages = []
+    monkeypatch.setattr(studies, "write_page", lambda study, runs: pages.append(study.name))
+    busy = studies.run_folder(study, study.rows[1], 0)
+    busy.parent.mkdir(parents=True)
+    holder = busy.with_name(busy.name + ".lock").open("a")
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    assert studies.work_through(study, train_runs=False) and pages == ["receptive_field"]
+    holder.close()
