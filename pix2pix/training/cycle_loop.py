@@ -36,12 +36,12 @@ from pix2pix.training.loop import (
     NonFiniteLoss,
     RunFiles,
     StopRequest,
-    TrainingInterrupted,
     epoch_batches,
     epoch_order,
     give_up_on_non_finite_loss,
     refuse_existing_run,
     resolve_resume,
+    save_mid_epoch,
     vote_to_stop,
 )
 from pix2pix.training.monitor import report_epoch, translate_as_at_test_time
@@ -274,15 +274,7 @@ def train_cycle_epoch(
         for name in CYCLE_LOSS_NAMES:
             run.totals[name] += losses[name]
         bar.set_postfix({name: f"{losses[name]:.3f}" for name in CYCLE_LOSS_NAMES})
-        every_iters = config.train.save_every_iters
-        if stop_requested or (every_iters and run.iteration % every_iters == 0):
-            files.save(run, None, epoch, batch_index + 1)
-        if stop_requested:
-            bar.close()
-            raise TrainingInterrupted(
-                f"stopped at epoch {epoch + 1}, iteration {run.iteration}; checkpoint saved. "
-                f"Resume with: pix2pix train --resume auto --out {config.train.out}"
-            )
+        save_mid_epoch(config, run, files, bar, epoch, batch_index + 1, stop_requested=stop_requested)
     return batches_in_epoch
 
 

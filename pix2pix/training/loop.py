@@ -288,16 +288,31 @@ def train_epoch(
         for name in LOSS_NAMES:
             run.totals[name] += losses.get(name, 0.0)
         bar.set_postfix({name: f"{losses.get(name, 0.0):.3f}" for name in LOSS_NAMES})
-        every_iters = config.train.save_every_iters
-        if files is not None and (stop_requested or (every_iters and run.iteration % every_iters == 0)):
-            files.save(run, None, epoch, batch_index + 1)
-        if stop_requested:
-            bar.close()
-            raise TrainingInterrupted(
-                f"stopped at epoch {epoch + 1}, iteration {run.iteration}; checkpoint saved. "
-                f"Resume with: pix2pix train --resume auto --out {config.train.out}"
-            )
+        save_mid_epoch(config, run, files, bar, epoch, batch_index + 1, stop_requested=stop_requested)
     return batches_in_epoch
+
+
+def save_mid_epoch(
+    config: RunConfig,
+    run: SavedRun,
+    files: RunFiles | None,
+    bar: tqdm,
+    epoch: int,
+    batches_done: int,
+    *,
+    stop_requested: bool,
+) -> None:
+    """latest.pt every --save-every-iters iterations; on a stop request, latest.pt and then TrainingInterrupted
+    (`files` is None in the processes that write nothing)."""
+    every_iters = config.train.save_every_iters
+    if files is not None and (stop_requested or (every_iters and run.iteration % every_iters == 0)):
+        files.save(run, None, epoch, batches_done)
+    if stop_requested:
+        bar.close()
+        raise TrainingInterrupted(
+            f"stopped at epoch {epoch + 1}, iteration {run.iteration}; checkpoint saved. "
+            f"Resume with: pix2pix train --resume auto --out {config.train.out}"
+        )
 
 
 def epoch_batches(
