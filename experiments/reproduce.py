@@ -175,7 +175,9 @@ def format_section(experiment: Experiment, runs: list[Path]) -> str:
         cells = ["real photos (upper bound)", "", "", "", "", *upper_bound, ""]
         lines.append("| " + " | ".join(cells) + " |")
     count = read_metrics(runs[0])["n_images"]
+    ssim = " and ".join(sorted({ssim_kind(read_metrics(run)) for run in runs}))
     lines += ["", f"{count} validation images; ± is the half-width of the 95% confidence interval of the mean."]
+    lines[-1] += f" SSIM: {ssim}."
     lines += format_paired_differences(experiment, runs)
     return "\n".join(lines) + "\n\n"
 
@@ -199,6 +201,11 @@ def format_paired_differences(experiment: Experiment, runs: list[Path]) -> list[
                 parts.append(f"{name} {stats['mean']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]")
         lines.append(f"- {label}: " + "; ".join(parts))
     return lines
+
+
+def ssim_kind(metrics: dict) -> str:
+    """The SSIM an evaluation used: metrics.json names it; those from before it did used scikit-image's default."""
+    return metrics.get("settings", {}).get("SSIM", "scikit-image's 7x7 uniform window")
 
 
 def format_stats(stats: dict[str, float], digits: int) -> str:

@@ -3,15 +3,18 @@
     python experiments/studies.py receptive_field            # one study (trains what is missing, writes its page)
     python experiments/studies.py objectives generator       # several, in that order
     python experiments/studies.py --list                     # the studies, their runs and what is done
-    python experiments/studies.py objectives --no-train      # rewrite a page from the runs there are
+    python experiments/studies.py objectives --no-train      # rewrite a page from the runs recorded so far
 
 A study is a CPU recipe of configs/ plus one set of flags per row, trained with the CLI a user would type
 (`pix2pix train --config configs/RECIPE.toml FLAGS --seed S`), resumed where a run stopped and skipped
 where it finished; a run is shared by every study that has the same row (the paper's default is in all of
 them). Each run is evaluated on the carved-out validation split (`pix2pix eval --split val`, FCN-score on
-facades), and the study's page docs/studies/NAME.md gets the tables, the paired differences against the
+facades). What the page needs of a finished run (its config, log.csv, the evaluation's metrics.json and a
+strip of its first validation images) is kept in experiments/records/, in git: a study grows run by run
+over several sittings and machines, and a recorded run is never trained again (delete its record to
+rerun it). The study's page docs/studies/NAME.md gets the tables, the paired differences against the
 paper's default, the paper's own figures for the same rows, and an image grid of the same validation
-images for every row.
+images for every row, all from the records.
 """
 
 from __future__ import annotations
@@ -30,20 +33,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
 from reproduce import (
     FCN_SETTINGS,
+    GRID_CELL,
     REPO,
     finished_epochs,
     format_header,
     format_stats,
     pix2pix,
     prepare_dataset,
-    read_metrics,
+    ssim_kind,
     training_minutes,
     write_grid,
 )
 
 PAGES = Path("docs/studies")
+RUNS = Path("runs/studies")
+RECORDS = Path("experiments/records")
 
 
 @dataclass(frozen=True)
@@ -210,20 +217,25 @@ def work_through(study: Study, *, train_runs: bool) -> bool:
     """Train and evaluate each run of `study` that no other process holds; write its page once none is
     held elsewhere (with `train_runs` off, at once: a page of the runs finished so far). Returns whether
     the study is done, as far as this process can take it."""
-    runs = {(row, seed): run_folder(study, row, seed) for seed in study.seeds for row in study.rows}
     held_elsewhere = False
-    for (row, seed), run in runs.items():
+    for seed, row in itertools.product(study.seeds, study.rows):
+        run, record = run_folder(study, row, seed), record_folder(study, row, seed)
+        if is_recorded(record):
+            continue
         with locked(run.with_name(run.name + ".lock")) as held:
             if not held:  # another process is on it; its flock goes when that process ends, however
                 held_elsewhere = True
                 continue
             if train_runs:
                 train(study, row, seed, run)
-            if is_finished(run) and not is_evaluated(run):
-                evaluate(run, fcn_score=study.fcn_score)
+            if is_finished(run):
+                if not is_evaluated(run):
+                    evaluate(run, fcn_score=study.fcn_score)
+                save_record(run, record)
     done = not held_elsewhere or not train_runs
     if done:
-        write_page(study, runs)
+        records = {(row, seed): record_folder(study, row, seed) for seed in study.seeds for row in study.rows}
+        write_page(study, {key: record for key, record in records.items() if is_recorded(record)})
     return done
 
 
@@ -246,7 +258,33 @@ def locked(lock: Path) -> Iterator[bool]:
 def run_folder(study: Study, row: Row, seed: int) -> Path:
     """runs/studies/RECIPE/FLAGS-seedS: the same row of two studies is the same run."""
     name = "_".join(flag.lstrip("-") for flag in row.flags) or "default"
-    return Path("runs/studies") / study.recipe / f"{name}-seed{seed}"
+    return RUNS / study.recipe / f"{name}-seed{seed}"
+
+
+def record_folder(study: Study, row: Row, seed: int) -> Path:
+    """experiments/records/RECIPE/FLAGS-seedS, beside the run's name."""
+    return RECORDS / run_folder(study, row, seed).relative_to(RUNS)
+
+
+RECORD_FILES = ("config.json", "log.csv", "metrics.json", "grid.jpg")
+
+
+def save_record(run: Path, record: Path) -> None:
+    """Keep what the pages read of a finished, evaluated run: a few tens of kB, where the run is 100s of MB."""
+    record.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "log.csv"):
+        shutil.copyfile(run / name, record / name)
+    write_grid([run], record / "grid.jpg")  # input | output | target, the first validation images
+    shutil.copyfile(run / "eval-val" / "metrics.json", record / "metrics.json")  # last: it marks the record whole
+    print(f"recorded {record}")
+
+
+def is_recorded(record: Path) -> bool:
+    return all((record / name).exists() for name in RECORD_FILES)
+
+
+def read_metrics(record: Path) -> dict:
+    return json.loads((record / "metrics.json").read_text())
 
 
 def train(study: Study, row: Row, seed: int, run: Path) -> None:
@@ -278,19 +316,34 @@ def is_evaluated(run: Path) -> bool:
     return metrics.exists() and metrics.stat().st_mtime > (run / "log.csv").stat().st_mtime
 
 
-def write_page(study: Study, runs: dict[tuple[Row, int], Path]) -> None:
-    done = {key: run for key, run in runs.items() if is_finished(run) and is_evaluated(run)}
+def write_page(study: Study, done: dict[tuple[Row, int], Path]) -> None:
+    """docs/studies/NAME.md and its pictures, from the records of the study's finished runs."""
     PAGES.mkdir(parents=True, exist_ok=True)
     grid = PAGES / f"{study.name}.jpg"
     first_seed = [done[row, study.seeds[0]] for row in study.rows if (row, study.seeds[0]) in done]
     if first_seed:
-        write_grid(first_seed, grid)
+        join_grids(first_seed, grid)
     curves = PAGES / f"{study.name}-curves.png"
     labelled = {row.label: done[row, study.seeds[0]] for row in study.rows if (row, study.seeds[0]) in done}
     has_curves = plot_validation_curves(labelled, curves)
     page = PAGES / f"{study.name}.md"
     page.write_text(format_page(study, done, grid.name if first_seed else None, curves.name if has_curves else None))
     print(f"wrote {page}")
+
+
+def join_grids(records: list[Path], path: Path) -> None:
+    """input | each record's output | target: the records' own input | output | target strips, joined (the
+    inputs and targets are the same validation images in every record of a study)."""
+    strips = [Image.open(record / "grid.jpg").convert("RGB") for record in records]
+    height = strips[0].height
+    columns = [strips[0].crop((0, 0, GRID_CELL, height))]
+    columns += [strip.crop((GRID_CELL, 0, 2 * GRID_CELL, height)) for strip in strips]
+    columns.append(strips[0].crop((2 * GRID_CELL, 0, 3 * GRID_CELL, height)))
+    grid = Image.new("RGB", (GRID_CELL * len(columns), height), "white")
+    for index, column in enumerate(columns):
+        grid.paste(column, (index * GRID_CELL, 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(path, quality=90)
 
 
 CURVES = (("val_G", "generator loss on the validation pairs"), ("val_ssim", "validation SSIM"))
@@ -322,9 +375,9 @@ def plot_validation_curves(runs: dict[str, Path], path: Path) -> bool:
     return True
 
 
-def read_validation_log(run: Path) -> list[dict[str, float]]:
+def read_validation_log(record: Path) -> list[dict[str, float]]:
     """The epochs of log.csv with validation losses (runs trained before they were logged have none)."""
-    with (run / "log.csv").open() as f:
+    with (record / "log.csv").open() as f:
         rows = [row for row in csv.DictReader(f) if row.get("val_G")]
     return [{"epoch": int(row["epoch"]), **{name: float(row[name]) for name, _ in CURVES}} for row in rows]
 
@@ -362,28 +415,35 @@ def format_table(study: Study, done: dict[tuple[Row, int], Path]) -> list[str]:
         headers += ["FCN per-pixel acc ↑", "FCN per-class acc ↑", "FCN class IoU ↑"]
     headers += ["train time (min)", "ms / iteration"]
     lines = ["## Results", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for (row, seed), run in sorted(done.items(), key=lambda item: (study.rows.index(item[0][0]), item[0][1])):
-        summary = read_metrics(run)["summary"]
+    for (row, seed), record in sorted(done.items(), key=lambda item: (study.rows.index(item[0][0]), item[0][1])):
+        summary = read_metrics(record)["summary"]
         cells = [row.label, str(seed), " ".join(f"`{flag}`" for flag in row.flags) or "(recipe)"]
         cells += [format_stats(summary[name], digits) for name, digits in (("l1_255", 2), ("psnr", 2), ("ssim", 3))]
         if study.fcn_score:
-            scores = read_metrics(run)["fcn_score"]["generated"]
+            scores = read_metrics(record)["fcn_score"]["generated"]
             cells += [format_stats(summary["fcn_acc"], 3), *(f"{scores[k]:.3f}" for k in ("class_acc", "class_iou"))]
-        cells += [f"{training_minutes(run):.1f}", f"{1000 * 60 * training_minutes(run) / iterations(run):.0f}"]
+        minutes = training_minutes(record)
+        cells += [f"{minutes:.1f}", f"{1000 * 60 * minutes / iterations(record):.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     if done:
-        some_run = next(iter(done.values()))
-        count = read_metrics(some_run)["n_images"]
+        metrics = read_metrics(next(iter(done.values())))
         lines += [
             "",
-            f"{count} validation images; ± is the half-width of the 95% confidence interval of the mean. Train"
-            " times are the epochs' wall times in the run's log.csv, with other work on the machine and one or"
-            " two threads a run: indicative, not a measured cost (benchmarks/ measures costs).",
+            f"{metrics['n_images']} validation images; ± is the half-width of the 95% confidence interval of the"
+            f" mean. SSIM: {ssim_settings(done)}. Train times are the epochs' wall times in the run's log.csv,"
+            " with other work on the machine and one or two threads a run: indicative, not a measured cost"
+            " (benchmarks/ measures costs).",
         ]
-        if study.fcn_score and (real := read_metrics(some_run)["fcn_score"].get("real")):
+        if study.fcn_score and (real := metrics["fcn_score"].get("real")):
             upper = ", ".join(f"{name} {real[key]:.3f}" for key, name in FCN_NAMES)
             lines.append(f"The segmenter on the real photos (the FCN-score's upper bound): {upper}.")
     return lines
+
+
+def ssim_settings(done: dict[tuple[Row, int], Path]) -> str:
+    """The SSIM of the page's records, and a warning should they mix two kinds."""
+    kinds = sorted({ssim_kind(read_metrics(record)) for record in done.values()})
+    return " and ".join(kinds) + (" (mixed: rerun the older records)" if len(kinds) > 1 else "")
 
 
 FCN_NAMES = (("pixel_acc", "per-pixel acc"), ("class_acc", "per-class acc"), ("class_iou", "class IoU"))
@@ -417,13 +477,13 @@ def format_differences(study: Study, done: dict[tuple[Row, int], Path]) -> list[
     return lines
 
 
-def iterations(run: Path) -> int:
-    with (run / "log.csv").open() as f:
+def iterations(record: Path) -> int:
+    with (record / "log.csv").open() as f:
         return max(int(row["iteration"]) for row in csv.DictReader(f))
 
 
-def per_image(run: Path) -> dict[str, dict[str, float]]:
-    return {row["name"]: row for row in read_metrics(run)["images"]}
+def per_image(record: Path) -> dict[str, dict[str, float]]:
+    return {row["name"]: row for row in read_metrics(record)["images"]}
 
 
 def format_paper_comparison(study: Study, done: dict[tuple[Row, int], Path]) -> list[str]:
@@ -470,8 +530,13 @@ def describe_studies(studies: list[Study]) -> str:
     for study in studies:
         lines.append(f"{study.name}: {study.title} (configs/{study.recipe}.toml)")
         for seed, row in itertools.product(study.seeds, study.rows):
-            run = run_folder(study, row, seed)
-            state = "finished" if is_finished(run) else f"{finished_epochs(run)} epochs" if run.exists() else "to run"
+            run, record = run_folder(study, row, seed), record_folder(study, row, seed)
+            if is_recorded(record):
+                state = f"recorded in {record}"
+            else:
+                state = (
+                    "finished" if is_finished(run) else f"{finished_epochs(run)} epochs" if run.exists() else "to run"
+                )
             lines.append(f"  {row.label}, seed {seed}: {run} ({state})")
     return "\n".join(lines)
 
@@ -489,7 +554,9 @@ def write_index() -> None:
         "with its 95% interval over the validation images, the paired difference against the paper's default",
         "on the same images and seed, and the paper's own figures for the same rows where it has them (its",
         "tables are on Cityscapes labels -> photo at 256 px, so the scales differ; the orderings are what to",
-        "compare). Pages and grids are written by `experiments/studies.py`; every run resumes where it stopped.",
+        "compare). Pages and grids are written by `experiments/studies.py`; every run resumes where it stopped,",
+        "and what a page needs of a finished run is kept in `experiments/records/` (in git), so a study grows",
+        "over several sittings and a recorded run is not trained again (delete its record to rerun it).",
         "",
     ]
     for study in STUDIES:

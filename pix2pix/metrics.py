@@ -3,7 +3,8 @@
 Shared by validation during training and `pix2pix eval`. Images are compared as 8-bit arrays, the
 form in which outputs are saved, so the numbers of a training loop (`evaluate_pairs` on tensors) and
 of `pix2pix eval` (on PNG files) agree. PSNR and SSIM come from
-scikit-image, not from hand-written formulas.
+scikit-image, not from hand-written formulas; SSIM with the settings of its paper (Wang et al. 2004),
+which image-translation papers report, not scikit-image's default 7x7 uniform window.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ METRICS: dict[str, tuple[str, bool]] = {
     "psnr": ("PSNR (dB)", True),
     "ssim": ("SSIM", True),
 }
+
+# Wang et al.'s SSIM: an 11x11 Gaussian window of sigma 1.5 and population (co)variances
+SSIM_SETTINGS = "Gaussian window, sigma 1.5 (Wang et al. 2004)"
+SSIM_MIN_SIDE = 11  # the window's extent
 
 
 def to_uint8_array(tensor: torch.Tensor) -> np.ndarray:
@@ -42,12 +47,27 @@ def compute_image_metrics(output: np.ndarray, target: np.ndarray) -> dict[str, f
         raise ValueError(f"expected uint8 images, got {output.dtype} and {target.dtype}")
     if output.ndim == 3 and output.shape[2] == 1:
         output, target = output[:, :, 0], target[:, :, 0]
+    if min(output.shape[:2]) < SSIM_MIN_SIDE:
+        raise ValueError(
+            f"SSIM needs images of at least {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} pixels,"
+            f" got {output.shape[1]}x{output.shape[0]}"
+        )
     l1_255 = float(np.abs(output.astype(np.float64) - target.astype(np.float64)).mean())
     if l1_255 == 0.0:
         psnr = math.inf  # skimage would warn about the division by zero
     else:
         psnr = float(peak_signal_noise_ratio(target, output, data_range=255))
-    ssim = float(structural_similarity(target, output, data_range=255, channel_axis=2 if output.ndim == 3 else None))
+    ssim = float(
+        structural_similarity(
+            target,
+            output,
+            data_range=255,
+            channel_axis=2 if output.ndim == 3 else None,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+    )
     return {"l1": l1_255 / 127.5, "l1_255": l1_255, "psnr": psnr, "ssim": ssim}
 
 

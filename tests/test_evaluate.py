@@ -76,6 +76,39 @@ def test_grayscale_images_are_measured():
     assert metrics["l1_255"] == pytest.approx(4.0) and metrics["ssim"] < 1
 
 
+def wang_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM as Wang et al. 2004 define it, written out: local statistics under an 11x11 Gaussian window
+    (sigma 1.5), C1 = (0.01 L)^2, C2 = (0.03 L)^2, averaged over the positions where the window fits."""
+    from scipy.ndimage import gaussian_filter
+
+    def local_mean(x: np.ndarray) -> np.ndarray:
+        return gaussian_filter(x, sigma=1.5, truncate=3.5)  # radius 5: the 11x11 window
+
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    mu_a, mu_b = local_mean(a), local_mean(b)
+    var_a, var_b = local_mean(a * a) - mu_a**2, local_mean(b * b) - mu_b**2
+    covariance = local_mean(a * b) - mu_a * mu_b
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * covariance + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return float(ssim_map[5:-5, 5:-5].mean())
+
+
+def test_ssim_is_wang_et_al_gaussian_ssim():
+    """The SSIM of the literature, not scikit-image's default 7x7 uniform window (which gives other values)."""
+    target = mid_grey_image(size=48)[:, :, 0]
+    noisy = np.clip(target + np.random.default_rng(2).normal(0, 20, target.shape), 0, 255).astype(np.uint8)
+    assert compute_image_metrics(noisy, target)["ssim"] == pytest.approx(wang_ssim(noisy, target), abs=1e-6)
+    colour = np.stack([target, np.flipud(target), target.T], axis=2)
+    colour_noisy = np.stack([noisy, np.flipud(noisy), noisy.T], axis=2)
+    per_channel = np.mean([wang_ssim(colour_noisy[..., c], colour[..., c]) for c in range(3)])
+    assert compute_image_metrics(colour_noisy, colour)["ssim"] == pytest.approx(per_channel, abs=1e-6)
+
+
+def test_images_too_small_for_the_ssim_window_are_refused_in_words():
+    with pytest.raises(ValueError, match="at least 11x11"):
+        compute_image_metrics(mid_grey_image(size=8), mid_grey_image(size=8))
+
+
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="shape"):
         compute_image_metrics(mid_grey_image(size=32), mid_grey_image(size=16))
@@ -198,6 +231,37 @@ def test_segmenter_scores_real_photos_high_and_shuffled_ones_low(facades_root):
     cached = fcn_score.load_or_train_segmenter(facades_root, palette, SMALL_SEGMENTER, progress=False)
     assert cached.path == segmenter.path
     assert fcn_score.score_photos(cached, photos, label_maps, palette)[0] == real
+
+
+def test_two_evaluations_at_once_train_the_segmenter_once(facades_root, monkeypatch):
+    """The second waits on the cache entry's lock and then loads what the first trained."""
+    import threading
+    import time
+
+    settings = fcn_score.SegmenterSettings(size=32, iterations=2, batch_size=2, width=4, seed=11)
+    real_train, calls = fcn_score.train_segmenter, []
+
+    def slow_train(*args, **kwargs):
+        calls.append(1)
+        time.sleep(0.5)  # long enough for the other thread to arrive while this one holds the lock
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(fcn_score, "train_segmenter", slow_train)
+    palette = fcn_score.load_palette("facades")
+    results: list = []
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(
+                fcn_score.load_or_train_segmenter(facades_root, palette, settings, progress=False)
+            )
+        )
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and len(results) == 2 and results[0].path == results[1].path
 
 
 def test_segmenter_training_is_seeded():

@@ -8,12 +8,28 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
+
+from pix2pix.metrics import SSIM_SETTINGS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
 import studies  # noqa: E402  (a script folder, not a package)
+from reproduce import GRID_CELL  # noqa: E402
 
 
-def fake_run(run: Path, *, ssim: list[float], fcn_acc: list[float], class_iou: float, epochs: int = 2) -> None:
+def fake_record(
+    record: Path, *, ssim: list[float], fcn_acc: list[float], class_iou: float, epochs: int = 2, colour: str = "red"
+) -> None:
+    """What studies.py keeps of a finished, evaluated run: config.json, log.csv, metrics.json, grid.jpg."""
+    write_run_files(record, ssim=ssim, fcn_acc=fcn_acc, class_iou=class_iou, epochs=epochs)
+    (record / "eval-val" / "metrics.json").rename(record / "metrics.json")
+    (record / "eval-val").rmdir()
+    strip = Image.new("RGB", (3 * GRID_CELL, len(ssim) * GRID_CELL), "white")  # input | output | target
+    strip.paste(Image.new("RGB", (GRID_CELL, strip.height), colour), (GRID_CELL, 0))
+    strip.save(record / "grid.jpg")
+
+
+def write_run_files(run: Path, *, ssim: list[float], fcn_acc: list[float], class_iou: float, epochs: int) -> None:
     """What a finished, evaluated run leaves: config.json, log.csv and eval-val/metrics.json."""
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"optim": {"n_epochs": 1, "n_epochs_decay": epochs - 1}}))
@@ -32,6 +48,7 @@ def fake_run(run: Path, *, ssim: list[float], fcn_acc: list[float], class_iou: f
     fcn = {"generated": {"pixel_acc": 0.5, "class_acc": 0.3, "class_iou": class_iou}, "real": None}
     (run / "eval-val").mkdir()
     metrics = {"summary": summary, "images": images, "n_images": len(images), "fcn_score": fcn}
+    metrics["settings"] = {"SSIM": SSIM_SETTINGS}
     (run / "eval-val" / "metrics.json").write_text(json.dumps(metrics))
 
 
@@ -48,13 +65,13 @@ def test_the_same_row_in_two_studies_is_the_same_run():
 def test_a_page_has_the_tables_the_paired_differences_and_the_papers_ordering(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     study = next(s for s in studies.STUDIES if s.name == "receptive_field")
-    runs = {(row, seed): studies.run_folder(study, row, seed) for seed in study.seeds for row in study.rows}
+    records = {(row, seed): studies.record_folder(study, row, seed) for seed in study.seeds for row in study.rows}
     default, pixel, patch16, image = study.rows
-    fake_run(runs[default, 0], ssim=[0.5, 0.6, 0.7], fcn_acc=[0.5, 0.6, 0.7], class_iou=0.20)
-    fake_run(runs[pixel, 0], ssim=[0.4, 0.5, 0.6], fcn_acc=[0.3, 0.4, 0.5], class_iou=0.10)
-    fake_run(runs[patch16, 0], ssim=[0.5, 0.6, 0.7], fcn_acc=[0.6, 0.7, 0.8], class_iou=0.25)
-    done = {key: run for key, run in runs.items() if (run / "log.csv").exists()}
-    assert len(done) == 3 and all(studies.is_finished(run) and studies.is_evaluated(run) for run in done.values())
+    fake_record(records[default, 0], ssim=[0.5, 0.6, 0.7], fcn_acc=[0.5, 0.6, 0.7], class_iou=0.20)
+    fake_record(records[pixel, 0], ssim=[0.4, 0.5, 0.6], fcn_acc=[0.3, 0.4, 0.5], class_iou=0.10)
+    fake_record(records[patch16, 0], ssim=[0.5, 0.6, 0.7], fcn_acc=[0.6, 0.7, 0.8], class_iou=0.25)
+    done = {key: record for key, record in records.items() if studies.is_recorded(record)}
+    assert len(done) == 3
     page = studies.format_page(study, done, grid=None)
     assert "**Not yet run:** 286x286 ImageGAN (seed 0)" in page
     assert "| 1x1 PixelGAN | 0 | `--discriminator` `pixel` |" in page
@@ -64,6 +81,47 @@ def test_a_page_has_the_tables_the_paired_differences_and_the_papers_ordering(tm
     assert "The paper ties 70x70 PatchGAN (paper) and 16x16 PatchGAN." in page
     assert "| 1x1 PixelGAN | 0.39 | 0.15 | 0.10 | 0.100 |" in page and "| 286x286 ImageGAN | 0.42" in page
     assert "ms / iteration" in page and "| 300 |" in page  # 60 s for 200 iterations
+    assert f"SSIM: {SSIM_SETTINGS}." in page
+
+
+def test_a_recorded_run_is_not_trained_again_and_its_page_needs_no_run_folder(tmp_path, monkeypatch):
+    """A fresh machine has the records (in git) but none of the runs: the page is written all the same."""
+    monkeypatch.chdir(tmp_path)
+    study = next(s for s in studies.STUDIES if s.name == "receptive_field")
+    colours = ("red", "lime", "blue", "yellow")
+    for row, colour in zip(study.rows, colours):
+        record = studies.record_folder(study, row, 0)
+        fake_record(record, ssim=[0.5, 0.6], fcn_acc=[0.5, 0.6], class_iou=0.2, colour=colour)
+    trained = []
+    monkeypatch.setattr(studies, "train", lambda study, row, seed, run: trained.append(run))
+    monkeypatch.setattr(studies, "PAGES", tmp_path / "pages")
+    assert studies.work_through(study, train_runs=True)
+    assert trained == [] and not studies.RUNS.exists()
+    assert "Not yet run" not in (tmp_path / "pages" / "receptive_field.md").read_text()
+    grid = Image.open(tmp_path / "pages" / "receptive_field.jpg").convert("RGB")
+    assert grid.size == ((2 + len(colours)) * GRID_CELL, 2 * GRID_CELL)  # input | four rows | target
+    middles = [grid.getpixel(((column + 1.5) * GRID_CELL, GRID_CELL)) for column in range(len(colours))]
+    expected = [Image.new("RGB", (1, 1), colour).getpixel((0, 0)) for colour in colours]
+    assert all(max(abs(a - b) for a, b in zip(got, want)) < 40 for got, want in zip(middles, expected))
+
+
+def test_a_finished_run_is_recorded_with_a_strip_of_its_validation_images(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run, record = tmp_path / "runs" / "one", tmp_path / "records" / "one"
+    write_run_files(run, ssim=[0.5, 0.6], fcn_acc=[0.5, 0.6], class_iou=0.2, epochs=2)
+    images = run / "eval-val" / "images"
+    for folder, colour in ((images / "inputs", "red"), (images, "lime"), (images / "targets", "blue")):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("img0", "img1"):
+            Image.new("RGB", (64, 64), colour).save(folder / f"{name}.png")
+    assert not studies.is_recorded(record)
+    studies.save_record(run, record)
+    assert studies.is_recorded(record)
+    assert studies.read_metrics(record) == json.loads((run / "eval-val" / "metrics.json").read_text())
+    strip = Image.open(record / "grid.jpg").convert("RGB")
+    assert strip.size == (3 * GRID_CELL, 2 * GRID_CELL)
+    assert strip.getpixel((GRID_CELL // 2, GRID_CELL // 2))[0] > 200  # the input, red
+    assert strip.getpixel((3 * GRID_CELL // 2, GRID_CELL // 2))[1] > 200  # the output, green
 
 
 def test_an_unknown_study_is_refused(monkeypatch, capsys):

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from pix2pix.atomic import write_atomically
-from pix2pix.cache import cache_home
+from pix2pix.cache import cache_home, taking_turns
 from pix2pix.data.layout import find_pairs, load_pair
 from pix2pix.data.synthetic import SYNTHETIC_PALETTE
 
@@ -264,21 +264,28 @@ def load_or_train_segmenter(
     )
     path = cache_home() / "segmenters" / f"segmenter-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
     if path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        network = SegmentationNet(3, state["n_classes"], width=settings.width)
-        network.load_state_dict(state["network"])
-        return Segmenter(network.eval(), settings, state["n_classes"], state["train_accuracy"], path)
-    photos, labels = load_training_set(root, palette, label_side, settings.size, progress)
-    segmenter = train_segmenter(photos, labels, len(palette.colors), settings, progress)
-    state = {
-        "network": segmenter.network.state_dict(),
-        "n_classes": segmenter.n_classes,
-        "train_accuracy": segmenter.train_accuracy,
-        "settings": asdict(settings),
-    }
-    write_atomically(path, lambda file: torch.save(state, file))  # a cache, not a training checkpoint
+        return load_segmenter(path, settings)
+    with taking_turns(path):  # two evaluations at once train it once
+        if path.exists():
+            return load_segmenter(path, settings)
+        photos, labels = load_training_set(root, palette, label_side, settings.size, progress)
+        segmenter = train_segmenter(photos, labels, len(palette.colors), settings, progress)
+        state = {
+            "network": segmenter.network.state_dict(),
+            "n_classes": segmenter.n_classes,
+            "train_accuracy": segmenter.train_accuracy,
+            "settings": asdict(settings),
+        }
+        write_atomically(path, lambda file: torch.save(state, file))  # a cache, not a training checkpoint
     segmenter.path = path
     return segmenter
+
+
+def load_segmenter(path: Path, settings: SegmenterSettings) -> Segmenter:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    network = SegmentationNet(3, state["n_classes"], width=settings.width)
+    network.load_state_dict(state["network"])
+    return Segmenter(network.eval(), settings, state["n_classes"], state["train_accuracy"], path)
 
 
 def compute_confusion(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:

@@ -25,7 +25,7 @@ from pix2pix.evaluate.report import OPTIONAL_METRICS, render_error_map, write_re
 from pix2pix.inference.folders import translate_to_folder
 from pix2pix.inference.formats import load_model
 from pix2pix.inference.translator import ImageTranslator
-from pix2pix.metrics import METRICS, compute_image_metrics, summarize_rows
+from pix2pix.metrics import METRICS, SSIM_SETTINGS, compute_image_metrics, summarize_rows
 
 FCN_MODES = ("auto", "on", "off")
 PERCEPTUAL_BATCH = 16  # images per forward of the LPIPS and FID networks
@@ -205,8 +205,9 @@ def evaluate_images(
         render_error_map(output, target).save(error)
         paths = {"input": item.input, "output": item.output, "target": item.target, "error": error}
         rows.append({"name": item.name, **compute_image_metrics(output, target), "paths": paths})
+    settings = {**(settings or {}), "SSIM": SSIM_SETTINGS}  # which SSIM, since papers' settings differ
     evaluation = Evaluation(
-        label, folder, split, rows, summarize_rows(rows, list(METRICS)), settings=dict(settings or {}), run_dir=run_dir
+        label, folder, split, rows, summarize_rows(rows, list(METRICS)), settings=settings, run_dir=run_dir
     )
     if perceptual and (perceptual.lpips or perceptual.fid):
         add_perceptual_scores(evaluation, items, perceptual, progress)

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pix2pix.cache import cache_home
+from pix2pix.cache import cache_home, taking_turns
 from pix2pix.config import DataConfig, Direction
 from pix2pix.data.tools.download import DownloadError, fetch_file
 
@@ -96,11 +96,7 @@ def download_pretrained(name: str, *, progress: bool = True, force: bool = False
     if path.exists() and digest_path(path).exists() and not force:
         verify(path)  # no lock needed to read: a shared, read-only cache works
         return path
-    import fcntl  # POSIX; imported here so that loading a model file (formats.py) needs none
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.with_name(path.name + ".lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process ends
+    with taking_turns(path):
         if force:
             path.unlink(missing_ok=True)
             digest_path(path).unlink(missing_ok=True)
