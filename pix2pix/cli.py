@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import logging
 import os
+import signal
 import sys
+import threading
 import typing
 import warnings
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from pix2pix.config import Norm, RunConfig
 from pix2pix.data.tools.commands import add_data_command
 from pix2pix.evaluate.commands import add_eval_command, add_summary_command
 from pix2pix.export_commands import add_export_command
+from pix2pix.extras import OPTIONAL_EXTRAS, require_packages
 from pix2pix.flags import (
     add_config_flags,
     add_config_option,
@@ -38,19 +40,6 @@ EXIT_USAGE = 2
 EXIT_RESUMABLE = 75
 EXIT_INTERRUPTED = 130  # a second Ctrl-C: stopped at once (128 + SIGINT, as shells report it)
 
-# optional packages -> the extra that installs them (the base install stays light)
-OPTIONAL_EXTRAS = {
-    "skimage": "eval",
-    "matplotlib": "eval",
-    "scipy": "eval",
-    "onnx": "export",
-    "onnxruntime": "export",
-    "fastapi": "serve",
-    "uvicorn": "serve",
-    "multipart": "serve",
-    "python_multipart": "serve",
-}
-
 
 def run_train(args: argparse.Namespace) -> int | None:
     # late: fast --help
@@ -67,9 +56,16 @@ def run_train(args: argparse.Namespace) -> int | None:
     check_packages_for(config)
     train = fit_cyclegan if config.model.model == "cyclegan" else fit
     try:
-        run_dir = train(config, resume=args.resume, progress=not args.quiet)
+        with sigterm_stops_start_up():  # until the training loop takes the signal over
+            run_dir = train(config, resume=args.resume, progress=not args.quiet)
     except TrainingInterrupted as stopped:
         print(stopped)  # the run is checkpointed and says how to resume; the exit code says it is not done
+        return EXIT_RESUMABLE
+    except StoppedDuringStartUp:
+        print(
+            "stopped outside the training loop (starting up or closing): no training was lost; run the command"
+            " again (with --resume auto once the run has checkpoints)"
+        )
         return EXIT_RESUMABLE
     except TrainingStopped as failed:
         print(f"pix2pix train: error: {failed}", file=sys.stderr)
@@ -88,6 +84,29 @@ def run_train(args: argparse.Namespace) -> int | None:
         seen = "" if held_out else " (images it trained on: not a held-out result)"
         print(f"translations of the {folder} split{seen}: {page}")
     return None
+
+
+class StoppedDuringStartUp(BaseException):
+    """SIGTERM while a run starts (data checks, building the networks) or closes. A BaseException, as
+    KeyboardInterrupt is for Ctrl-C, so that no `except Exception` on the way swallows it."""
+
+
+@contextlib.contextmanager
+def sigterm_stops_start_up() -> Iterator[None]:
+    """SIGTERM stops a starting run with the resumable exit code, as it does a training one, not with the
+    signal's default death (143) that a cluster reads as a crash."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise StoppedDuringStartUp
+
+    if threading.current_thread() is not threading.main_thread():  # signals only reach the main thread
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def report_input(config: RunConfig) -> tuple[Path, str, str, bool]:
@@ -115,9 +134,7 @@ def check_packages_for(config: RunConfig) -> None:
         needs.append(("skimage", "eval", f"--val-every {config.train.val_every} (validation PSNR and SSIM)"))
     if config.data.color_space == "lab":
         needs.append(("skimage", "data", "--color-space lab (the sRGB <-> Lab conversion)"))
-    for module, extra, user in needs:
-        if importlib.util.find_spec(module) is None:
-            raise ValueError(f"{user} needs {module}, which is not installed: pip install 'pix2pix[{extra}]'")
+    require_packages(needs)
 
 
 def run_test(args: argparse.Namespace) -> None:
@@ -287,6 +304,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 def describe_error(error: Exception) -> str:
     """`PATH: reason` for an error of the operating system (not Python's `[Errno 17] File exists: 'PATH'`)."""
+    if isinstance(error, FileExistsError) and error.filename is not None and Path(error.filename).is_file():
+        return f"{error.filename} is a file, so it cannot be the folder the output goes in"  # mkdir's refusal
     if isinstance(error, OSError) and error.strerror:
         return f"{error.filename}: {error.strerror}" if error.filename is not None else error.strerror
     return str(error)

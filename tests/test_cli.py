@@ -1,5 +1,6 @@
 import dataclasses
 import importlib.util
+import time
 
 import numpy as np
 import pytest
@@ -183,6 +184,24 @@ def stop_training(error):
         raise error
 
     return fit
+
+
+def test_sigterm_while_a_run_starts_exits_75_not_143(tmp_path, monkeypatch, capsys):
+    """Before the loop takes the signal over (loading data, building networks), SIGTERM still means
+    'stopped, run again', not the signal's default death that a scheduler reads as a crash."""
+    import os
+    import signal
+
+    def fit_that_is_stopped_while_starting(config, **_):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this at once
+        raise AssertionError("SIGTERM did not stop the start-up")
+
+    monkeypatch.setattr(loop, "fit", fit_that_is_stopped_while_starting)
+    handler = signal.getsignal(signal.SIGTERM)
+    assert main(["train", "--out", str(tmp_path / "run"), *TINY]) == 75
+    assert "stopped outside the training loop" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGTERM) == handler  # put back for whatever runs next
 
 
 def test_an_interrupted_run_exits_75_and_a_failed_one_1(tmp_path, monkeypatch, capsys):

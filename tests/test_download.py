@@ -234,6 +234,34 @@ def test_an_os_error_while_extracting_is_a_refusal(server, tmp_path, monkeypatch
     assert list(root.iterdir()) == []
 
 
+def archive_of_zeros(megabytes: int) -> bytes:
+    """An archive whose one file of zeros unpacks to about 1000x the archive's size."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = member("facades/train/zeros.png")
+        info.size = megabytes << 20
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    return buffer.getvalue()
+
+
+def test_a_decompression_bomb_is_refused_before_anything_is_written(server, tmp_path):
+    server.files["/facades.tar.gz"] = archive_of_zeros(64)
+    root = tmp_path / "datasets"
+    with pytest.raises(DownloadError, match=r"claims to unpack 64 MiB from 0\.\d MiB \(a decompression bomb\)"):
+        download_dataset("facades", root, base_url=server.url, progress=False)
+    assert list(root.iterdir()) == []
+
+
+def test_an_archive_larger_than_the_free_space_is_refused(server, tmp_path, monkeypatch):
+    server.files["/facades.tar.gz"] = make_dataset_archive(tmp_path)
+    real_usage = download.shutil.disk_usage
+    monkeypatch.setattr(download.shutil, "disk_usage", lambda path: real_usage(path)._replace(free=1 << 29))
+    root = tmp_path / "datasets"
+    with pytest.raises(DownloadError, match=r"has 512 MiB free \(1 GiB is kept\); nothing was extracted"):
+        download_dataset("facades", root, base_url=server.url, progress=False)
+    assert list(root.iterdir()) == []
+
+
 def test_a_refused_archive_is_downloaded_afresh_next_time(server, tmp_path):
     server.files["/facades.tar.gz"] = make_archive(LINK_CHAIN)
     root = tmp_path / "datasets"

@@ -360,6 +360,20 @@ def tiny_run(tiny_dataset, tmp_path) -> Path:
     return fit(tiny_config(tiny_dataset, tmp_path / "run"), progress=False)
 
 
+def test_eval_without_the_eval_extra_is_refused_before_translating(tiny_run, monkeypatch, capsys):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *args: None if name == "skimage" else real_find_spec(name, *args)
+    )
+    assert main(["eval", "--checkpoint", str(tiny_run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert "pix2pix eval needs skimage" in err and "pip install 'pix2pix[eval]'" in err
+    assert not (tiny_run / "eval-test").exists()  # not a single image translated first
+
+
 def test_eval_cli_end_to_end(tiny_run, tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(tiny_run), "--quiet"]) == 0
     folder = tiny_run / "eval-test"

@@ -176,6 +176,12 @@ def test_export_command(run_dir, tmp_path, capsys):
         capsys.readouterr().err
         == f"pix2pix export: error: {out}: an ONNX export already; export from the run folder or checkpoint\n"
     )
+    in_the_way = tmp_path / "afile"
+    in_the_way.write_text("")
+    assert main(["export", "--checkpoint", str(run_dir), "--format", "onnx", "--out", str(in_the_way / "x.onnx")]) == 2
+    assert capsys.readouterr().err == (
+        f"pix2pix export: error: {in_the_way} is a file, so it cannot be the folder the output goes in\n"
+    )
 
 
 TORCH_FREE_SCRIPT = """

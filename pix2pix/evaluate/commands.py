@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pix2pix.extras import require_packages
 from pix2pix.flags import (
     add_config_flags,
     add_config_option,
@@ -143,6 +144,8 @@ def run_eval(args: argparse.Namespace) -> None:
     from pix2pix.evaluate.perceptual import load_perceptual_models
     from pix2pix.evaluate.pipeline import FcnOptions, evaluate_checkpoint, evaluate_images, list_result_images
 
+    # refused here, not after the translations
+    require_packages([(module, "eval", "pix2pix eval") for module in ("skimage", "scipy", "matplotlib")])
     if args.fcn_size < 16 or args.fcn_iterations < 1:
         raise ValueError(
             f"--fcn-size must be >= 16 and --fcn-iterations >= 1, got {args.fcn_size}, {args.fcn_iterations}"

@@ -29,6 +29,10 @@ DEFAULT_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
 URL_VARIABLE = "PIX2PIX_DATASETS_URL"
 
 _CHUNK = 1 << 16
+# Image datasets barely compress (JPEG, PNG): an archive that claims to unpack to 20x its size or more is
+# a decompression bomb, not a dataset, and is refused before a byte is written.
+MAX_EXPANSION = 20
+FREE_SPACE_MARGIN = 1 << 30  # left free on the disk after the extraction
 
 
 class DownloadError(OSError):
@@ -159,6 +163,19 @@ def find_member_clash(members: list[tarfile.TarInfo]) -> tuple[tarfile.TarInfo, 
     return None
 
 
+def find_size_problem(archive: Path, members: list[tarfile.TarInfo], target: Path) -> str | None:
+    """Why the members' declared sizes must not be unpacked into `target` (too large for the archive or
+    for the free space), or None. tarfile writes exactly the declared sizes, so the check is exact."""
+    unpacked = sum(member.size for member in members if member.isfile())
+    packed = archive.stat().st_size
+    if unpacked > MAX_EXPANSION * max(packed, _CHUNK):
+        return f"it claims to unpack {unpacked / 2**20:.0f} MiB from {packed / 2**20:.1f} MiB (a decompression bomb)"
+    free = shutil.disk_usage(target).free
+    if unpacked + FREE_SPACE_MARGIN > free:
+        return f"it unpacks to {unpacked / 2**20:.0f} MiB, but {target} has {free / 2**20:.0f} MiB free (1 GiB is kept)"
+    return None
+
+
 def _extract_members(archive: Path, target: Path, *, progress: bool) -> None:
     try:
         with tarfile.open(archive, "r:gz") as tar:
@@ -170,6 +187,9 @@ def _extract_members(archive: Path, target: Path, *, progress: bool) -> None:
             clash = find_member_clash(members)
             if clash:
                 raise DownloadError(f"{archive}: refusing member {clash[0].name!r}: {clash[1]}; nothing was extracted")
+            problem = find_size_problem(archive, members, target)
+            if problem:
+                raise DownloadError(f"{archive}: refusing it: {problem}; nothing was extracted")
             bar = tqdm(members, desc=f"extract {archive.name}", unit="file", disable=not progress)
             # The "data" filter repeats the path checks and also sanitises modes and owners.
             tar.extractall(target, members=bar, filter="data")
