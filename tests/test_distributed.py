@@ -110,3 +110,40 @@ def test_the_multi_node_launch_form_trains_on_one_node(tiny_dataset, tmp_path, b
     assert finished(result), result.stderr
     state, _ = load_checkpoint(tmp_path / "run")
     assert state["iteration"] == 3  # 6 training pairs, batch 1 per process, 2 processes
+
+
+@pytest.mark.distributed
+def test_cyclegan_in_two_gloo_processes_matches_one_process_pools_and_resume_included(tmp_path):
+    """Each process takes half of the global batch and the image pools see the whole of it, so two
+    processes with batch 1 train as one with batch 2, pool draws included, and resume as it would."""
+    from tests.test_cyclegan import TINY_FLAGS as CYCLE_FLAGS
+    from tests.test_cyclegan_parts import write_unpaired
+
+    data = write_unpaired(tmp_path / "data", a_count=4, b_count=4)
+    common = ["train", "--model", "cyclegan", "--data", str(data), *CYCLE_FLAGS, "--no-flip", "--no-report"]
+    common += ["--n-epochs", "2", "--n-epochs-decay", "1", "--save-every", "2"]
+    single = run_pix2pix([*common, "--batch-size", "2", "--out", str(tmp_path / "single")], tmp_path)
+    assert single.returncode == 0, single.stderr
+    two = [*common, "--batch-size", "1", "--out", str(tmp_path / "two")]
+    first = run_pix2pix([*two, "--n-epochs-decay", "0"], tmp_path, processes=2)
+    assert finished(first), first.stderr
+    resumed = run_pix2pix([*two, "--resume", "auto"], tmp_path, processes=2)
+    assert finished(resumed), resumed.stderr
+
+    state_single, _ = load_checkpoint(tmp_path / "single")
+    state_two, _ = load_checkpoint(tmp_path / "two")
+    assert state_single["iteration"] == state_two["iteration"] == 3 * 2  # 4 images, a global batch of 2
+    for network in ("generator", "generator_b", "discriminator", "discriminator_b"):
+        for name, tensor in state_single[network].items():
+            if name.endswith("weight"):  # as above: biases before instance norm only gather rounding noise
+                assert torch.allclose(tensor, state_two[network][name], rtol=1e-4, atol=1e-5), f"{network} {name}"
+    for domain in ("A", "B"):  # the pools (size 2) drew and kept the same images
+        kept_single, kept_two = (state["pools"][domain]["images"] for state in (state_single, state_two))
+        assert len(kept_single) == len(kept_two) == 2
+        assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(kept_single, kept_two))
+    with (tmp_path / "single" / "log.csv").open() as f, (tmp_path / "two" / "log.csv").open() as g:
+        rows_single, rows_two = list(csv.DictReader(f)), list(csv.DictReader(g))
+    assert len(rows_two) == 3
+    for a, b in zip(rows_single, rows_two):
+        assert float(a["cycle_A"]) == pytest.approx(float(b["cycle_A"]), rel=1e-4)
+        assert float(a["D_B"]) == pytest.approx(float(b["D_B"]), rel=1e-4)

@@ -4,7 +4,8 @@ The same run as pix2pix's loop.py (its run folder, schedule, stop requests and a
 resume exactly, mid-epoch too) with CycleGAN's state: G_A (A -> B), G_B (B -> A), D_A (judges B images),
 D_B (judges A images), one Adam over both generators and one over both discriminators, and the two image
 pools. G_A is saved as "generator", so test, eval, export and serve use it as an A -> B model; G_B as
-"generator_b". One process: torchrun is refused.
+"generator_b". Under torchrun each process trains on its share of the global batch (DDP averages the
+gradients) and the image pools see the global batch, as one process with the whole batch would.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from pix2pix.checkpoint import LATEST, load_checkpoint
+from pix2pix.checkpoint import CHECKPOINT_DIR, LATEST, load_checkpoint
 from pix2pix.config import RunConfig
 from pix2pix.data.builtin import resolve_unpaired_root
 from pix2pix.data.unpaired import UnpairedDataset
@@ -30,8 +31,15 @@ from pix2pix.networks import build_discriminator_for, build_generator_for, rever
 from pix2pix.nn.generators import generator_stride
 from pix2pix.training.acceleration import align_optimizer_state
 from pix2pix.training.cycle_step import CYCLE_LOSS_NAMES, cycle_train_step
-from pix2pix.training.distributed import Process, end_process, start_process
-from pix2pix.training.image_pool import ImagePool
+from pix2pix.training.distributed import (
+    Process,
+    end_process,
+    shard_order,
+    start_process,
+    sum_across_processes,
+    wrap_for_training,
+)
+from pix2pix.training.image_pool import ImagePool, PoolOfTheGlobalBatch
 from pix2pix.training.loop import (
     NonFiniteLoss,
     RunFiles,
@@ -135,8 +143,6 @@ def fit_cyclegan(config: RunConfig, *, resume: str | None = None, progress: bool
     stop request (checkpointed) and TrainingStopped on a non-finite loss or a failed write."""
     process = start_process(config.train.device)
     try:
-        if process.distributed:
-            raise ValueError("--model cyclegan trains in one process; start it without torchrun")
         run_dir = Path(config.train.out)
         if run_dir.exists() and not run_dir.is_dir():
             raise ValueError(f"--out {run_dir} is a file, not a folder")
@@ -155,34 +161,61 @@ def fit_cyclegan(config: RunConfig, *, resume: str | None = None, progress: bool
         if resume:
             checkpoint = resolve_resume(resume, run_dir)
             restore_cycle_run(run, config, checkpoint)
-            logger.info("resumed from %s (iteration %d)", checkpoint, run.iteration)
-        files = RunFiles(config, run, device, log_fields=CYCLE_LOG_FIELDS)
+            if process.is_main:
+                logger.info("resumed from %s (iteration %d)", checkpoint, run.iteration)
+        steps = CycleSteps.for_process(run, process)
+        files = RunFiles(config, run, device, log_fields=CYCLE_LOG_FIELDS) if process.is_main else None
         total_epochs = config.optim.total_epochs
-        logger.info(
-            "training CycleGAN %s on %s: %d A and %d B images, epochs %d to %d",
-            run_dir,
-            device,
-            len(dataset.a_paths),
-            len(dataset.b_paths),
-            run.epoch + 1,
-            total_epochs,
-        )
+        if process.is_main:
+            logger.info(
+                "training CycleGAN %s on %s: %d A and %d B images, epochs %d to %d",
+                run_dir,
+                device,
+                len(dataset.a_paths),
+                len(dataset.b_paths),
+                run.epoch + 1,
+                total_epochs,
+            )
+        progress = progress and process.is_main
         with StopRequest() as stop:
             for epoch in range(run.epoch, total_epochs):
                 started = time.perf_counter()
                 try:
                     batches = train_cycle_epoch(
-                        config, run, dataset, epoch, memory_format, stop, files, process, progress=progress
+                        config, run, steps, dataset, epoch, memory_format, stop, files, process, progress=progress
                     )
                 except NonFiniteLoss as err:
-                    has_checkpoint = (files.checkpoint_dir / LATEST).exists()
+                    has_checkpoint = (run_dir / CHECKPOINT_DIR / LATEST).exists()
                     raise give_up_on_non_finite_loss(err, config, has_checkpoint) from None
-                row = end_cycle_epoch_schedule(run, epoch, batches)
-                write_epoch_outputs(files, run, sample_batch, row, started=started, console=progress)
-        files.close()
+                row = end_cycle_epoch_schedule(run, epoch, batches, process)
+                if files is not None:  # logging, samples and checkpoints: rank 0's work
+                    write_epoch_outputs(files, run, sample_batch, row, started=started, console=progress)
+        if files is not None:
+            files.close()
         return run_dir
     finally:
         end_process(process)
+
+
+@dataclass
+class CycleSteps:
+    """What the training step calls: the four networks in DDP under torchrun (the plain ones stay in
+    CycleState for checkpoints and samples), and the pools queried with the global batch."""
+
+    g_a: nn.Module
+    g_b: nn.Module
+    d_a: nn.Module
+    d_b: nn.Module
+    pool_a: ImagePool | PoolOfTheGlobalBatch
+    pool_b: ImagePool | PoolOfTheGlobalBatch
+
+    @classmethod
+    def for_process(cls, run: CycleState, process: Process) -> CycleSteps:
+        if not process.distributed:
+            return cls(run.g_a, run.g_b, run.d_a, run.d_b, run.pool_a, run.pool_b)
+        g_a, g_b, d_a, d_b = (wrap_for_training(network, process) for network in run.networks)
+        pool_a, pool_b = (PoolOfTheGlobalBatch(pool, process) for pool in (run.pool_a, run.pool_b))
+        return cls(g_a, g_b, d_a, d_b, pool_a, pool_b)
 
 
 def build_unpaired_dataset(
@@ -231,11 +264,12 @@ def restore_cycle_run(run: CycleState, config: RunConfig, checkpoint: Path) -> N
 def train_cycle_epoch(
     config: RunConfig,
     run: CycleState,
+    steps: CycleSteps,
     dataset: UnpairedDataset,
     epoch: int,
     memory_format: torch.memory_format,
     stop: StopRequest,
-    files: RunFiles,
+    files: RunFiles | None,
     process: Process,
     *,
     progress: bool,
@@ -244,7 +278,7 @@ def train_cycle_epoch(
     the number of batches in the whole epoch (loop.epoch_batches: the loader as for pix2pix)."""
     optim, loss, device = config.optim, config.loss, process.device
     dataset.set_epoch(epoch)
-    order = epoch_order(len(dataset), config.train.seed, epoch)
+    order = shard_order(epoch_order(len(dataset), config.train.seed, epoch), process)
     first_batch = run.batch if epoch == run.epoch else 0
     if first_batch == 0:
         run.totals = dict.fromkeys(CYCLE_LOSS_NAMES, 0.0)
@@ -254,16 +288,16 @@ def train_cycle_epoch(
         real_a = batch["A"].to(device, non_blocking=True, memory_format=memory_format)
         real_b = batch["B"].to(device, non_blocking=True, memory_format=memory_format)
         losses = cycle_train_step(
-            run.g_a,
-            run.g_b,
-            run.d_a,
-            run.d_b,
+            steps.g_a,
+            steps.g_b,
+            steps.d_a,
+            steps.d_b,
             run.opt_g,
             run.opt_d,
             real_a,
             real_b,
-            run.pool_a,
-            run.pool_b,
+            steps.pool_a,
+            steps.pool_b,
             lambda_a=loss.lambda_a,
             lambda_b=loss.lambda_b,
             lambda_identity=loss.lambda_identity,
@@ -278,12 +312,13 @@ def train_cycle_epoch(
     return batches_in_epoch
 
 
-def end_cycle_epoch_schedule(run: CycleState, epoch: int, batches: int) -> dict[str, float]:
-    """Step the learning-rate schedule; the epoch's log row with the mean losses."""
+def end_cycle_epoch_schedule(run: CycleState, epoch: int, batches: int, process: Process) -> dict[str, float]:
+    """Step the learning-rate schedule; the epoch's log row, with the mean losses over all processes."""
     lr = run.opt_g.param_groups[0]["lr"]
     for scheduler in run.schedulers:
         scheduler.step()
-    means = {name: run.totals[name] / batches for name in CYCLE_LOSS_NAMES}
+    summed = sum_across_processes([run.totals[name] for name in CYCLE_LOSS_NAMES], process)
+    means = {name: total / (batches * process.world_size) for name, total in zip(CYCLE_LOSS_NAMES, summed)}
     return {"epoch": epoch + 1, "iteration": run.iteration, "lr": lr, **means}
 
 

@@ -13,7 +13,7 @@ from torch import nn
 from pix2pix.cycle_losses import CYCLE_GAN_MODES, cycle_loss, identity_loss
 from pix2pix.losses import adversarial_loss, discriminator_loss
 from pix2pix.training.distributed import unwrap
-from pix2pix.training.image_pool import ImagePool
+from pix2pix.training.image_pool import ImagePool, PoolOfTheGlobalBatch
 
 CYCLE_LOSS_NAMES = ("D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B")  # the official order
 
@@ -27,8 +27,8 @@ def cycle_train_step(
     opt_d: torch.optim.Optimizer,
     real_a: torch.Tensor,
     real_b: torch.Tensor,
-    pool_a: ImagePool,
-    pool_b: ImagePool,
+    pool_a: ImagePool | PoolOfTheGlobalBatch,
+    pool_b: ImagePool | PoolOfTheGlobalBatch,
     *,
     lambda_a: float = 10.0,
     lambda_b: float = 10.0,

@@ -7,6 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.distributed as dist
+
+from pix2pix.training.distributed import Process
 
 
 class ImagePool:
@@ -50,3 +53,24 @@ class ImagePool:
                 f"resume with --pool-size {len(images)} or more"
             )
         self.images = images
+
+
+class PoolOfTheGlobalBatch:
+    """`pool` queried with the global batch under torchrun, as one process with the N-times larger batch
+    would query it: every rank gathers all ranks' fakes, asks its pool (the same draws on every rank, whose
+    RNG streams are kept equal), and keeps its own share. So the ranks' pools stay identical, and rank 0's
+    checkpoint holds the pool of every rank."""
+
+    def __init__(self, pool: ImagePool, process: Process) -> None:
+        self.pool, self.process = pool, process
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        ranks = self.process.world_size
+        if ranks == 1:
+            return self.pool.query(images)
+        gathered = [torch.empty_like(images) for _ in range(ranks)]
+        dist.all_gather(gathered, images.detach().contiguous())
+        # rank r holds items r, r + N, ... of the global batch (distributed.shard_order): interleave them back
+        global_batch = torch.stack(gathered, dim=1).flatten(0, 1)
+        answered = self.pool.query(global_batch)
+        return answered.unflatten(0, (len(images), ranks))[:, self.process.rank]
