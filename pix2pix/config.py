@@ -160,7 +160,9 @@ class TrainConfig:
     nan_retries: int = option(
         0, "> 0: on a NaN/inf loss, go back to the last checkpoint with the lr halved, this often"
     )
-    skip_bad: bool = option(False, "skip unreadable pairs found by the start-up check instead of refusing to start")
+    skip_bad: bool = option(
+        False, "skip unreadable pairs (CycleGAN: images) found by the start-up check instead of refusing to start"
+    )
     num_samples: int = option(4, "validation images in each sample grid")
     val_every: int = option(0, "> 0: every this many epochs measure L1/PSNR/SSIM on --val-split; needs the eval extra")
     best_metric: Literal["l1", "psnr", "ssim"] = option("ssim", "the validation metric that picks best.pt")
@@ -416,7 +418,6 @@ def cyclegan_rules(config: RunConfig) -> list[tuple[bool, str]]:
             ("train.sync_bn", train.sync_bn),
             ("train.val_every", train.val_every > 0),  # L1/PSNR/SSIM need the paired target
             ("train.nan_retries", train.nan_retries > 0),
-            ("train.skip_bad", train.skip_bad),
         )
         if is_set
     ]

@@ -331,3 +331,22 @@ def test_an_official_latest_net_g_a_loads_and_reproduces_its_outputs(tmp_path: P
     assert (model.config.model.generator, model.config.model.norm) == ("resnet_9blocks", "instance")
     output = model.translate_tensor(fixture["input"], dropout=False, norm_stats="running")
     assert (output - fixture["output_eval"]).abs().max().item() < 1e-5
+
+
+def test_bad_images_stop_cyclegan_at_start_and_skip_bad_trains_on_the_rest(
+    unpaired: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    (unpaired / "trainB" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    (unpaired / "trainA" / "text.jpg").write_text("not an image")
+    run = tmp_path / "run"
+    warned = [flag for flag in TINY_FLAGS if flag != "--quiet"]  # the skips are warnings
+    argv = ["train", "--model", "cyclegan", "--data", str(unpaired), "--out", str(run), *warned, "--no-report"]
+    argv += ["--n-epochs", "1", "--n-epochs-decay", "0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "2 unusable file(s)" in err and "corrupt.png" in err and "text.jpg" in err
+    assert not (run / "checkpoints").exists()
+    assert main([*argv, "--skip-bad"]) == 0
+    assert sum("skipping" in record.getMessage() for record in caplog.records) == 2
+    state, _ = load_checkpoint(run)
+    assert state["iteration"] == 4  # the 4 good B images (3 A): the bad ones left out

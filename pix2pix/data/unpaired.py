@@ -5,13 +5,21 @@ for the test split), with no correspondence between them, as the official CycleG
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from pix2pix.data.images import IMAGE_EXTENSIONS, DataError, list_images, load_image, resize_for_inference
+from pix2pix.data.images import (
+    IMAGE_EXTENSIONS,
+    DataError,
+    list_images,
+    load_image,
+    read_image_header,
+    resize_for_inference,
+)
 from pix2pix.data.layout import DIRECTIONS
 from pix2pix.data.tensors import image_to_tensor
 from pix2pix.data.transforms import (
@@ -33,7 +41,8 @@ class UnpairedDataset(Dataset):
     jitters come from an RNG seeded by (seed, epoch, index), as in PairedDataset, so they do not depend on
     the number of DataLoader workers and a resumed run sees the same items; call `set_epoch` before each
     epoch. Without `train`, B is taken in order too (`index % len(B)`, the official test mode) and
-    images are only resized.
+    images are only resized. `images`: the (A, B) image files to use when the caller has checked them
+    (training/inputs.py); by default every image of the two folders.
     """
 
     def __init__(
@@ -51,6 +60,7 @@ class UnpairedDataset(Dataset):
         size_multiple: int = 1,
         train: bool = True,
         seed: int = 0,
+        images: tuple[list[Path], list[Path]] | None = None,
     ) -> None:
         if direction not in DIRECTIONS:
             raise ValueError(f"unknown direction {direction!r}; allowed: {', '.join(DIRECTIONS)}")
@@ -58,9 +68,7 @@ class UnpairedDataset(Dataset):
             if channels not in (1, 3):
                 raise ValueError(f"{name} must be 1 or 3, got {channels!r}")
         check_preprocess(preprocess, load_size=load_size, crop_size=crop_size, size_multiple=size_multiple)
-        source_folder, target_folder = (f"{split}A", f"{split}B") if direction == "AtoB" else (f"{split}B", f"{split}A")
-        self.a_paths = find_domain_images(Path(root) / source_folder)
-        self.b_paths = find_domain_images(Path(root) / target_folder)
+        self.a_paths, self.b_paths = images or find_unpaired_images(Path(root), split, direction)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.options: PreprocessOptions = {"preprocess": preprocess, "load_size": load_size, "crop_size": crop_size}
@@ -98,6 +106,13 @@ class UnpairedDataset(Dataset):
         return apply_preprocess(image, jitter, size_multiple=self.size_multiple, **self.options)
 
 
+def find_unpaired_images(root: Path, split: str, direction: str) -> tuple[list[Path], list[Path]]:
+    """The images translated from and the images translated to: ROOT/SPLITA and ROOT/SPLITB, swapped for
+    BtoA."""
+    source, target = (f"{split}A", f"{split}B") if direction == "AtoB" else (f"{split}B", f"{split}A")
+    return find_domain_images(root / source), find_domain_images(root / target)
+
+
 def find_domain_images(folder: Path) -> list[Path]:
     """The images of one domain's folder, sorted by file name (as the official code sorts them)."""
     if not folder.is_dir():
@@ -108,3 +123,14 @@ def find_domain_images(folder: Path) -> list[Path]:
     if not paths:
         raise DataError(f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
     return paths
+
+
+def find_bad_images(paths: Iterable[Path]) -> list[tuple[Path, str]]:
+    """Every image whose header check fails (unreadable, truncated, not an image), with the one-line reason."""
+    bad = []
+    for path in paths:
+        try:
+            read_image_header(path)
+        except DataError as err:
+            bad.append((path, str(err)))
+    return bad

@@ -40,6 +40,7 @@ from pix2pix.training.distributed import (
     wrap_for_training,
 )
 from pix2pix.training.image_pool import ImagePool, PoolOfTheGlobalBatch
+from pix2pix.training.inputs import checked_unpaired_images
 from pix2pix.training.loop import (
     NonFiniteLoss,
     RunFiles,
@@ -156,7 +157,8 @@ def fit_cyclegan(config: RunConfig, *, resume: str | None = None, progress: bool
         run = build_cycle_state(config, device, memory_format)
         data_root = resolve_unpaired_root(config.data.data)
         stride = generator_stride(run.g_a)
-        dataset = build_unpaired_dataset(config, data_root, "train", stride, train=True)
+        images = checked_unpaired_images(data_root, config.data.direction, skip_bad=config.train.skip_bad)
+        dataset = build_unpaired_dataset(config, data_root, "train", stride, train=True, images=images)
         sample_batch = load_cycle_samples(config, data_root, stride)
         if resume:
             checkpoint = resolve_resume(resume, run_dir)
@@ -219,7 +221,13 @@ class CycleSteps:
 
 
 def build_unpaired_dataset(
-    config: RunConfig, data_root: Path, split: str, size_multiple: int, *, train: bool
+    config: RunConfig,
+    data_root: Path,
+    split: str,
+    size_multiple: int,
+    *,
+    train: bool,
+    images: tuple[list[Path], list[Path]] | None = None,
 ) -> UnpairedDataset:
     """`split` as the config describes it: each domain jittered on its own for training, else resized."""
     data, model = config.data, config.model
@@ -236,6 +244,7 @@ def build_unpaired_dataset(
         size_multiple=size_multiple,
         train=train,
         seed=config.train.seed,
+        images=images,
     )
 
 

@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from pix2pix.config import RunConfig
 from pix2pix.data import DataError, PairedDataset, PairFile, find_bad_pairs, find_pairs
+from pix2pix.data.unpaired import find_bad_images, find_unpaired_images
 
 logger = logging.getLogger(__name__)
 
@@ -18,17 +19,37 @@ def checked_pairs(data_root: Path, *, skip_bad: bool) -> list[PairFile]:
     """The training pairs after a header check of every file, so a bad image stops the run at start."""
     pairs = find_pairs(data_root, "train")
     bad = find_bad_pairs(tqdm(pairs, desc="checking data", leave=False, disable=len(pairs) < 2000))
-    if bad and not skip_bad:
-        listing = "; ".join(reason for _, reason in bad[:5]) + (f"; ... ({len(bad)} in all)" if len(bad) > 5 else "")
-        raise DataError(f"{len(bad)} unusable file(s): {listing}. Fix or remove them, or pass --skip-bad")
+    refuse_or_skip([reason for _, reason in bad], skip_bad=skip_bad)
     if bad:
-        for _, reason in bad:
-            logger.warning("skipping %s", reason)
         skipped = {pair.name for pair, _ in bad}
         pairs = [pair for pair in pairs if pair.name not in skipped]
         if not pairs:
             raise DataError(f"{data_root / 'train'}: every pair is unusable")
     return pairs
+
+
+def checked_unpaired_images(data_root: Path, direction: str, *, skip_bad: bool) -> tuple[list[Path], list[Path]]:
+    """Each domain's training images after a header check of every file, as for pairs: a bad image stops
+    the run at start, or with `skip_bad` is left out."""
+    domains = find_unpaired_images(data_root, "train", direction)
+    images = [*domains[0], *domains[1]]
+    bad = find_bad_images(tqdm(images, desc="checking data", leave=False, disable=len(images) < 2000))
+    refuse_or_skip([reason for _, reason in bad], skip_bad=skip_bad)
+    skipped = {path for path, _ in bad}
+    kept = tuple([path for path in paths if path not in skipped] for paths in domains)
+    for paths, original in zip(kept, domains):
+        if not paths:
+            raise DataError(f"{original[0].parent}: every image is unusable")
+    return kept[0], kept[1]
+
+
+def refuse_or_skip(reasons: list[str], *, skip_bad: bool) -> None:
+    """A DataError naming the first unusable files, or with `skip_bad` a warning for each one."""
+    if reasons and not skip_bad:
+        listing = "; ".join(reasons[:5]) + (f"; ... ({len(reasons)} in all)" if len(reasons) > 5 else "")
+        raise DataError(f"{len(reasons)} unusable file(s): {listing}. Fix or remove them, or pass --skip-bad")
+    for reason in reasons:
+        logger.warning("skipping %s", reason)
 
 
 def build_dataset(
