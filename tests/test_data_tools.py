@@ -1,4 +1,4 @@
-"""`pix2pix data combine|pairs|check` and the Lab conversions, on tiny datasets made here."""
+"""`pix2pix data combine|pairs|unpair|check` and the Lab conversions, on tiny datasets made here."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ import torch
 from PIL import Image
 
 from pix2pix.cli import main
-from pix2pix.data import PairedDataset, find_pairs, load_pair
+from pix2pix.data import DataError, PairedDataset, find_pairs, load_pair
 from pix2pix.data.lab import image_to_lab_array, lab_array_to_image, lab_to_rgb, rgb_to_lab
 from pix2pix.data.tensors import image_to_lab_tensors, lab_batch_to_rgb, lab_tensors_to_image
 from pix2pix.data.tools.check import check_dataset, compute_difference_hash
 from pix2pix.data.tools.combine import combine_folders
 from pix2pix.data.tools.holdout import carve_holdout
 from pix2pix.data.tools.pairs import KINDS, assign_splits, build_pairs, make_input
+from pix2pix.data.tools.unpair import unpair
 from tests.helpers import write_pairs
 
 SHARED_FACADES = Path(__file__).resolve().parents[2] / "shared" / "data" / "facades"
@@ -291,3 +292,43 @@ def test_lab_tensors_of_a_pil_image_and_a_batch():
         lab_batch_to_rgb(lightness, ab)
     with pytest.raises(ValueError, match="uint8"):
         rgb_to_lab(np.zeros((4, 4, 3)))
+
+
+# ---- unpair
+
+
+def test_unpair_cuts_every_split_into_its_halves_as_the_direction_reads_them(tmp_path, capsys):
+    root = write_pairs(tmp_path / "paired", "train", 4)
+    write_pairs(root, "val", 2, seed=1)
+    out = tmp_path / "unpaired"
+    assert main(["data", "unpair", str(root), "--out", str(out), "--direction", "BtoA"]) == 0
+    assert capsys.readouterr().out.strip() == f"{out}: trainA 4, trainB 4, valA 2, valB 2 images"
+    assert sorted(p.name for p in out.iterdir()) == ["trainA", "trainB", "valA", "valB"]
+    for split in ("train", "val"):
+        for pair in find_pairs(root, split):
+            label, photo = load_pair(pair, direction="BtoA", in_channels=3, out_channels=3)  # BtoA: right half first
+            a, b = (np.asarray(Image.open(out / f"{split}{domain}" / f"{pair.name}.png")) for domain in "AB")
+            assert np.array_equal(a, np.asarray(label)) and np.array_equal(b, np.asarray(photo))
+
+
+def test_unpair_disjoint_takes_each_domain_from_other_training_pairs_and_keeps_held_out_splits_whole(tmp_path):
+    root = write_pairs(tmp_path / "paired", "train", 5)
+    write_pairs(root, "test", 2, seed=1)
+    unpair(root, tmp_path / "out", disjoint=True)
+    names = {folder: sorted(p.stem for p in (tmp_path / "out" / folder).iterdir()) for folder in ("trainA", "trainB")}
+    assert names == {"trainA": ["0", "1"], "trainB": ["2", "3", "4"]}  # no image meets its counterpart
+    assert sorted(p.stem for p in (tmp_path / "out" / "testA").iterdir()) == ["0", "1"]
+    assert sorted(p.stem for p in (tmp_path / "out" / "testB").iterdir()) == ["0", "1"]
+
+
+def test_unpair_refuses_a_used_output_folder_and_a_dataset_without_train(tmp_path, capsys):
+    root = write_pairs(tmp_path / "paired", "train", 2)
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "keep.txt").write_text("mine")
+    assert main(["data", "unpair", str(root), "--out", str(used)]) == 2
+    assert "output folder exists and is not empty" in capsys.readouterr().err
+    assert [p.name for p in used.iterdir()] == ["keep.txt"]
+    with pytest.raises(DataError, match="dataset root not found"):
+        unpair(tmp_path / "nothing", tmp_path / "new")
+    assert not (tmp_path / "new").exists() and not list(tmp_path.glob(".new-*"))

@@ -1,4 +1,4 @@
-"""`pix2pix data download|combine|pairs|holdout|check`: argparse wiring; the work happens in the sibling modules."""
+"""`pix2pix data download|combine|pairs|holdout|unpair|check`: argparse wiring; the work is in sibling modules."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pix2pix.data.tools.combine import combine_folders, format_combine_report
 from pix2pix.data.tools.download import DATASETS, URL_VARIABLE, download_dataset
 from pix2pix.data.tools.holdout import carve_holdout
 from pix2pix.data.tools.pairs import KINDS, build_pairs
+from pix2pix.data.tools.unpair import unpair
 
 _MAX_LISTED = 10
 
@@ -54,6 +55,22 @@ def add_data_command(commands: argparse._SubParsersAction) -> None:
     holdout.add_argument("--seed", type=int, default=0, help="seed of the choice (default: 0)")
     holdout.add_argument("--copy", action="store_true", help="copy the files instead of symlinking them")
     holdout.set_defaults(run=run_holdout)
+
+    unpaired = tools.add_parser("unpair", help="lay out a paired dataset for CycleGAN: SPLITA/ and SPLITB/ folders")
+    unpaired.add_argument("root", help="paired dataset root (train/, and val/, test/ when there)")
+    unpaired.add_argument("--out", required=True, help="new dataset root: trainA/, trainB/, ... (must be new or empty)")
+    unpaired.add_argument(
+        "--direction",
+        choices=("AtoB", "BtoA"),
+        default="AtoB",
+        help="which half of each pair goes to A, the domain translated from (default: AtoB, the left half)",
+    )
+    unpaired.add_argument(
+        "--disjoint",
+        action="store_true",
+        help="A from the first half of the training pairs, B from the second: no image meets its counterpart",
+    )
+    unpaired.set_defaults(run=run_unpair)
 
     check = tools.add_parser("check", help="check a dataset; exit code 2 when it cannot be trained on")
     check.add_argument("root", help="dataset root (holding train/, val/, test/)")
@@ -113,6 +130,12 @@ def run_pairs(args: argparse.Namespace) -> None:
 def run_holdout(args: argparse.Namespace) -> None:
     counts = carve_holdout(args.root, args.out, fraction=args.fraction, seed=args.seed, copy=args.copy)
     print(f"{args.out}: train {counts['train']}, val {counts['val']} pairs (seed {args.seed}; see holdout.json)")
+
+
+def run_unpair(args: argparse.Namespace) -> None:
+    counts = unpair(args.root, args.out, direction=args.direction, disjoint=args.disjoint)
+    listing = ", ".join(f"{split}A {a}, {split}B {b}" for split, (a, b) in counts.items())
+    print(f"{args.out}: {listing} images")
 
 
 def run_check(args: argparse.Namespace) -> None:
