@@ -175,7 +175,8 @@ def format_section(experiment: Experiment, runs: list[Path]) -> str:
         cells = ["real photos (upper bound)", "", "", "", "", *upper_bound, ""]
         lines.append("| " + " | ".join(cells) + " |")
     count = read_metrics(runs[0])["n_images"]
-    ssim = " and ".join(sorted({ssim_kind(read_metrics(run)) for run in runs}))
+    kinds = sorted({ssim_kind(read_metrics(run)) for run in runs})
+    ssim = " and ".join(kinds) + (" (mixed: rerun the older evaluations)" if len(kinds) > 1 else "")
     lines += ["", f"{count} validation images; ± is the half-width of the 95% confidence interval of the mean."]
     lines[-1] += f" SSIM: {ssim}."
     lines += format_paired_differences(experiment, runs)

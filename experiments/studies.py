@@ -58,6 +58,11 @@ class Row:
     label: str
     flags: tuple[str, ...] = ()  # on top of the study's recipe; () is the paper's default
     paper: tuple[float, float, float] | None = None  # the paper's FCN-scores: per-pixel acc, per-class acc, IoU
+    recipe: str = ""  # another recipe than the study's (CycleGAN beside pix2pix)
+    eval_flags: tuple[str, ...] = ()  # for `pix2pix eval` (CycleGAN: the paired data, and which half is input)
+
+    def recipe_of(self, study: Study) -> str:
+        return self.recipe or study.recipe
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class Study:
     rows: tuple[Row, ...]  # the paper's default first: the paired differences are against it
     seeds: tuple[int, ...]
     paper_table: str = ""  # where the paper's figures come from
+    unpaired_direction: str = ""  # also trains on datasets/DATASET-unpaired, the halves as this direction reads them
 
     @property
     def dataset(self) -> str:
@@ -180,6 +186,24 @@ STUDIES = (
         ),
         seeds=(0,),
     ),
+    Study(
+        "cyclegan",
+        "Unpaired (CycleGAN) against paired (pix2pix) training, facades labels -> photo",
+        "facades_cpu",
+        (
+            Row("pix2pix, L1 + cGAN (paired)", (), (0.71, 0.25, 0.18)),
+            Row(
+                "CycleGAN (unpaired)",
+                (),
+                (0.52, 0.17, 0.11),
+                recipe="facades_cyclegan_cpu",
+                eval_flags=("--data", "datasets/facades", "--direction", "BtoA"),
+            ),
+        ),
+        seeds=(0,),
+        paper_table="Zhu et al. 2017 (CycleGAN), Cityscapes labels -> photo, FCN-scores, Table 1",
+        unpaired_direction="BtoA",
+    ),
     Study("upgrades", "Upgrades beyond the paper, each alone, on facades", "facades_cpu", UPGRADE_ROWS, seeds=(0, 1)),
     Study("upgrades_maps", "Upgrades beyond the paper, each alone, on maps", "maps_cpu", UPGRADE_ROWS, seeds=(0, 1)),
 )
@@ -202,6 +226,8 @@ def main() -> None:
         return
     for study in chosen:
         prepare_dataset(args.data_root / study.dataset, Path("datasets") / study.dataset)
+        if study.unpaired_direction:
+            prepare_unpaired(Path("datasets") / study.dataset, study.unpaired_direction)
     # a study whose runs another studies.py process holds is put off: this process goes on with the next
     # study, and comes back once it has done everything it could
     pending = chosen
@@ -226,11 +252,13 @@ def work_through(study: Study, *, train_runs: bool) -> bool:
             if not held:  # another process is on it; its flock goes when that process ends, however
                 held_elsewhere = True
                 continue
+            if is_recorded(record):  # by the process that held the lock a moment ago
+                continue
             if train_runs:
                 train(study, row, seed, run)
             if is_finished(run):
                 if not is_evaluated(run):
-                    evaluate(run, fcn_score=study.fcn_score)
+                    evaluate(run, row.eval_flags, fcn_score=study.fcn_score)
                 save_record(run, record)
     done = not held_elsewhere or not train_runs
     if done:
@@ -258,7 +286,7 @@ def locked(lock: Path) -> Iterator[bool]:
 def run_folder(study: Study, row: Row, seed: int) -> Path:
     """runs/studies/RECIPE/FLAGS-seedS: the same row of two studies is the same run."""
     name = "_".join(flag.lstrip("-") for flag in row.flags) or "default"
-    return RUNS / study.recipe / f"{name}-seed{seed}"
+    return RUNS / row.recipe_of(study) / f"{name}-seed{seed}"
 
 
 def record_folder(study: Study, row: Row, seed: int) -> Path:
@@ -293,7 +321,7 @@ def train(study: Study, row: Row, seed: int, run: Path) -> None:
     resume = ["--resume", "auto"] if (run / "checkpoints" / "latest.pt").exists() else []
     if run.exists() and not resume:
         shutil.rmtree(run)  # stopped before its first checkpoint: nothing to keep, and train refuses the folder
-    config = ["--config", f"configs/{study.recipe}.toml", "--out", str(run), "--seed", str(seed)]
+    config = ["--config", f"configs/{row.recipe_of(study)}.toml", "--out", str(run), "--seed", str(seed)]
     pix2pix("train", *config, *row.flags, "--quiet", *resume)
 
 
@@ -305,15 +333,27 @@ def is_finished(run: Path) -> bool:
     return finished_epochs(run) >= optim["n_epochs"] + optim["n_epochs_decay"]
 
 
-def evaluate(run: Path, *, fcn_score: bool) -> None:
+def evaluate(run: Path, eval_flags: tuple[str, ...] = (), *, fcn_score: bool) -> None:
     """`pix2pix eval` of the run's final checkpoint on the validation split, into RUN/eval-val."""
     fcn = ["--fcn-score", "on", *FCN_SETTINGS] if fcn_score else ["--fcn-score", "off"]
-    pix2pix("eval", "--checkpoint", str(run), "--split", "val", *fcn, "--quiet")
+    pix2pix("eval", "--checkpoint", str(run), "--split", "val", *eval_flags, *fcn, "--quiet")
+
+
+def prepare_unpaired(paired: Path, direction: str) -> None:
+    """datasets/NAME-unpaired from the held-out datasets/NAME: the same training pairs, cut into halves."""
+    unpaired = paired.with_name(f"{paired.name}-unpaired")
+    if not unpaired.exists():
+        pix2pix("data", "unpair", str(paired), "--out", str(unpaired), "--direction", direction)
 
 
 def is_evaluated(run: Path) -> bool:
+    """An evaluation newer than the run's last epoch, with today's SSIM (an older one is redone: it is cheap)."""
+    from pix2pix.metrics import SSIM_SETTINGS  # loads torch: only when a run is there to check
+
     metrics = run / "eval-val" / "metrics.json"
-    return metrics.exists() and metrics.stat().st_mtime > (run / "log.csv").stat().st_mtime
+    if not metrics.exists() or metrics.stat().st_mtime <= (run / "log.csv").stat().st_mtime:
+        return False
+    return ssim_kind(json.loads(metrics.read_text())) == SSIM_SETTINGS
 
 
 def write_page(study: Study, done: dict[tuple[Row, int], Path]) -> None:
@@ -467,9 +507,12 @@ def format_differences(study: Study, done: dict[tuple[Row, int], Path]) -> list[
         if (row, seed) not in done or (default, seed) not in done:
             continue
         ours, baseline = (per_image(done[key, seed]) for key in (row, default))
+        same_ssim = len({ssim_kind(read_metrics(done[key, seed])) for key in (row, default)}) == 1
         parts = []
         for key, name, digits in PAIRED:
-            if study.fcn_score or key != "fcn_acc":
+            if key == "ssim" and not same_ssim:
+                parts.append("SSIM not compared (the two were measured with different SSIMs)")
+            elif study.fcn_score or key != "fcn_acc":
                 stats = compute_mean_ci([ours[n][key] - baseline[n][key] for n in ours])
                 low, high = stats["ci_low"], stats["ci_high"]
                 parts.append(f"{name} {stats['mean']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]")

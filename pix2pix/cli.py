@@ -304,8 +304,9 @@ def run_command(args: argparse.Namespace) -> int:
 
 def describe_error(error: Exception) -> str:
     """`PATH: reason` for an error of the operating system (not Python's `[Errno 17] File exists: 'PATH'`)."""
-    if isinstance(error, FileExistsError) and error.filename is not None and Path(error.filename).is_file():
-        return f"{error.filename} is a file, so it cannot be the folder the output goes in"  # mkdir's refusal
+    # mkdir's refusal names the file in the way (a rename's or a link's names two paths, and is not this)
+    if isinstance(error, FileExistsError) and error.filename2 is None and Path(error.filename or "").is_file():
+        return f"{error.filename} is a file, so it cannot be the folder the output goes in"
     if isinstance(error, OSError) and error.strerror:
         return f"{error.filename}: {error.strerror}" if error.filename is not None else error.strerror
     return str(error)

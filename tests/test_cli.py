@@ -239,3 +239,15 @@ def test_a_missing_extra_is_refused_before_the_first_iteration(
     err = one_line_error(capsys)
     assert f"{flags[0]} " in err and f"pip install 'pix2pix[{extra}]'" in err
     assert not run.exists()  # refused before the run folder, let alone an epoch
+
+
+def test_a_link_or_rename_onto_a_taken_path_is_not_blamed_on_its_source(tmp_path):
+    from pix2pix.cli import describe_error
+
+    source = tmp_path / "source.png"
+    source.write_text("")
+    error = FileExistsError(17, "File exists", str(source), None, str(tmp_path / "taken.png"))  # as os.symlink raises
+    assert describe_error(error) == f"{source}: File exists"
+    assert describe_error(FileExistsError(17, "File exists", str(source))) == (  # as mkdir raises
+        f"{source} is a file, so it cannot be the folder the output goes in"
+    )

@@ -119,12 +119,13 @@ def test_cyclegan_in_two_gloo_processes_matches_one_process_pools_and_resume_inc
     from tests.test_cyclegan import TINY_FLAGS as CYCLE_FLAGS
     from tests.test_cyclegan_parts import write_unpaired
 
-    data = write_unpaired(tmp_path / "data", a_count=4, b_count=4)
+    data = write_unpaired(tmp_path / "data", a_count=8, b_count=8)
     common = ["train", "--model", "cyclegan", "--data", str(data), *CYCLE_FLAGS, "--no-flip", "--no-report"]
     common += ["--n-epochs", "2", "--n-epochs-decay", "1", "--save-every", "2"]
-    single = run_pix2pix([*common, "--batch-size", "2", "--out", str(tmp_path / "single")], tmp_path)
+    single = run_pix2pix([*common, "--batch-size", "4", "--out", str(tmp_path / "single")], tmp_path)
     assert single.returncode == 0, single.stderr
-    two = [*common, "--batch-size", "1", "--out", str(tmp_path / "two")]
+    # batch 2 a process: the pools must put the gathered fakes back in the global batch's order
+    two = [*common, "--batch-size", "2", "--out", str(tmp_path / "two")]
     first = run_pix2pix([*two, "--n-epochs-decay", "0"], tmp_path, processes=2)
     assert finished(first), first.stderr
     resumed = run_pix2pix([*two, "--resume", "auto"], tmp_path, processes=2)
@@ -132,7 +133,7 @@ def test_cyclegan_in_two_gloo_processes_matches_one_process_pools_and_resume_inc
 
     state_single, _ = load_checkpoint(tmp_path / "single")
     state_two, _ = load_checkpoint(tmp_path / "two")
-    assert state_single["iteration"] == state_two["iteration"] == 3 * 2  # 4 images, a global batch of 2
+    assert state_single["iteration"] == state_two["iteration"] == 3 * 2  # 8 images, a global batch of 4
     for network in ("generator", "generator_b", "discriminator", "discriminator_b"):
         for name, tensor in state_single[network].items():
             if name.endswith("weight"):  # as above: biases before instance norm only gather rounding noise
@@ -147,3 +148,14 @@ def test_cyclegan_in_two_gloo_processes_matches_one_process_pools_and_resume_inc
     for a, b in zip(rows_single, rows_two):
         assert float(a["cycle_A"]) == pytest.approx(float(b["cycle_A"]), rel=1e-4)
         assert float(a["D_B"]) == pytest.approx(float(b["D_B"]), rel=1e-4)
+
+
+@pytest.mark.distributed
+def test_cyclegan_under_torchrun_refuses_images_of_several_sizes(tmp_path):
+    from tests.test_cyclegan import TINY_FLAGS as CYCLE_FLAGS
+    from tests.test_cyclegan_parts import write_unpaired
+
+    data = write_unpaired(tmp_path / "data", a_count=2, b_count=2)
+    args = ["train", "--model", "cyclegan", "--data", str(data), *CYCLE_FLAGS, "--preprocess", "scale_width"]
+    result = run_pix2pix([*args, "--out", str(tmp_path / "run")], tmp_path, processes=2)
+    assert result.returncode != 0 and 'data.preprocess = "scale_width": under torchrun' in result.stderr

@@ -184,3 +184,37 @@ def test_no_train_writes_a_page_of_the_finished_runs_even_while_others_train(tmp
     fcntl.flock(holder, fcntl.LOCK_EX)
     assert studies.work_through(study, train_runs=False) and pages == ["receptive_field"]
     holder.close()
+
+
+def test_a_row_with_its_own_recipe_trains_and_is_evaluated_as_its_recipe_needs(tmp_path, monkeypatch):
+    """CycleGAN beside pix2pix: its own recipe and run folder, evaluated on the paired data it never saw."""
+    monkeypatch.chdir(tmp_path)
+    study = next(s for s in studies.STUDIES if s.name == "cyclegan")
+    paired, unpaired = study.rows
+    assert studies.run_folder(study, paired, 0) == Path("runs/studies/facades_cpu/default-seed0")  # shared
+    assert studies.run_folder(study, unpaired, 0) == Path("runs/studies/facades_cyclegan_cpu/default-seed0")
+    assert (Path(studies.REPO) / "configs" / "facades_cyclegan_cpu.toml").is_file()
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(studies, "pix2pix", lambda *args: calls.append(args))
+    studies.train(study, unpaired, 0, tmp_path / "run")
+    assert calls[-1][:3] == ("train", "--config", "configs/facades_cyclegan_cpu.toml")
+    studies.evaluate(tmp_path / "run", unpaired.eval_flags, fcn_score=True)
+    assert " --data datasets/facades --direction BtoA " in " ".join(calls[-1])
+    studies.prepare_unpaired(Path("datasets/facades"), study.unpaired_direction)
+    made = ("data", "unpair", "datasets/facades", "--out", "datasets/facades-unpaired", "--direction", "BtoA")
+    assert calls[-1] == made
+
+
+def test_records_measured_with_two_ssims_are_not_compared_on_ssim(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    study = next(s for s in studies.STUDIES if s.name == "receptive_field")
+    default, pixel = study.rows[:2]
+    records = {row: studies.record_folder(study, row, 0) for row in (default, pixel)}
+    fake_record(records[default], ssim=[0.5, 0.6, 0.7], fcn_acc=[0.5, 0.6, 0.7], class_iou=0.2)
+    fake_record(records[pixel], ssim=[0.4, 0.5, 0.6], fcn_acc=[0.3, 0.4, 0.5], class_iou=0.1)
+    older = json.loads((records[pixel] / "metrics.json").read_text())
+    del older["settings"]  # an evaluation from before metrics.json named its SSIM
+    (records[pixel] / "metrics.json").write_text(json.dumps(older))
+    page = studies.format_page(study, {(row, 0): record for row, record in records.items()}, grid=None)
+    assert "SSIM not compared (the two were measured with different SSIMs)" in page
+    assert "(mixed: rerun the older records)" in page

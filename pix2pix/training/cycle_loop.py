@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from pix2pix.checkpoint import CHECKPOINT_DIR, LATEST, load_checkpoint
-from pix2pix.config import RunConfig
+from pix2pix.config import CROPPING, RunConfig
 from pix2pix.data.builtin import resolve_unpaired_root
 from pix2pix.data.unpaired import UnpairedDataset
 from pix2pix.devices import resolve_channels_last
@@ -144,6 +144,12 @@ def fit_cyclegan(config: RunConfig, *, resume: str | None = None, progress: bool
     stop request (checkpointed) and TrainingStopped on a non-finite loss or a failed write."""
     process = start_process(config.train.device)
     try:
+        if process.distributed and config.data.preprocess not in CROPPING:
+            # the pools gather every process's fakes, which takes one image size for all
+            raise ValueError(
+                f'data.preprocess = "{config.data.preprocess}": under torchrun CycleGAN needs images of one size; '
+                f"use a cropping preprocess ({', '.join(CROPPING)})"
+            )
         run_dir = Path(config.train.out)
         if run_dir.exists() and not run_dir.is_dir():
             raise ValueError(f"--out {run_dir} is a file, not a folder")

@@ -32,7 +32,7 @@ _CHUNK = 1 << 16
 # Image datasets barely compress (JPEG, PNG): an archive that claims to unpack to 20x its size or more is
 # a decompression bomb, not a dataset, and is refused before a byte is written.
 MAX_EXPANSION = 20
-FREE_SPACE_MARGIN = 1 << 30  # left free on the disk after the extraction
+FREE_SPACE_MARGIN = 100 << 20  # left free on the disk after the extraction
 
 
 class DownloadError(OSError):
@@ -64,6 +64,8 @@ def download_dataset(
         fetch_file(f"{resolve_base_url(base_url)}/{name}.tar.gz", archive, progress=progress, timeout=timeout)
     try:
         extract_dataset(archive, target, progress=progress)
+    except NotEnoughSpace as err:  # nothing wrong with the archive: keep it for the run after a clean-up
+        raise NotEnoughSpace(f"{err}; kept the archive: free some space and run the command again") from err
     except DownloadError as err:
         archive.unlink()  # the next run must download afresh, never reuse a refused or damaged archive
         raise DownloadError(f"{err}; deleted the archive") from err
@@ -163,17 +165,26 @@ def find_member_clash(members: list[tarfile.TarInfo]) -> tuple[tarfile.TarInfo, 
     return None
 
 
-def find_size_problem(archive: Path, members: list[tarfile.TarInfo], target: Path) -> str | None:
-    """Why the members' declared sizes must not be unpacked into `target` (too large for the archive or
-    for the free space), or None. tarfile writes exactly the declared sizes, so the check is exact."""
+class NotEnoughSpace(DownloadError):
+    """The archive would not fit on the disk: a refusal that keeps the archive."""
+
+
+def refuse_bomb_or_full_disk(archive: Path, members: list[tarfile.TarInfo], target: Path) -> None:
+    """Refuse members whose declared sizes are too large for the archive (a decompression bomb) or for the
+    free space. tarfile writes exactly the declared sizes, so the check is exact."""
     unpacked = sum(member.size for member in members if member.isfile())
     packed = archive.stat().st_size
     if unpacked > MAX_EXPANSION * max(packed, _CHUNK):
-        return f"it claims to unpack {unpacked / 2**20:.0f} MiB from {packed / 2**20:.1f} MiB (a decompression bomb)"
+        raise DownloadError(
+            f"{archive}: refusing it: it claims to unpack {unpacked / 2**20:.0f} MiB from {packed / 2**20:.1f} MiB"
+            " (a decompression bomb); nothing was extracted"
+        )
     free = shutil.disk_usage(target).free
     if unpacked + FREE_SPACE_MARGIN > free:
-        return f"it unpacks to {unpacked / 2**20:.0f} MiB, but {target} has {free / 2**20:.0f} MiB free (1 GiB is kept)"
-    return None
+        raise NotEnoughSpace(
+            f"{archive}: it unpacks to {unpacked / 2**20:.0f} MiB, but {target} has {free / 2**20:.0f} MiB free"
+            f" ({FREE_SPACE_MARGIN >> 20} MiB is kept free); nothing was extracted"
+        )
 
 
 def _extract_members(archive: Path, target: Path, *, progress: bool) -> None:
@@ -187,12 +198,12 @@ def _extract_members(archive: Path, target: Path, *, progress: bool) -> None:
             clash = find_member_clash(members)
             if clash:
                 raise DownloadError(f"{archive}: refusing member {clash[0].name!r}: {clash[1]}; nothing was extracted")
-            problem = find_size_problem(archive, members, target)
-            if problem:
-                raise DownloadError(f"{archive}: refusing it: {problem}; nothing was extracted")
+            refuse_bomb_or_full_disk(archive, members, target)
             bar = tqdm(members, desc=f"extract {archive.name}", unit="file", disable=not progress)
             # The "data" filter repeats the path checks and also sanitises modes and owners.
             tar.extractall(target, members=bar, filter="data")
+    except DownloadError:
+        raise  # our own refusals say what they are; the OSError clause below is for the rest
     except tarfile.FilterError as err:
         name = err.tarinfo.name if err.tarinfo else "?"
         raise DownloadError(f"{archive}: refusing member {name!r}: {_one_line(err)}; nothing was extracted") from err
