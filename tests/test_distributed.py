@@ -63,18 +63,8 @@ def test_batch_norm_across_processes_warns_and_suggests_sync_bn_or_instance_norm
 
 @pytest.mark.distributed
 def test_two_gloo_processes_match_one_process_with_the_global_batch_and_resume(tiny_dataset, tmp_path):
-    common = ["train", "--data", str(tiny_dataset), *TINY_FLAGS, *MATCHABLE, "--n-epochs", "2"]
-    common += ["--n-epochs-decay", "1", "--save-every", "2"]
-    single = run_pix2pix([*common, "--batch-size", "2", "--out", str(tmp_path / "single")], tmp_path)
-    assert single.returncode == 0, single.stderr
-
-    # the distributed run stops after 2 of 3 epochs, then resumes (as two processes again) to the end
-    two = [*common, "--batch-size", "1", "--out", str(tmp_path / "two")]
-    first = run_pix2pix([*two, "--n-epochs-decay", "0"], tmp_path, processes=2)
-    assert finished(first), first.stderr
-    resumed = run_pix2pix([*two, "--resume", "auto"], tmp_path, processes=2)
-    assert finished(resumed), resumed.stderr
-
+    common = ["train", "--data", str(tiny_dataset), *TINY_FLAGS, *MATCHABLE]
+    train_in_one_and_in_two_processes(common, tmp_path, batch_per_process=1)
     state_single, _ = load_checkpoint(tmp_path / "single")
     state_two, config_two = load_checkpoint(tmp_path / "two")  # single-process loadable: no "module." keys
     assert state_two["iteration"] == 3 * 3 and state_single["iteration"] == 3 * 3
@@ -89,6 +79,20 @@ def test_two_gloo_processes_match_one_process_with_the_global_batch_and_resume(t
     assert len(two_rows) == 3
     for a, b in zip(single_rows, two_rows):
         assert a == pytest.approx(b, rel=1e-5)
+
+
+def train_in_one_and_in_two_processes(common: list[str], tmp_path: Path, *, batch_per_process: int) -> None:
+    """3 epochs into tmp_path/single (one process, the global batch) and tmp_path/two (two processes), the
+    latter stopped after 2 epochs and resumed, as two processes again, to the end."""
+    epochs = ["--n-epochs", "2", "--save-every", "2"]
+    single = [*common, *epochs, "--n-epochs-decay", "1", "--batch-size", str(2 * batch_per_process)]
+    result = run_pix2pix([*single, "--out", str(tmp_path / "single")], tmp_path)
+    assert result.returncode == 0, result.stderr
+    two = [*common, *epochs, "--batch-size", str(batch_per_process), "--out", str(tmp_path / "two")]
+    first = run_pix2pix([*two, "--n-epochs-decay", "0"], tmp_path, processes=2)
+    assert finished(first), first.stderr
+    resumed = run_pix2pix([*two, "--n-epochs-decay", "1", "--resume", "auto"], tmp_path, processes=2)
+    assert finished(resumed), resumed.stderr
 
 
 def read_losses(path: Path) -> list[list[float]]:
@@ -115,22 +119,14 @@ def test_the_multi_node_launch_form_trains_on_one_node(tiny_dataset, tmp_path, b
 @pytest.mark.distributed
 def test_cyclegan_in_two_gloo_processes_matches_one_process_pools_and_resume_included(tmp_path):
     """Each process takes half of the global batch and the image pools see the whole of it, so two
-    processes with batch 1 train as one with batch 2, pool draws included, and resume as it would."""
+    processes with batch 2 train as one with batch 4, pool draws included, and resume as it would."""
     from tests.test_cyclegan import TINY_FLAGS as CYCLE_FLAGS
     from tests.test_cyclegan_parts import write_unpaired
 
     data = write_unpaired(tmp_path / "data", a_count=8, b_count=8)
     common = ["train", "--model", "cyclegan", "--data", str(data), *CYCLE_FLAGS, "--no-flip", "--no-report"]
-    common += ["--n-epochs", "2", "--n-epochs-decay", "1", "--save-every", "2"]
-    single = run_pix2pix([*common, "--batch-size", "4", "--out", str(tmp_path / "single")], tmp_path)
-    assert single.returncode == 0, single.stderr
     # batch 2 a process: the pools must put the gathered fakes back in the global batch's order
-    two = [*common, "--batch-size", "2", "--out", str(tmp_path / "two")]
-    first = run_pix2pix([*two, "--n-epochs-decay", "0"], tmp_path, processes=2)
-    assert finished(first), first.stderr
-    resumed = run_pix2pix([*two, "--resume", "auto"], tmp_path, processes=2)
-    assert finished(resumed), resumed.stderr
-
+    train_in_one_and_in_two_processes(common, tmp_path, batch_per_process=2)
     state_single, _ = load_checkpoint(tmp_path / "single")
     state_two, _ = load_checkpoint(tmp_path / "two")
     assert state_single["iteration"] == state_two["iteration"] == 3 * 2  # 8 images, a global batch of 4
