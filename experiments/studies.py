@@ -51,6 +51,9 @@ from reproduce import (
 PAGES = Path("docs/studies")
 RUNS = Path("runs/studies")
 RECORDS = Path("experiments/records")
+# The FCN-score's segmenter, kept with the records: every facades record, whatever machine or day it was
+# evaluated on, is scored by this one network (and a fresh machine does not spend half an hour retraining it)
+SEGMENTER = RECORDS / "segmenters" / "facades.pt"
 
 
 @dataclass(frozen=True)
@@ -334,9 +337,16 @@ def is_finished(run: Path) -> bool:
 
 
 def evaluate(run: Path, eval_flags: tuple[str, ...] = (), *, fcn_score: bool) -> None:
-    """`pix2pix eval` of the run's final checkpoint on the validation split, into RUN/eval-val."""
+    """`pix2pix eval` of the run's final checkpoint on the validation split, into RUN/eval-val; on facades
+    with the kept segmenter, or, the first time, with one trained as FCN_SETTINGS say, which is then kept."""
     fcn = ["--fcn-score", "on", *FCN_SETTINGS] if fcn_score else ["--fcn-score", "off"]
+    if fcn_score and SEGMENTER.exists():
+        fcn += ["--fcn-segmenter", str(SEGMENTER)]
     pix2pix("eval", "--checkpoint", str(run), "--split", "val", *eval_flags, *fcn, "--quiet")
+    if fcn_score and not SEGMENTER.exists():
+        used = json.loads((run / "eval-val" / "metrics.json").read_text())["fcn_score"]["segmenter"]["path"]
+        SEGMENTER.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(used, SEGMENTER)
 
 
 def prepare_unpaired(paired: Path, direction: str) -> None:
@@ -599,7 +609,8 @@ def write_index() -> None:
         "tables are on Cityscapes labels -> photo at 256 px, so the scales differ; the orderings are what to",
         "compare). Pages and grids are written by `experiments/studies.py`; every run resumes where it stopped,",
         "and what a page needs of a finished run is kept in `experiments/records/` (in git), so a study grows",
-        "over several sittings and a recorded run is not trained again (delete its record to rerun it).",
+        "over several sittings and a recorded run is not trained again (delete its record to rerun it); the",
+        "FCN-score's segmenter is kept there too (`segmenters/facades.pt`), so every record is scored by it.",
         "",
     ]
     for study in STUDIES:

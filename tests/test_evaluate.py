@@ -345,6 +345,30 @@ def test_fcn_score_in_the_report_ranks_real_photos_above_shuffled(facades_root, 
     assert "fcn_acc" in (tmp_path / "eval" / "metrics.csv").read_text().splitlines()[0]
 
 
+@pytest.mark.slow  # trains the small segmenter unless a test before it has cached it
+def test_a_saved_segmenter_scores_as_the_cached_one_without_the_training_data(facades_root, tmp_path, capsys):
+    label_maps, photos = split_test_pairs(facades_root)
+    items = write_result_folder(tmp_path / "results", label_maps, photos, photos[1:] + photos[:1])
+    cached = evaluate_images(
+        items, tmp_path / "a", label="x", split="test", fcn=FcnOptions("on", segmenter=SMALL_SEGMENTER),
+        data_root=facades_root, progress=False,
+    )  # fmt: skip
+    saved = tmp_path / "kept.pt"
+    saved.write_bytes(Path(cached.fcn["segmenter"]["path"]).read_bytes())
+    fcn = FcnOptions("on", segmenter=fcn_score.SegmenterSettings(), segmenter_file=saved)  # other settings: ignored
+    again = evaluate_images(items, tmp_path / "b", label="x", split="test", fcn=fcn, data_root=None, progress=False)
+    assert again.fcn["generated"] == cached.fcn["generated"] and again.fcn["real"] == cached.fcn["real"]
+    assert again.fcn["segmenter"]["size"] == SMALL_SEGMENTER.size and again.fcn["segmenter"]["path"] == str(saved)
+
+    not_one = tmp_path / "not_one.pt"
+    torch.save({"weights": torch.zeros(1)}, not_one)
+    args = ["eval", "--results", str(tmp_path / "results"), "--fcn-score", "on", "--fcn-segmenter", str(not_one)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"pix2pix eval: error: {not_one}: not a segmenter saved by pix2pix eval") and "\n" not in err
+    assert not (tmp_path / "results" / "eval").exists()  # refused before measuring anything
+
+
 def test_fcn_on_without_label_maps_is_an_error(tmp_path):
     photos = [mid_grey_image(i, 32) for i in range(2)]
     items = write_result_folder(tmp_path / "results", photos, photos, photos)

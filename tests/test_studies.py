@@ -198,7 +198,7 @@ def test_a_row_with_its_own_recipe_trains_and_is_evaluated_as_its_recipe_needs(t
     monkeypatch.setattr(studies, "pix2pix", lambda *args: calls.append(args))
     studies.train(study, unpaired, 0, tmp_path / "run")
     assert calls[-1][:3] == ("train", "--config", "configs/facades_cyclegan_cpu.toml")
-    studies.evaluate(tmp_path / "run", unpaired.eval_flags, fcn_score=True)
+    studies.evaluate(tmp_path / "run", unpaired.eval_flags, fcn_score=False)
     assert " --data datasets/facades --direction BtoA " in " ".join(calls[-1])
     studies.prepare_unpaired(Path("datasets/facades"), study.unpaired_direction)
     made = ("data", "unpair", "datasets/facades", "--out", "datasets/facades-unpaired", "--direction", "BtoA")
@@ -218,3 +218,26 @@ def test_records_measured_with_two_ssims_are_not_compared_on_ssim(tmp_path, monk
     page = studies.format_page(study, {(row, 0): record for row, record in records.items()}, grid=None)
     assert "SSIM not compared (the two were measured with different SSIMs)" in page
     assert "(mixed: rerun the older records)" in page
+
+
+def test_the_first_facades_evaluation_keeps_its_segmenter_and_later_ones_use_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    trained = tmp_path / "cache" / "segmenter-abc.pt"
+    trained.parent.mkdir()
+    trained.write_bytes(b"weights")
+    calls: list[tuple[str, ...]] = []
+
+    def fake_eval(*args: str) -> None:
+        calls.append(args)
+        run = Path(args[args.index("--checkpoint") + 1])
+        (run / "eval-val").mkdir(parents=True, exist_ok=True)
+        metrics = {"fcn_score": {"segmenter": {"path": str(trained)}}}
+        (run / "eval-val" / "metrics.json").write_text(json.dumps(metrics))
+
+    monkeypatch.setattr(studies, "pix2pix", fake_eval)
+    studies.evaluate(Path("runs/one"), fcn_score=True)
+    assert "--fcn-segmenter" not in calls[0] and studies.SEGMENTER.read_bytes() == b"weights"
+    studies.evaluate(Path("runs/two"), fcn_score=True)
+    assert calls[1][calls[1].index("--fcn-segmenter") + 1] == str(studies.SEGMENTER)
+    studies.evaluate(Path("runs/maps"), fcn_score=False)
+    assert "--fcn-segmenter" not in calls[2]

@@ -76,6 +76,12 @@ def add_eval_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--fcn-iterations", type=int, default=1500, help="segmenter training steps (default: 1500)")
     parser.add_argument("--fcn-seed", type=int, default=0, help="seed of the segmenter's training")
     parser.add_argument(
+        "--fcn-segmenter",
+        type=Path,
+        help="a segmenter an earlier evaluation saved (CACHE/segmenters/*.pt), used instead of training one: "
+        "scores comparable across machines and days (--fcn-size/--fcn-iterations/--fcn-seed are then its own)",
+    )
+    parser.add_argument(
         "--fid-weights",
         type=Path,
         metavar="FILE",
@@ -140,7 +146,7 @@ def default_eval_folder(checkpoint: Path, split: str) -> Path:
 def run_eval(args: argparse.Namespace) -> None:
     from pix2pix.data.builtin import resolve_data_root
     from pix2pix.evaluate.compare import write_comparison
-    from pix2pix.evaluate.fcn_score import SegmenterSettings, load_palette
+    from pix2pix.evaluate.fcn_score import SegmenterSettings, load_palette, load_segmenter_file
     from pix2pix.evaluate.perceptual import load_perceptual_models
     from pix2pix.evaluate.pipeline import FcnOptions, evaluate_checkpoint, evaluate_images, list_result_images
 
@@ -157,7 +163,10 @@ def run_eval(args: argparse.Namespace) -> None:
             args.fcn_score,
             detect_palette(args) if args.palette == "detect" else load_palette(args.palette),
             SegmenterSettings(size=args.fcn_size, iterations=args.fcn_iterations, seed=args.fcn_seed),
+            args.fcn_segmenter,
         )
+        if args.fcn_segmenter:
+            load_segmenter_file(args.fcn_segmenter, fcn.palette)  # a bad file fails now, not after translating
     # loaded and probed first, so a wrong file fails before any translation
     perceptual = load_perceptual_models(args.fid_weights, args.lpips_weights, args.device)
     sources = args.checkpoint or args.results

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -279,6 +280,21 @@ def load_or_train_segmenter(
         write_atomically(path, lambda file: torch.save(state, file))  # a cache, not a training checkpoint
     segmenter.path = path
     return segmenter
+
+
+def load_segmenter_file(path: Path, palette: Palette) -> Segmenter:
+    """A segmenter an earlier evaluation trained and cached (CACHE/segmenters/*.pt), with the settings it
+    was trained with: runs evaluated on other machines or days are then scored by the same network."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        settings = SegmenterSettings(**state["settings"])
+    except (RuntimeError, KeyError, TypeError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{path}: not a segmenter saved by pix2pix eval ({error})") from None
+    if state["n_classes"] != len(palette.colors):
+        raise ValueError(
+            f"{path}: a segmenter of {state['n_classes']} classes, but the palette has {len(palette.colors)}"
+        )
+    return load_segmenter(path, settings)
 
 
 def load_segmenter(path: Path, settings: SegmenterSettings) -> Segmenter:

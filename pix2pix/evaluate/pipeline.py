@@ -38,6 +38,7 @@ class FcnOptions:
     mode: str = "auto"
     palette: fcn_score.Palette = fcn_score.FACADES_PALETTE
     segmenter: fcn_score.SegmenterSettings = fcn_score.SegmenterSettings()
+    segmenter_file: Path | None = None  # a saved segmenter, used as it is instead of one trained for the data
 
     def __post_init__(self) -> None:
         if self.mode not in FCN_MODES:
@@ -286,9 +287,12 @@ def add_fcn_score(
         inputs = load_all(input_paths)
         if not fcn_score.is_label_map(inputs[probe], palette):
             return skip("neither the inputs nor the targets are label maps in the palette")
-        if data_root is None:
+        if fcn.segmenter_file is not None:
+            segmenter = fcn_score.load_segmenter_file(fcn.segmenter_file, palette)
+        elif data_root is None:
             return skip("the segmenter learns from the dataset's training photos: pass --data ROOT")
-        segmenter = fcn_score.load_or_train_segmenter(data_root, palette, fcn.segmenter, progress=progress)
+        else:
+            segmenter = fcn_score.load_or_train_segmenter(data_root, palette, fcn.segmenter, progress=progress)
         scores, per_image = fcn_score.score_photos(segmenter, outputs, inputs, palette)
         real_scores, _ = fcn_score.score_photos(segmenter, targets, inputs, palette)
         evaluation.fcn = {
