@@ -251,3 +251,14 @@ def test_a_link_or_rename_onto_a_taken_path_is_not_blamed_on_its_source(tmp_path
     assert describe_error(FileExistsError(17, "File exists", str(source))) == (  # as mkdir raises
         f"{source} is a file, so it cannot be the folder the output goes in"
     )
+
+
+def test_validation_images_too_small_for_ssim_are_refused_before_training(tmp_path, capsys):
+    data = write_pairs(tmp_path / "data", "train", 2, size=10)
+    write_pairs(data, "val", 1, size=10)
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--out", str(run), *TINY, "--load-size", "8", "--crop-size", "8"]
+    assert main([*argv, "--generator", "resnet_6blocks", "--disc-layers", "1", "--val-every", "1"]) == 2
+    err = one_line_error(capsys)
+    assert "validation images are 8x8, but SSIM needs at least 11x11 pixels" in err
+    assert not (run / "checkpoints").exists()

@@ -47,6 +47,7 @@ from pix2pix.training.inputs import build_dataset, checked_pairs, load_sample_ba
 from pix2pix.training.monitor import (
     LOG_FIELDS,
     EpochLog,
+    check_fits_ssim,
     is_improvement,
     open_tensorboard,
     report_epoch,
@@ -221,6 +222,7 @@ def load_training_data(config: RunConfig, stride: int) -> TrainingData:
     val = None
     if config.train.val_every > 0:
         val = build_dataset(config, data_root, config.data.val_split, stride, train=False)
+        check_fits_ssim(val)
     return TrainingData(train, val, sample_batch)
 
 
