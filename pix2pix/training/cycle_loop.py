@@ -36,7 +36,6 @@ from pix2pix.training.distributed import (
     end_process,
     shard_order,
     start_process,
-    sum_across_processes,
     wrap_for_training,
 )
 from pix2pix.training.image_pool import ImagePool, PoolOfTheGlobalBatch
@@ -45,6 +44,7 @@ from pix2pix.training.loop import (
     NonFiniteLoss,
     RunFiles,
     StopRequest,
+    end_epoch_schedule,
     epoch_batches,
     epoch_order,
     give_up_on_non_finite_loss,
@@ -195,7 +195,7 @@ def fit_cyclegan(config: RunConfig, *, resume: str | None = None, progress: bool
                 except NonFiniteLoss as err:
                     has_checkpoint = (run_dir / CHECKPOINT_DIR / LATEST).exists()
                     raise give_up_on_non_finite_loss(err, config, has_checkpoint) from None
-                row = end_cycle_epoch_schedule(run, epoch, batches, process)
+                row = end_epoch_schedule(run, epoch, batches, process, CYCLE_LOSS_NAMES)
                 if files is not None:  # logging, samples and checkpoints: rank 0's work
                     write_epoch_outputs(files, run, sample_batch, row, started=started, console=progress)
         if files is not None:
@@ -325,16 +325,6 @@ def train_cycle_epoch(
         bar.set_postfix({name: f"{losses[name]:.3f}" for name in CYCLE_LOSS_NAMES})
         save_mid_epoch(config, run, files, bar, epoch, batch_index + 1, stop_requested=stop_requested)
     return batches_in_epoch
-
-
-def end_cycle_epoch_schedule(run: CycleState, epoch: int, batches: int, process: Process) -> dict[str, float]:
-    """Step the learning-rate schedule; the epoch's log row, with the mean losses over all processes."""
-    lr = run.opt_g.param_groups[0]["lr"]
-    for scheduler in run.schedulers:
-        scheduler.step()
-    summed = sum_across_processes([run.totals[name] for name in CYCLE_LOSS_NAMES], process)
-    means = {name: total / (batches * process.world_size) for name, total in zip(CYCLE_LOSS_NAMES, summed)}
-    return {"epoch": epoch + 1, "iteration": run.iteration, "lr": lr, **means}
 
 
 def write_epoch_outputs(

@@ -365,13 +365,15 @@ def vote_to_stop(losses: dict[str, float], stop: StopRequest, run: SavedRun, epo
     return bool(stop_votes)
 
 
-def end_epoch_schedule(run: TrainingState, epoch: int, batches: int, process: Process) -> dict[str, float]:
+def end_epoch_schedule(
+    run: SavedRun, epoch: int, batches: int, process: Process, loss_names: tuple[str, ...] = LOSS_NAMES
+) -> dict[str, float]:
     """Step the learning-rate schedule; the epoch's log row, with the mean losses over all processes."""
     lr = run.opt_g.param_groups[0]["lr"]
     for scheduler in run.schedulers:
         scheduler.step()
-    summed = sum_across_processes([run.totals[name] for name in LOSS_NAMES], process)
-    means = {name: total / (batches * process.world_size) for name, total in zip(LOSS_NAMES, summed)}
+    summed = sum_across_processes([run.totals[name] for name in loss_names], process)
+    means = {name: total / (batches * process.world_size) for name, total in zip(loss_names, summed)}
     return {"epoch": epoch + 1, "iteration": run.iteration, "lr": lr, **means}
 
 

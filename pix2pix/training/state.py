@@ -42,11 +42,14 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 class SavedRun(Protocol):
-    """What the run folder's writer (loop.RunFiles) needs of a run: pix2pix's TrainingState and CycleGAN's
-    CycleState alike."""
+    """What the run folder's writer (loop.RunFiles) and the epoch's end need of a run: pix2pix's TrainingState
+    and CycleGAN's CycleState alike."""
 
     epoch: int
     iteration: int
+    opt_g: torch.optim.Optimizer
+    schedulers: list[torch.optim.lr_scheduler.LambdaLR]
+    totals: dict[str, float]  # the current epoch's summed loss terms
 
     @property
     def networks(self) -> list[nn.Module]: ...
