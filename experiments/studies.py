@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import datetime
 import fcntl
 import itertools
 import json
@@ -38,8 +39,8 @@ from reproduce import (
     FCN_SETTINGS,
     GRID_CELL,
     REPO,
+    cpu_name,
     finished_epochs,
-    format_header,
     format_stats,
     pix2pix,
     prepare_dataset,
@@ -306,8 +307,20 @@ def save_record(run: Path, record: Path) -> None:
     for name in ("config.json", "log.csv"):
         shutil.copyfile(run / name, record / name)
     write_grid([run], record / "grid.jpg")  # input | output | target, the first validation images
+    (record / "measured.json").write_text(json.dumps(describe_machine(), indent=2) + "\n")
     shutil.copyfile(run / "eval-val" / "metrics.json", record / "metrics.json")  # last: it marks the record whole
     print(f"recorded {record}")
+
+
+def describe_machine() -> dict[str, str]:
+    """Where and when a record was measured: its page may gather records of several machines and days."""
+    import torch
+
+    return {
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{cpu_name()}, {os.cpu_count()} CPU cores",
+        "torch": torch.__version__,
+    }
 
 
 def is_recorded(record: Path) -> bool:
@@ -440,7 +453,7 @@ def format_page(study: Study, done: dict[tuple[Row, int], Path], grid: str | Non
         f"Reproduce with `{command}` (recipe `configs/{study.recipe}.toml`, seeds {', '.join(map(str, study.seeds))}; "
         "each row adds its flags to the recipe). Written by that script; do not edit by hand.",
         "",
-        format_header().split("\n", 2)[2].strip(),
+        "Seed 0 for the split and the evaluation, the row's seed for the training. " + format_measured(study, done),
         "",
     ]
     missing = [f"{row.label} (seed {seed})" for seed in study.seeds for row in study.rows if (row, seed) not in done]
@@ -457,6 +470,19 @@ def format_page(study: Study, done: dict[tuple[Row, int], Path], grid: str | Non
         lines += ["", "## Validation curves", "", f"Seed {study.seeds[0]}, every validation epoch of each row:", ""]
         lines.append(f"![validation loss and SSIM]({curves})")
     return "\n".join(lines) + "\n"
+
+
+def format_measured(study: Study, done: dict[tuple[Row, int], Path]) -> str:
+    """Which records were measured when and where, grouped: "Measured 2026-12-01 on CPU, torch T (all rows)"."""
+    groups: dict[str, list[str]] = {}
+    for (row, seed), record in sorted(done.items(), key=lambda item: (item[0][1], study.rows.index(item[0][0]))):
+        path = record / "measured.json"
+        machine = json.loads(path.read_text()) if path.exists() else None
+        where = f"{machine['date']} on {machine['machine']}, torch {machine['torch']}" if machine else "(not noted)"
+        groups.setdefault(where, []).append(f"{row.label} seed {seed}")
+    if len(groups) == 1:
+        return f"Measured {next(iter(groups))} (every row)."
+    return "Measured " + "; ".join(f"{where}: {', '.join(rows)}" for where, rows in groups.items()) + "."
 
 
 def format_table(study: Study, done: dict[tuple[Row, int], Path]) -> list[str]:

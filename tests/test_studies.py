@@ -116,7 +116,7 @@ def test_a_finished_run_is_recorded_with_a_strip_of_its_validation_images(tmp_pa
             Image.new("RGB", (64, 64), colour).save(folder / f"{name}.png")
     assert not studies.is_recorded(record)
     studies.save_record(run, record)
-    assert studies.is_recorded(record)
+    assert studies.is_recorded(record) and json.loads((record / "measured.json").read_text())["date"]
     assert studies.read_metrics(record) == json.loads((run / "eval-val" / "metrics.json").read_text())
     strip = Image.open(record / "grid.jpg").convert("RGB")
     assert strip.size == (3 * GRID_CELL, 2 * GRID_CELL)
@@ -241,3 +241,22 @@ def test_the_first_facades_evaluation_keeps_its_segmenter_and_later_ones_use_it(
     assert calls[1][calls[1].index("--fcn-segmenter") + 1] == str(studies.SEGMENTER)
     studies.evaluate(Path("runs/maps"), fcn_score=False)
     assert "--fcn-segmenter" not in calls[2]
+
+
+def test_a_page_says_where_and_when_each_record_was_measured(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    study = next(s for s in studies.STUDIES if s.name == "receptive_field")
+    default, pixel, patch16 = study.rows[:3]
+    for row, date in ((default, "2026-11-25"), (pixel, "2026-12-01"), (patch16, "2026-12-01")):
+        record = studies.record_folder(study, row, 0)
+        fake_record(record, ssim=[0.5, 0.6], fcn_acc=[0.5, 0.6], class_iou=0.2)
+        machine = {"date": date, "machine": "CPU X, 2 CPU cores", "torch": "2.13.0"}
+        (record / "measured.json").write_text(json.dumps(machine))
+    done = {(row, 0): studies.record_folder(study, row, 0) for row in (default, pixel, patch16)}
+    page = studies.format_page(study, done, grid=None)
+    assert (
+        "Measured 2026-11-25 on CPU X, 2 CPU cores, torch 2.13.0: 70x70 PatchGAN (paper) seed 0; "
+        "2026-12-01 on CPU X, 2 CPU cores, torch 2.13.0: 1x1 PixelGAN seed 0, 16x16 PatchGAN seed 0." in page
+    )
+    one = studies.format_page(study, {(default, 0): done[default, 0]}, grid=None)
+    assert "Measured 2026-11-25 on CPU X, 2 CPU cores, torch 2.13.0 (every row)." in one
