@@ -316,9 +316,10 @@ def describe_machine() -> dict[str, str]:
     """Where and when a record was measured: its page may gather records of several machines and days."""
     import torch
 
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return {
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{cpu_name()}, {os.cpu_count()} CPU cores",
+        "date": datetime.date.today().isoformat(),  # the day it was evaluated and recorded
+        "machine": f"{cpu_name()}, {os.cpu_count()} CPU cores{gpu}",
         "torch": torch.__version__,
     }
 
@@ -356,17 +357,26 @@ def evaluate(run: Path, eval_flags: tuple[str, ...] = (), *, fcn_score: bool) ->
     if fcn_score and SEGMENTER.exists():
         fcn += ["--fcn-segmenter", str(SEGMENTER)]
     pix2pix("eval", "--checkpoint", str(run), "--split", "val", *eval_flags, *fcn, "--quiet")
-    if fcn_score and not SEGMENTER.exists():
-        used = json.loads((run / "eval-val" / "metrics.json").read_text())["fcn_score"]["segmenter"]["path"]
+    if not fcn_score or SEGMENTER.exists():
+        return
+    scored = json.loads((run / "eval-val" / "metrics.json").read_text()).get("fcn_score") or {}
+    if "segmenter" in scored:  # photos scored by a trained segmenter (not label maps compared as they are)
         SEGMENTER.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(used, SEGMENTER)
+        partial = SEGMENTER.with_name(f".{SEGMENTER.name}.{os.getpid()}")  # another runner may read it at once
+        shutil.copyfile(scored["segmenter"]["path"], partial)
+        os.replace(partial, SEGMENTER)
 
 
 def prepare_unpaired(paired: Path, direction: str) -> None:
     """datasets/NAME-unpaired from the held-out datasets/NAME: the same training pairs, cut into halves."""
+    from pix2pix.data.tools.unpair import read_unpair_record
+
     unpaired = paired.with_name(f"{paired.name}-unpaired")
     if not unpaired.exists():
-        pix2pix("data", "unpair", str(paired), "--out", str(unpaired), "--direction", direction)
+        pix2pix("data", "unpair", str(paired), "--out", str(unpaired), "--direction", direction, "--quiet")
+    made = read_unpair_record(unpaired) or {}
+    if made.get("direction") != direction or made.get("disjoint"):
+        sys.exit(f"{unpaired} was not made by `pix2pix data unpair {paired} --direction {direction}`: delete it")
 
 
 def is_evaluated(run: Path) -> bool:
@@ -451,7 +461,7 @@ def format_page(study: Study, done: dict[tuple[Row, int], Path], grid: str | Non
         f"# {study.title}",
         "",
         f"Reproduce with `{command}` (recipe `configs/{study.recipe}.toml`, seeds {', '.join(map(str, study.seeds))}; "
-        "each row adds its flags to the recipe). Written by that script; do not edit by hand.",
+        "each row adds its flags to the recipe, or names its own). Written by that script; do not edit by hand.",
         "",
         "Seed 0 for the split and the evaluation, the row's seed for the training. " + format_measured(study, done),
         "",
@@ -481,7 +491,7 @@ def format_measured(study: Study, done: dict[tuple[Row, int], Path]) -> str:
         where = f"{machine['date']} on {machine['machine']}, torch {machine['torch']}" if machine else "(not noted)"
         groups.setdefault(where, []).append(f"{row.label} seed {seed}")
     if len(groups) == 1:
-        return f"Measured {next(iter(groups))} (every row)."
+        return f"Measured {next(iter(groups))} (every recorded row)."
     return "Measured " + "; ".join(f"{where}: {', '.join(rows)}" for where, rows in groups.items()) + "."
 
 
@@ -493,7 +503,8 @@ def format_table(study: Study, done: dict[tuple[Row, int], Path]) -> list[str]:
     lines = ["## Results", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for (row, seed), record in sorted(done.items(), key=lambda item: (study.rows.index(item[0][0]), item[0][1])):
         summary = read_metrics(record)["summary"]
-        cells = [row.label, str(seed), " ".join(f"`{flag}`" for flag in row.flags) or "(recipe)"]
+        recipe = f"`configs/{row.recipe}.toml`" if row.recipe else ""
+        cells = [row.label, str(seed), " ".join([recipe, *(f"`{flag}`" for flag in row.flags)]).strip() or "(recipe)"]
         cells += [format_stats(summary[name], digits) for name, digits in (("l1_255", 2), ("psnr", 2), ("ssim", 3))]
         if study.fcn_score:
             scores = read_metrics(record)["fcn_score"]["generated"]

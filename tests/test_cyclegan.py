@@ -153,6 +153,32 @@ def test_builtin_unpaired_data_takes_each_domain_from_other_pairs(tmp_path: Path
     assert (root / "trainA" / "1.png").stat().st_mtime_ns == stamp
 
 
+def test_processes_that_make_the_builtin_unpaired_set_at_once_each_get_a_whole_one(tmp_path: Path) -> None:
+    """torchrun's ranks all ask for it on a fresh cache."""
+    import threading
+
+    paired = generate_synthetic_facades(tmp_path / "facades", size=32, counts={"train": 40, "val": 2, "test": 2})
+    roots: list[Path] = []
+    errors: list[BaseException] = []
+
+    def make() -> None:
+        try:
+            roots.append(unpair_dataset(paired, tmp_path / "cache"))
+        except BaseException as error:  # noqa: BLE001  (reported by the assertion below)
+            errors.append(error)
+
+    threads = [threading.Thread(target=make) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(set(roots)) == 1
+    assert sorted(p.name for p in (roots[0] / "trainA").iterdir()) == [
+        f"{i}.png" for i in sorted(range(1, 21), key=str)
+    ]
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".")]  # no staging left
+
+
 def test_demo_recipe_trains_on_the_builtin_unpaired_data() -> None:
     demo = RunConfig.load(Path(__file__).resolve().parents[1] / "pix2pix" / "recipes" / "cyclegan_demo.toml")
     assert demo.model.model == "cyclegan" and demo.data.data == "builtin" and demo.data.crop_size == 64

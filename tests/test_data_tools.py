@@ -18,7 +18,7 @@ from pix2pix.data.tools.check import check_dataset, compute_difference_hash
 from pix2pix.data.tools.combine import combine_folders
 from pix2pix.data.tools.holdout import carve_holdout
 from pix2pix.data.tools.pairs import KINDS, assign_splits, build_pairs, make_input
-from pix2pix.data.tools.unpair import unpair
+from pix2pix.data.tools.unpair import read_unpair_record, unpair
 from tests.helpers import write_pairs
 
 SHARED_FACADES = Path(__file__).resolve().parents[2] / "shared" / "data" / "facades"
@@ -303,7 +303,7 @@ def test_unpair_cuts_every_split_into_its_halves_as_the_direction_reads_them(tmp
     out = tmp_path / "unpaired"
     assert main(["data", "unpair", str(root), "--out", str(out), "--direction", "BtoA"]) == 0
     assert capsys.readouterr().out.strip() == f"{out}: trainA 4, trainB 4, valA 2, valB 2 images"
-    assert sorted(p.name for p in out.iterdir()) == ["trainA", "trainB", "valA", "valB"]
+    assert sorted(p.name for p in out.iterdir()) == ["trainA", "trainB", "unpair.json", "valA", "valB"]
     for split in ("train", "val"):
         for pair in find_pairs(root, split):
             label, photo = load_pair(pair, direction="BtoA", in_channels=3, out_channels=3)  # BtoA: right half first
@@ -319,6 +319,24 @@ def test_unpair_disjoint_takes_each_domain_from_other_training_pairs_and_keeps_h
     assert names == {"trainA": ["0", "1"], "trainB": ["2", "3", "4"]}  # no image meets its counterpart
     assert sorted(p.stem for p in (tmp_path / "out" / "testA").iterdir()) == ["0", "1"]
     assert sorted(p.stem for p in (tmp_path / "out" / "testB").iterdir()) == ["0", "1"]
+
+
+def test_unpair_fills_an_empty_output_folder_and_records_what_it_was_made_from(tmp_path):
+    root = write_pairs(tmp_path / "paired", "train", 2)
+    (tmp_path / "empty").mkdir()
+    assert unpair(root, tmp_path / "empty", direction="BtoA", progress=False) == {"train": (2, 2)}
+    record = read_unpair_record(tmp_path / "empty")
+    assert record == {
+        "source": str(root.resolve()),
+        "direction": "BtoA",
+        "disjoint": False,
+        "images": {"train": [2, 2]},
+    }
+    assert not list(tmp_path.glob(".empty.*"))  # no staging folder left
+    single = write_pairs(tmp_path / "single", "train", 1)
+    with pytest.raises(DataError, match="1 pair\\(s\\) cannot be halved into two domains"):
+        unpair(single, tmp_path / "none", disjoint=True, progress=False)
+    assert not (tmp_path / "none").exists()
 
 
 def test_unpair_refuses_a_used_output_folder_and_a_dataset_without_train(tmp_path, capsys):

@@ -265,6 +265,21 @@ def test_an_archive_larger_than_the_free_space_is_refused(server, tmp_path, monk
     assert len(server.ranges) == 1 and len(find_pairs(root / "facades", "train")) == 4
 
 
+def test_a_disk_that_fills_during_the_extraction_keeps_the_archive(server, tmp_path, monkeypatch):
+    import errno
+
+    server.files["/facades.tar.gz"] = make_dataset_archive(tmp_path)
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(download.tarfile.TarFile, "extractall", full_disk)
+    root = tmp_path / "datasets"
+    with pytest.raises(download.NotEnoughSpace, match="the disk filled during the extraction; nothing was kept"):
+        download_dataset("facades", root, base_url=server.url, progress=False)
+    assert [path.name for path in root.iterdir()] == ["facades.tar.gz"]
+
+
 def test_a_refused_archive_is_downloaded_afresh_next_time(server, tmp_path):
     server.files["/facades.tar.gz"] = make_archive(LINK_CHAIN)
     root = tmp_path / "datasets"

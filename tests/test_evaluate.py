@@ -348,6 +348,7 @@ def test_fcn_score_in_the_report_ranks_real_photos_above_shuffled(facades_root, 
 @pytest.mark.slow  # trains the small segmenter unless a test before it has cached it
 def test_a_saved_segmenter_scores_as_the_cached_one_without_the_training_data(facades_root, tmp_path, capsys):
     label_maps, photos = split_test_pairs(facades_root)
+    palette = fcn_score.load_palette("facades")
     items = write_result_folder(tmp_path / "results", label_maps, photos, photos[1:] + photos[:1])
     cached = evaluate_images(
         items, tmp_path / "a", label="x", split="test", fcn=FcnOptions("on", segmenter=SMALL_SEGMENTER),
@@ -360,6 +361,12 @@ def test_a_saved_segmenter_scores_as_the_cached_one_without_the_training_data(fa
     assert again.fcn["generated"] == cached.fcn["generated"] and again.fcn["real"] == cached.fcn["real"]
     assert again.fcn["segmenter"]["size"] == SMALL_SEGMENTER.size and again.fcn["segmenter"]["path"] == str(saved)
 
+    reordered = fcn_score.Palette(palette.names[::-1], palette.colors[::-1])  # same size, other classes
+    with pytest.raises(ValueError, match="trained for another palette"):
+        fcn_score.load_segmenter_file(saved, reordered)
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    with pytest.raises(ValueError, match="not a segmenter saved by pix2pix eval"):
+        fcn_score.load_segmenter_file(tmp_path / "tensor.pt", palette)
     not_one = tmp_path / "not_one.pt"
     torch.save({"weights": torch.zeros(1)}, not_one)
     args = ["eval", "--results", str(tmp_path / "results"), "--fcn-score", "on", "--fcn-segmenter", str(not_one)]

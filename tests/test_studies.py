@@ -200,9 +200,22 @@ def test_a_row_with_its_own_recipe_trains_and_is_evaluated_as_its_recipe_needs(t
     assert calls[-1][:3] == ("train", "--config", "configs/facades_cyclegan_cpu.toml")
     studies.evaluate(tmp_path / "run", unpaired.eval_flags, fcn_score=False)
     assert " --data datasets/facades --direction BtoA " in " ".join(calls[-1])
+
+    def fake_unpair(*args: str) -> None:
+        calls.append(args)
+        out = Path(args[args.index("--out") + 1])
+        out.mkdir(parents=True)
+        (out / "unpair.json").write_text(json.dumps({"direction": args[args.index("--direction") + 1]}))
+
+    monkeypatch.setattr(studies, "pix2pix", fake_unpair)
     studies.prepare_unpaired(Path("datasets/facades"), study.unpaired_direction)
     made = ("data", "unpair", "datasets/facades", "--out", "datasets/facades-unpaired", "--direction", "BtoA")
-    assert calls[-1] == made
+    assert calls[-1] == (*made, "--quiet")
+    studies.prepare_unpaired(Path("datasets/facades"), study.unpaired_direction)  # made already: kept
+    assert len(calls) == 3
+    (Path("datasets/facades-unpaired") / "unpair.json").write_text(json.dumps({"direction": "AtoB"}))
+    with pytest.raises(SystemExit, match="was not made by `pix2pix data unpair datasets/facades --direction BtoA`"):
+        studies.prepare_unpaired(Path("datasets/facades"), study.unpaired_direction)
 
 
 def test_records_measured_with_two_ssims_are_not_compared_on_ssim(tmp_path, monkeypatch):
@@ -259,4 +272,4 @@ def test_a_page_says_where_and_when_each_record_was_measured(tmp_path, monkeypat
         "2026-12-01 on CPU X, 2 CPU cores, torch 2.13.0: 1x1 PixelGAN seed 0, 16x16 PatchGAN seed 0." in page
     )
     one = studies.format_page(study, {(default, 0): done[default, 0]}, grid=None)
-    assert "Measured 2026-11-25 on CPU X, 2 CPU cores, torch 2.13.0 (every row)." in one
+    assert "Measured 2026-11-25 on CPU X, 2 CPU cores, torch 2.13.0 (every recorded row)." in one

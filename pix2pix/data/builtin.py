@@ -8,11 +8,12 @@ has its counterpart in the other domain (valA/valB, testA/testB keep the held-ou
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 from pix2pix.cache import cache_home
 from pix2pix.data.synthetic import default_synthetic_root, generate_synthetic_facades
-from pix2pix.data.tools.unpair import unpair
+from pix2pix.data.tools.unpair import write_unpaired
 
 BUILTIN = "builtin"
 
@@ -40,10 +41,30 @@ def unpair_dataset(paired_root: Path, parent: Path) -> Path:
     halves, A from the first and B from the second, and its held-out pairs whole. Made once; remade when the
     paired set's DONE marker changes (it was regenerated)."""
     root = parent / f"{paired_root.name}-unpaired"
-    source_marker = (paired_root / "DONE").read_text()
-    if (root / "DONE").is_file() and (root / "DONE").read_text() == source_marker:
+    marker = f"{(paired_root / 'DONE').read_text()}\n{UNPAIRED_FORMAT}"
+    if is_made(root, marker):
         return root
-    shutil.rmtree(root, ignore_errors=True)  # a stale derivation: only ever our own folder
-    unpair(paired_root, root, disjoint=True)  # built aside and renamed: a crash never leaves half a dataset
-    (root / "DONE").write_text(source_marker)  # last: marks the derivation whole
+    # built beside root with its DONE marker and renamed, as the paired set is: a crash never leaves half a
+    # dataset, and processes that make it at once (torchrun's ranks) each end with a whole one
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=parent))
+    try:
+        write_unpaired(paired_root, staging, direction="AtoB", disjoint=True, progress=False)
+        (staging / "DONE").write_text(marker)
+        if not is_made(root, marker):  # made by another process meanwhile: keep it, it may be in use
+            shutil.rmtree(root, ignore_errors=True)  # a stale derivation: only ever our own folder
+        try:
+            staging.rename(root)
+        except OSError:
+            if not is_made(root, marker):  # another process renamed its copy first: that one serves
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return root
+
+
+UNPAIRED_FORMAT = "unpaired 2"  # bumped when the derivation changes (2: valA/valB too), so old caches are remade
+
+
+def is_made(root: Path, marker: str) -> bool:
+    return (root / "DONE").is_file() and (root / "DONE").read_text() == marker

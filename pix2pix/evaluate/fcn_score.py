@@ -276,6 +276,7 @@ def load_or_train_segmenter(
             "n_classes": segmenter.n_classes,
             "train_accuracy": segmenter.train_accuracy,
             "settings": asdict(settings),
+            "palette": [list(colour) for colour in palette.colors],  # --fcn-segmenter checks the palette given
         }
         write_atomically(path, lambda file: torch.save(state, file))  # a cache, not a training checkpoint
     segmenter.path = path
@@ -287,14 +288,14 @@ def load_segmenter_file(path: Path, palette: Palette) -> Segmenter:
     was trained with: runs evaluated on other machines or days are then scored by the same network."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        settings = SegmenterSettings(**state["settings"])
-    except (RuntimeError, KeyError, TypeError, pickle.UnpicklingError) as error:
-        raise ValueError(f"{path}: not a segmenter saved by pix2pix eval ({error})") from None
-    if state["n_classes"] != len(palette.colors):
-        raise ValueError(
-            f"{path}: a segmenter of {state['n_classes']} classes, but the palette has {len(palette.colors)}"
-        )
-    return load_segmenter(path, settings)
+        segmenter = load_segmenter(path, SegmenterSettings(**state["settings"]))
+    except (RuntimeError, KeyError, TypeError, IndexError, AttributeError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{path}: not a segmenter saved by pix2pix eval ({type(error).__name__}: {error})") from None
+    colours = [list(colour) for colour in palette.colors]
+    saved = [list(colour) for colour in state.get("palette", colours)]  # older files carry only its size
+    if saved != colours or segmenter.n_classes != len(colours):
+        raise ValueError(f"{path}: a segmenter trained for another palette than the one given (--palette)")
+    return segmenter
 
 
 def load_segmenter(path: Path, settings: SegmenterSettings) -> Segmenter:

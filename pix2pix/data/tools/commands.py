@@ -70,6 +70,7 @@ def add_data_command(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="A from the first half of the training pairs, B from the second: no image meets its counterpart",
     )
+    unpaired.add_argument("--quiet", action="store_true", help="no progress bars")
     unpaired.set_defaults(run=run_unpair)
 
     check = tools.add_parser("check", help="check a dataset; exit code 2 when it cannot be trained on")
@@ -133,7 +134,7 @@ def run_holdout(args: argparse.Namespace) -> None:
 
 
 def run_unpair(args: argparse.Namespace) -> None:
-    counts = unpair(args.root, args.out, direction=args.direction, disjoint=args.disjoint)
+    counts = unpair(args.root, args.out, direction=args.direction, disjoint=args.disjoint, progress=not args.quiet)
     listing = ", ".join(f"{split}A {a}, {split}B {b}" for split, (a, b) in counts.items())
     print(f"{args.out}: {listing} images")
 

@@ -11,6 +11,7 @@ archive (or one whose extraction fails) leaves nothing behind, not even the down
 
 from __future__ import annotations
 
+import errno
 import gzip
 import http.client
 import os
@@ -210,6 +211,8 @@ def _extract_members(archive: Path, target: Path, *, progress: bool) -> None:
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
         raise DownloadError(f"{archive}: not a readable .tar.gz ({_one_line(err)})") from err
     except OSError as err:
+        if err.errno == errno.ENOSPC:  # the disk filled all the same (other writers): keep the archive
+            raise NotEnoughSpace(f"{archive}: the disk filled during the extraction; nothing was kept") from err
         # What the checks above missed (a name clash on a case-insensitive disk, a full disk) is a refusal
         # too: the caller deletes the archive rather than let every later run fail on it the same way.
         raise DownloadError(f"{archive}: refusing it: extraction failed ({_one_line(err)}); nothing was kept") from err
