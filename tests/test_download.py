@@ -265,6 +265,23 @@ def test_an_archive_larger_than_the_free_space_is_refused(server, tmp_path, monk
     assert len(server.ranges) == 1 and len(find_pairs(root / "facades", "train")) == 4
 
 
+def test_an_archive_of_more_files_than_the_disk_has_left_is_refused(server, tmp_path, monkeypatch):
+    import os
+
+    server.files["/facades.tar.gz"] = make_dataset_archive(tmp_path)
+    real_statvfs = os.statvfs
+
+    def few_files_left(path):
+        usage = real_statvfs(path)
+        return os.statvfs_result((*usage[:7], 3, *usage[8:]))  # f_favail: room for 3 more files
+
+    monkeypatch.setattr(download.os, "statvfs", few_files_left)
+    root = tmp_path / "datasets"
+    with pytest.raises(download.NotEnoughSpace, match=r"holds \d+ files and folders, but .* room for 3 more"):
+        download_dataset("facades", root, base_url=server.url, progress=False)
+    assert [path.name for path in root.iterdir()] == ["facades.tar.gz"]
+
+
 def test_a_disk_that_fills_during_the_extraction_keeps_the_archive(server, tmp_path, monkeypatch):
     import errno
 

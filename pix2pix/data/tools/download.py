@@ -172,13 +172,21 @@ class NotEnoughSpace(DownloadError):
 
 def refuse_bomb_or_full_disk(archive: Path, members: list[tarfile.TarInfo], target: Path) -> None:
     """Refuse members whose declared sizes are too large for the archive (a decompression bomb) or for the
-    free space. tarfile writes exactly the declared sizes, so the check is exact."""
+    free space, or that are more than the disk has files left for. tarfile writes exactly the declared
+    sizes, so the check is exact."""
     unpacked = sum(member.size for member in members if member.isfile())
     packed = archive.stat().st_size
     if unpacked > MAX_EXPANSION * max(packed, _CHUNK):
         raise DownloadError(
             f"{archive}: refusing it: it claims to unpack {unpacked / 2**20:.0f} MiB from {packed / 2**20:.1f} MiB"
             " (a decompression bomb); nothing was extracted"
+        )
+    files = os.statvfs(target) if hasattr(os, "statvfs") else None
+    # a file system without a fixed number of files (btrfs, ZFS) says 0 for both
+    if files is not None and files.f_files and len(members) > files.f_favail:
+        raise NotEnoughSpace(
+            f"{archive}: it holds {len(members)} files and folders, but {target}'s disk has room for "
+            f"{files.f_favail} more; nothing was extracted"
         )
     free = shutil.disk_usage(target).free
     if unpacked + FREE_SPACE_MARGIN > free:
