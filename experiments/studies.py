@@ -483,7 +483,8 @@ def format_page(study: Study, done: dict[tuple[Row, int], Path], grid: str | Non
 
 
 def format_measured(study: Study, done: dict[tuple[Row, int], Path]) -> str:
-    """Which records were measured when and where, grouped: "Measured 2026-12-01 on CPU, torch T (all rows)"."""
+    """Which records were measured when and where, grouped ("Measured 2026-12-01 on CPU, torch T (every
+    recorded row)." when all agree)."""
     groups: dict[str, list[str]] = {}
     for (row, seed), record in sorted(done.items(), key=lambda item: (item[0][1], study.rows.index(item[0][0]))):
         path = record / "measured.json"
