@@ -288,7 +288,7 @@ def load_segmenter_file(path: Path, palette: Palette) -> Segmenter:
     was trained with: runs evaluated on other machines or days are then scored by the same network."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        segmenter = load_segmenter(path, SegmenterSettings(**state["settings"]))
+        segmenter = segmenter_from_state(state, SegmenterSettings(**state["settings"]), path)
     except (RuntimeError, KeyError, TypeError, IndexError, AttributeError, pickle.UnpicklingError) as error:
         raise ValueError(f"{path}: not a segmenter saved by pix2pix eval ({type(error).__name__}: {error})") from None
     colours = [list(colour) for colour in palette.colors]
@@ -299,7 +299,10 @@ def load_segmenter_file(path: Path, palette: Palette) -> Segmenter:
 
 
 def load_segmenter(path: Path, settings: SegmenterSettings) -> Segmenter:
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    return segmenter_from_state(torch.load(path, map_location="cpu", weights_only=True), settings, path)
+
+
+def segmenter_from_state(state: dict, settings: SegmenterSettings, path: Path) -> Segmenter:
     network = SegmentationNet(3, state["n_classes"], width=settings.width)
     network.load_state_dict(state["network"])
     return Segmenter(network.eval(), settings, state["n_classes"], state["train_accuracy"], path)
