@@ -81,6 +81,47 @@ def test_two_gloo_processes_match_one_process_with_the_global_batch_and_resume(t
         assert a == pytest.approx(b, rel=1e-5)
 
 
+# torchrun runs this in place of `python -m pix2pix`: rank 0 is sent SIGTERM during its STOP_AT-th step, so
+# both processes stop (they vote) after that step, in the middle of an epoch
+STOPPING_LAUNCHER = """
+import os, signal, sys
+from pix2pix.cli import main
+from pix2pix.training import loop
+step, calls = loop.train_step, [0]
+def step_then_stop(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == int(os.environ["STOP_AT"]) and os.environ["RANK"] == "0":
+        os.kill(os.getpid(), signal.SIGTERM)
+    return step(*args, **kwargs)
+loop.train_step = step_then_stop
+sys.exit(main())
+"""
+
+
+@pytest.mark.distributed
+def test_two_gloo_processes_resumed_mid_epoch_log_the_epoch_means_of_an_uninterrupted_run(tiny_dataset, tmp_path):
+    """The stopped epoch's loss sums of both processes reach the checkpoint (rank 0's alone would be counted
+    twice after the resume)."""
+    common = ["train", "--data", str(tiny_dataset), *TINY_FLAGS, *MATCHABLE, "--n-epochs", "2", "--n-epochs-decay", "1"]
+    single = run_pix2pix([*common, "--batch-size", "2", "--out", str(tmp_path / "single")], tmp_path)
+    assert single.returncode == 0, single.stderr
+    two = [*common, "--batch-size", "1", "--out", str(tmp_path / "two")]
+    launcher = tmp_path / "stopping_launcher.py"
+    launcher.write_text(STOPPING_LAUNCHER)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(launcher)]
+    env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1", "STOP_AT": "5"}  # 3 steps an epoch
+    stopped = subprocess.run([*command, *two], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert "stopped at epoch 2, iteration 5" in stopped.stderr + stopped.stdout, stopped.stderr
+    state, _ = load_checkpoint(tmp_path / "two")
+    assert (state["epoch"], state["batch"]) == (1, 2)
+    resumed = run_pix2pix([*two, "--resume", "auto"], tmp_path, processes=2)
+    assert finished(resumed), resumed.stderr
+    single_rows, two_rows = (read_losses(tmp_path / run / "log.csv") for run in ("single", "two"))
+    assert len(two_rows) == 3
+    for a, b in zip(single_rows, two_rows):
+        assert a == pytest.approx(b, rel=1e-5)
+
+
 def train_in_one_and_in_two_processes(common: list[str], tmp_path: Path, *, batch_per_process: int) -> None:
     """3 epochs into tmp_path/single (one process, the global batch) and tmp_path/two (two processes), the
     latter stopped after 2 epochs and resumed, as two processes again, to the end."""

@@ -48,6 +48,7 @@ from pix2pix.training.loop import (
     epoch_batches,
     epoch_order,
     give_up_on_non_finite_loss,
+    keep_saved_totals_on_main,
     refuse_existing_run,
     resolve_resume,
     save_mid_epoch,
@@ -169,6 +170,7 @@ def fit_cyclegan(config: RunConfig, *, resume: str | None = None, progress: bool
         if resume:
             checkpoint = resolve_resume(resume, run_dir)
             restore_cycle_run(run, config, checkpoint)
+            keep_saved_totals_on_main(run, process)
             if process.is_main:
                 logger.info("resumed from %s (iteration %d)", checkpoint, run.iteration)
         steps = CycleSteps.for_process(run, process)
@@ -323,7 +325,7 @@ def train_cycle_epoch(
         for name in CYCLE_LOSS_NAMES:
             run.totals[name] += losses[name]
         bar.set_postfix({name: f"{losses[name]:.3f}" for name in CYCLE_LOSS_NAMES})
-        save_mid_epoch(config, run, files, bar, epoch, batch_index + 1, stop_requested=stop_requested)
+        save_mid_epoch(config, run, files, process, bar, epoch, batch_index + 1, stop_requested=stop_requested)
     return batches_in_epoch
 
 

@@ -168,6 +168,7 @@ def fit_once(config: RunConfig, process: Process, *, resume: str | None, progres
     if resume:
         checkpoint = resolve_resume(resume, run_dir)
         restore_run(run, config, checkpoint)
+        keep_saved_totals_on_main(run, process)
         if process.is_main:
             logger.info("resumed from %s (iteration %d)", checkpoint, run.iteration)
     # the updates go through DDP/compiled/SyncBatchNorm views; checkpoints and samples use the bare networks
@@ -290,7 +291,7 @@ def train_epoch(
         for name in LOSS_NAMES:
             run.totals[name] += losses.get(name, 0.0)
         bar.set_postfix({name: f"{losses.get(name, 0.0):.3f}" for name in LOSS_NAMES})
-        save_mid_epoch(config, run, files, bar, epoch, batch_index + 1, stop_requested=stop_requested)
+        save_mid_epoch(config, run, files, process, bar, epoch, batch_index + 1, stop_requested=stop_requested)
     return batches_in_epoch
 
 
@@ -298,6 +299,7 @@ def save_mid_epoch(
     config: RunConfig,
     run: SavedRun,
     files: RunFiles | None,
+    process: Process,
     bar: tqdm,
     epoch: int,
     batches_done: int,
@@ -307,8 +309,10 @@ def save_mid_epoch(
     """latest.pt every --save-every-iters iterations; on a stop request, latest.pt and then TrainingInterrupted
     (`files` is None in the processes that write nothing)."""
     every_iters = config.train.save_every_iters
-    if files is not None and (stop_requested or (every_iters and run.iteration % every_iters == 0)):
-        files.save(run, None, epoch, batches_done)
+    if stop_requested or (every_iters and run.iteration % every_iters == 0):
+        pool_totals_on_main(run, process)  # every process decides alike: the all-reduce is collective
+        if files is not None:
+            files.save(run, None, epoch, batches_done)
     if stop_requested:
         bar.close()
         raise TrainingInterrupted(
@@ -363,6 +367,23 @@ def vote_to_stop(losses: dict[str, float], stop: StopRequest, run: SavedRun, epo
         terms = ", ".join(f"{name}={losses[name]}" for name in bad) or "in another process"
         raise NonFiniteLoss(f"non-finite loss ({terms}) at iteration {run.iteration + 1} (epoch {epoch + 1})")
     return bool(stop_votes)
+
+
+def pool_totals_on_main(run: SavedRun, process: Process) -> None:
+    """Move all processes' epoch loss sums onto rank 0, so that the checkpoint it writes holds the whole
+    global batch's; the sum over processes, which the epoch's means divide, stays the same."""
+    if not process.distributed:
+        return
+    names = list(run.totals)
+    summed = sum_across_processes([run.totals[name] for name in names], process)
+    run.totals = dict(zip(names, summed)) if process.is_main else dict.fromkeys(names, 0.0)
+
+
+def keep_saved_totals_on_main(run: SavedRun, process: Process) -> None:
+    """After a resume: every process loaded rank 0's checkpoint, whose epoch sums are already all processes'
+    (pool_totals_on_main); counted on rank 0 alone, or the resumed epoch's means would count them N times."""
+    if not process.is_main:
+        run.totals = dict.fromkeys(run.totals, 0.0)
 
 
 def end_epoch_schedule(
