@@ -231,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # a command's --quiet leaves only errors; it wins over --verbose
     level = logging.ERROR if getattr(args, "quiet", False) else logging.INFO if args.verbose else logging.WARNING
+    if os.environ.get("RANK", "0") != "0":  # under torchrun the other processes would repeat rank 0's lines
+        level = max(level, logging.ERROR)
     # one line per warning, like the errors (not Python's "file:line: UserWarning:" plus a source line)
     python_format = warnings.formatwarning
     warnings.formatwarning = lambda message, *_: f"pix2pix {args.command}: warning: {message}\n"

@@ -14,7 +14,7 @@ import torch
 from pix2pix.checkpoint import load_checkpoint
 from pix2pix.training.acceleration import plan_acceleration
 from pix2pix.training.distributed import Process, shard_order
-from tests.helpers import TINY_FLAGS, tiny_config
+from tests.helpers import TINY_FLAGS, TINY_FLAGS_WITH_WARNINGS, tiny_config
 
 REPO = str(Path(__file__).resolve().parents[1])
 # instance norm and no dropout: per-sample maths and no per-process random draws, so the runs can agree
@@ -139,6 +139,17 @@ def train_in_one_and_in_two_processes(common: list[str], tmp_path: Path, *, batc
 def read_losses(path: Path) -> list[list[float]]:
     with path.open() as f:
         return [[float(row[name]) for name in ("G_GAN", "G_L1", "D_real", "D_fake")] for row in csv.DictReader(f)]
+
+
+@pytest.mark.distributed
+def test_under_torchrun_only_rank_0_logs_warnings(tiny_dataset, tmp_path):
+    (tiny_dataset / "train" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    args = ["train", "--data", str(tiny_dataset), *TINY_FLAGS_WITH_WARNINGS, *MATCHABLE, "--skip-bad"]
+    result = run_pix2pix(
+        [*args, "--n-epochs", "1", "--n-epochs-decay", "0", "--out", str(tmp_path / "run")], tmp_path, 2
+    )
+    assert finished(result), result.stderr
+    assert result.stderr.count("warning: skipping") == 1, result.stderr
 
 
 @pytest.mark.distributed
