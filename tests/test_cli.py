@@ -260,5 +260,44 @@ def test_validation_images_too_small_for_ssim_are_refused_before_training(tmp_pa
     argv = ["train", "--data", str(data), "--out", str(run), *TINY, "--load-size", "8", "--crop-size", "8"]
     assert main([*argv, "--generator", "resnet_6blocks", "--disc-layers", "1", "--val-every", "1"]) == 2
     err = one_line_error(capsys)
-    assert "validation images are 8x8, but SSIM needs at least 11x11 pixels" in err
+    assert f"{data / 'val' / '0.png'} is validated at 8x8, but SSIM needs at least 11x11 pixels" in err
+    assert not (run / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("model", ["pix2pix", "cyclegan"])
+def test_a_preprocess_without_crop_trains_on_images_of_several_sizes_and_shows_one_size(tmp_path, model):
+    """Sample grids tile one size: the images of the first sample's size are shown, the others not."""
+    from tests.test_cyclegan import TINY_FLAGS as CYCLE_FLAGS
+    from tests.test_cyclegan_parts import write_unpaired
+
+    if model == "cyclegan":
+        data = write_unpaired(tmp_path / "data", a_count=3, b_count=3)
+        write_unpaired(data, a_count=2, b_count=2, split="test")
+        Image.new("RGB", (16, 16)).save(data / "testA" / "small.png")
+        Image.new("RGB", (16, 16)).save(data / "testB" / "small.png")
+        flags = [*CYCLE_FLAGS, "--model", "cyclegan"]
+    else:
+        data = write_pairs(tmp_path / "data", "train", 2)
+        write_pairs(data, "val", 2)
+        Image.new("RGB", (32, 16)).save(data / "val" / "1.png")  # a 16x16 pair between two 32x32 ones
+        write_pairs(tmp_path / "more", "val", 3)
+        (tmp_path / "more" / "val" / "2.png").rename(data / "val" / "2.png")
+        flags = [*TINY_FLAGS, "--val-every", "1", "--generator", "resnet_6blocks", "--disc-layers", "1"]
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--out", str(run), *flags, "--preprocess", "none", "--no-report"]
+    assert main([*argv, "--n-epochs", "1", "--n-epochs-decay", "0", "--num-samples", "3"]) == 0
+    grid = Image.open(next((run / "samples").glob("epoch_*.png")))
+    size = 40 if model == "cyclegan" else 32
+    assert grid.height == 2 + 2 * (size + 2)  # a row for each of the two large samples (the 16 px one left out)
+
+
+def test_every_validation_image_is_checked_for_ssim_not_only_the_first(tmp_path, capsys):
+    """Without a crop, validation images keep their own sizes: the small one is found though it comes last."""
+    data = write_pairs(tmp_path / "data", "train", 2)
+    write_pairs(data, "val", 1)
+    Image.new("RGB", (16, 8)).save(data / "val" / "1.png")  # an 8x8 A|B pair
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--out", str(run), *TINY, "--preprocess", "none", "--val-every", "1"]
+    assert main([*argv, "--generator", "resnet_6blocks", "--disc-layers", "1"]) == 2
+    assert f"{data / 'val' / '1.png'} is validated at 8x8" in one_line_error(capsys)
     assert not (run / "checkpoints").exists()

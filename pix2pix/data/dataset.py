@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from pix2pix.data.images import DataError, resize_for_inference
 from pix2pix.data.lab import check_color_space
-from pix2pix.data.layout import DIRECTIONS, PairFile, find_pairs, load_pair
+from pix2pix.data.layout import DIRECTIONS, PairFile, find_pairs, load_pair, pair_image_size
 from pix2pix.data.tensors import image_to_lab_tensors, image_to_tensor
 from pix2pix.data.transforms import (
     PreprocessOptions,
@@ -104,6 +104,15 @@ class PairedDataset(Dataset):
                 logger.warning("skipping %s", err)
         raise DataError(f"no pair of {len(self.pairs)} could be decoded (first: {self.pairs[0].a_path})")
 
+    def test_time_size(self, index: int) -> tuple[int, int]:
+        """(width, height) pair `index` is given at when not training, from its file headers alone."""
+        size = pair_image_size(self.pairs[index])
+        return test_time_size(size, size_multiple=self.size_multiple, **self._preprocess_options)
+
+    @property
+    def _preprocess_options(self) -> PreprocessOptions:
+        return {"preprocess": self.preprocess, "load_size": self.load_size, "crop_size": self.crop_size}
+
     def _load_item(self, index: int) -> dict[str, torch.Tensor | str]:
         pair = self.pairs[index]
         if self.color_space == "lab":
@@ -118,11 +127,7 @@ class PairedDataset(Dataset):
 
     def _preprocess(self, images: list[Image.Image], index: int, pair: PairFile) -> list[Image.Image]:
         """The same resize, crop and flip for every image of the pair; without jitter when not training."""
-        options: PreprocessOptions = {
-            "preprocess": self.preprocess,
-            "load_size": self.load_size,
-            "crop_size": self.crop_size,
-        }
+        options = self._preprocess_options
         if not self.train:
             size = test_time_size(images[0].size, size_multiple=self.size_multiple, **options)
             return [resize_for_inference(image, size) for image in images]

@@ -93,6 +93,12 @@ def check_pair_headers(pair: PairFile) -> None:
         raise DataError(f"{pair.a_path} is {a_size[0]}x{a_size[1]} but {pair.b_path} is {b_size[0]}x{b_size[1]}")
 
 
+def pair_image_size(pair: PairFile) -> tuple[int, int]:
+    """(width, height) of each of the pair's two images, from the file headers (half a side-by-side file)."""
+    width, height = read_image_header(pair.a_path)
+    return (width // 2, height) if pair.b_path is None else (width, height)
+
+
 def find_bad_pairs(pairs: Iterable[PairFile]) -> list[tuple[PairFile, str]]:
     """Every pair that fails `check_pair_headers`, with the one-line reason."""
     bad = []

@@ -17,7 +17,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,7 +39,7 @@ from pix2pix.training.distributed import (
     wrap_for_training,
 )
 from pix2pix.training.image_pool import ImagePool, PoolOfTheGlobalBatch
-from pix2pix.training.inputs import checked_unpaired_images
+from pix2pix.training.inputs import checked_unpaired_images, stack_samples
 from pix2pix.training.loop import (
     NonFiniteLoss,
     RunFiles,
@@ -262,8 +262,7 @@ def load_cycle_samples(config: RunConfig, data_root: Path, size_multiple: int) -
     splits = (config.data.val_split, "test", "train")
     split = next(name for name in splits if (data_root / f"{name}A").is_dir() and (data_root / f"{name}B").is_dir())
     dataset = build_unpaired_dataset(config, data_root, split, size_multiple, train=False)
-    items = [dataset[i] for i in range(min(config.train.num_samples, len(dataset)))]
-    return {key: torch.stack([cast(torch.Tensor, item[key]) for item in items]) for key in ("A", "B")}
+    return stack_samples(dataset, config.train.num_samples, ("A", "B"))
 
 
 def restore_cycle_run(run: CycleState, config: RunConfig, checkpoint: Path) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import cast
 
 import torch
 from tqdm import tqdm
 
 from pix2pix.config import RunConfig
 from pix2pix.data import DataError, PairedDataset, PairFile, find_bad_pairs, find_pairs
-from pix2pix.data.unpaired import find_bad_images, find_unpaired_images
+from pix2pix.data.unpaired import UnpairedDataset, find_bad_images, find_unpaired_images
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,20 @@ def load_sample_batch(
     split = config.data.val_split if has_val else "train"
     pairs = None if has_val else train_pairs
     dataset = build_dataset(config, data_root, split, size_multiple, train=False, pairs=pairs)
-    count = min(config.train.num_samples, len(dataset))
-    items = [dataset[i] for i in range(count)]
-    return {key: torch.stack([item[key] for item in items]) for key in ("source", "target")}
+    return stack_samples(dataset, config.train.num_samples, ("source", "target"))
+
+
+def stack_samples(
+    dataset: PairedDataset | UnpairedDataset, count: int, keys: tuple[str, ...]
+) -> dict[str, torch.Tensor]:
+    """The first `count` items of the first item's sizes, stacked per key: a grid tiles images of one size,
+    and a preprocess that does not crop keeps each image's own."""
+    items: list[dict[str, torch.Tensor]] = []
+    for index in range(len(dataset)):
+        loaded = dataset[index]
+        item = {key: cast(torch.Tensor, loaded[key]) for key in keys}
+        if not items or all(item[key].shape == items[0][key].shape for key in keys):
+            items.append(item)
+        if len(items) == count:
+            break
+    return {key: torch.stack([item[key] for item in items]) for key in keys}

@@ -44,15 +44,17 @@ def translate_as_at_test_time(generator, sources, device: torch.device) -> list[
 
 
 def check_fits_ssim(dataset: PairedDataset) -> None:
-    """Refuse at start, not at the first validation an epoch in, validation images too small for SSIM."""
+    """Refuse at start, not at the first validation an epoch in, validation images too small for SSIM
+    (at the size they are translated at; headers only)."""
     from pix2pix.metrics import SSIM_MIN_SIDE
 
-    height, width = dataset[0]["target"].shape[-2:]
-    if min(height, width) < SSIM_MIN_SIDE:
-        raise ValueError(
-            f"--val-every: the validation images are {width}x{height}, but SSIM needs at least "
-            f"{SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} pixels; validate larger images or leave --val-every at 0"
-        )
+    for index, pair in enumerate(dataset.pairs):
+        width, height = dataset.test_time_size(index)
+        if min(width, height) < SSIM_MIN_SIDE:
+            raise ValueError(
+                f"--val-every: {pair.a_path} is validated at {width}x{height}, but SSIM needs at least "
+                f"{SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} pixels; validate larger images or leave --val-every at 0"
+            )
 
 
 def validate(
