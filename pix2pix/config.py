@@ -413,7 +413,6 @@ def cyclegan_rules(config: RunConfig) -> list[tuple[bool, str]]:
             ("loss.r1_weight", loss.r1_weight > 0),
             ("loss.diff_augment", loss.diff_augment != ""),
             ("optim.ema_decay", config.optim.ema_decay > 0),
-            ("train.precision", train.precision in ("bf16", "fp16")),
             ("train.compile", train.compile),
             ("train.sync_bn", train.sync_bn),
             ("train.val_every", train.val_every > 0),  # L1/PSNR/SSIM need the paired target

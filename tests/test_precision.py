@@ -18,6 +18,8 @@ from pix2pix.devices import resolve_channels_last, resolve_device, resolve_preci
 from pix2pix.inference import Pix2Pix
 from pix2pix.networks import build_discriminator_for, build_generator_for
 from pix2pix.training.acceleration import MixedPrecision, align_optimizer_state, with_sync_batch_norm
+from pix2pix.training.cycle_step import cycle_train_step
+from pix2pix.training.image_pool import ImagePool
 from pix2pix.training.loop import fit
 from pix2pix.training.optim import build_optimizer
 from pix2pix.training.step import train_step
@@ -214,3 +216,57 @@ def test_cuda_run_with_half_precision_compile_and_channels_last_saves_and_resume
     resumed, _ = load_checkpoint(tmp_path / "run")
     assert resumed["epoch"] == 2 and all(math.isfinite(value) for row in read_losses(tmp_path / "run") for value in row)
     Pix2Pix.load(tmp_path / "run", device="cuda")
+
+
+def run_cycle_steps(device: str, precision: MixedPrecision, steps: int = 3) -> dict[str, float]:
+    """`steps` CycleGAN steps of tiny networks from seed 0 on one fixed batch; the last step's losses."""
+    from tests.test_cyclegan_parts import Networks
+
+    nets = Networks()
+    for net in nets.all().values():
+        net.to(device)
+    nets.real_a, nets.real_b = nets.real_a.to(device), nets.real_b.to(device)
+    pools = ImagePool(2), ImagePool(2)
+    networks = (nets.g_a, nets.g_b, nets.d_a, nets.d_b, nets.opt_g, nets.opt_d)
+    for _ in range(steps):
+        losses = cycle_train_step(*networks, nets.real_a, nets.real_b, *pools, precision=precision)
+    assert all(image.dtype == torch.float32 for pool in pools for image in pool.images)  # fp32 in the pools
+    return losses
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_cyclegan_half_precision_steps_are_finite_and_close_to_fp32(device, dtype):
+    # a start scale that does not overflow on the first step (the default 2**16 does with the cycle losses,
+    # and the scaler then skips steps, as it should): so both runs take the same number of updates
+    scaler = torch.amp.GradScaler(device, init_scale=2.0**10) if dtype == torch.float16 else None
+    half = run_cycle_steps(device, MixedPrecision(dtype, scaler))
+    full = run_cycle_steps(device, MixedPrecision())
+    if scaler is not None:
+        assert scaler.get_scale() == 2.0**10  # no step skipped
+    assert all(math.isfinite(value) for value in half.values())
+    assert half != full  # the forwards did run in half precision
+    for name in ("D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"):
+        assert half[name] == pytest.approx(full[name], rel=0.05), name
+
+
+@needs_cuda
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_cuda_cyclegan_run_with_half_precision_saves_and_resumes(tmp_path, precision):
+    from pix2pix.training.cycle_loop import fit_cyclegan
+    from tests.test_cyclegan import tiny_cycle_config
+    from tests.test_cyclegan_parts import write_unpaired
+
+    if precision == "bf16" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        pytest.skip("this GPU has no native bf16")
+    config = tiny_cycle_config(write_unpaired(tmp_path / "data", 4, 4), tmp_path / "run")
+    config = config.replace("train", device="cuda", precision=precision)
+    fit_cyclegan(config.replace("optim", n_epochs_decay=0), progress=False)
+    state, _ = load_checkpoint(tmp_path / "run")
+    assert (state["scaler"] is not None) == (precision == "fp16")
+    fit_cyclegan(config, resume="auto", progress=False)
+    resumed, _ = load_checkpoint(tmp_path / "run")
+    assert resumed["epoch"] == 3
+    with (tmp_path / "run" / "log.csv").open() as f:
+        assert all(math.isfinite(float(row["cycle_A"])) for row in csv.DictReader(f))
+    Pix2Pix.load(tmp_path / "run", device="cuda", reverse=True)

@@ -57,6 +57,9 @@ class MixedPrecision:
             self.scaler.load_state_dict(state)
 
 
+FP32 = MixedPrecision()  # the paper's arithmetic: no autocast, no scaler
+
+
 @dataclass(frozen=True)
 class Acceleration:
     precision: MixedPrecision

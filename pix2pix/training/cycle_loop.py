@@ -26,10 +26,9 @@ from pix2pix.checkpoint import CHECKPOINT_DIR, LATEST, load_checkpoint
 from pix2pix.config import CROPPING, RunConfig
 from pix2pix.data.builtin import resolve_unpaired_root
 from pix2pix.data.unpaired import UnpairedDataset
-from pix2pix.devices import resolve_channels_last
 from pix2pix.networks import build_discriminator_for, build_generator_for, reverse_domains
 from pix2pix.nn.generators import generator_stride
-from pix2pix.training.acceleration import align_optimizer_state
+from pix2pix.training.acceleration import Acceleration, MixedPrecision, align_optimizer_state, plan_acceleration
 from pix2pix.training.cycle_step import CYCLE_LOSS_NAMES, cycle_train_step
 from pix2pix.training.distributed import (
     Process,
@@ -78,6 +77,7 @@ class CycleState:
     schedulers: list[torch.optim.lr_scheduler.LambdaLR]
     pool_a: ImagePool  # generated A images: D_B's fakes
     pool_b: ImagePool  # generated B images: D_A's fakes
+    precision: MixedPrecision
     epoch: int = 0  # completed epochs
     batch: int = 0  # batches done in the current epoch (a mid-epoch checkpoint)
     iteration: int = 0
@@ -102,6 +102,7 @@ class CycleState:
             "batch": batch,
             "iteration": self.iteration,
             "epoch_totals": self.totals,
+            "scaler": self.precision.state_dict(),  # fp16's loss scale; None otherwise
             "rng": capture_rng_state(),  # the pools' draws come from torch's global stream
         }
 
@@ -116,19 +117,20 @@ class CycleState:
         self.pool_a.load_state_dict(state["pools"]["A"])
         self.pool_b.load_state_dict(state["pools"]["B"])
         self.totals = state["epoch_totals"]
+        self.precision.load_state_dict(state.get("scaler"))
         restore_rng_state(state["rng"])
         for opt in (self.opt_g, self.opt_d):
             align_optimizer_state(opt)  # the saved run may have had another memory format
 
 
-def build_cycle_state(config: RunConfig, device: torch.device, memory_format: torch.memory_format) -> CycleState:
+def build_cycle_state(config: RunConfig, device: torch.device, acceleration: Acceleration) -> CycleState:
     """Fresh networks (the official initialisation), the two Adams and the paper's schedule."""
     reverse = reverse_domains(config)  # describes G_B (B -> A) and D_B (judges A images)
     networks = [build_generator_for(config), build_generator_for(reverse)]
     networks += [build_discriminator_for(config), build_discriminator_for(reverse)]
     for network in networks:
         # the ignore: Module.to takes memory_format= (its docstring), but torch's typed overloads leave it out
-        network.to(device, memory_format=memory_format)  # type: ignore[call-overload]
+        network.to(device, memory_format=acceleration.memory_format)  # type: ignore[call-overload]
     g_a, g_b, d_a, d_b = networks
     optim = config.optim
     betas = (optim.beta1, optim.beta2)
@@ -137,7 +139,8 @@ def build_cycle_state(config: RunConfig, device: torch.device, memory_format: to
     lr_factor = linear_decay(optim.n_epochs, optim.n_epochs_decay)
     schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lr_factor) for opt in (opt_g, opt_d)]
     pool_size = config.loss.pool_size
-    return CycleState(g_a, g_b, d_a, d_b, opt_g, opt_d, schedulers, ImagePool(pool_size), ImagePool(pool_size))
+    pools = ImagePool(pool_size), ImagePool(pool_size)
+    return CycleState(g_a, g_b, d_a, d_b, opt_g, opt_d, schedulers, *pools, acceleration.precision)
 
 
 def fit_cyclegan(config: RunConfig, *, resume: str | None = None, progress: bool = True) -> Path:
@@ -157,11 +160,11 @@ def fit_cyclegan(config: RunConfig, *, resume: str | None = None, progress: bool
         if not resume:
             refuse_existing_run(run_dir, process)
         device = process.device
-        channels_last = resolve_channels_last(config.train.channels_last, device)
-        memory_format = torch.channels_last if channels_last else torch.preserve_format
+        acceleration = plan_acceleration(config, process)
+        memory_format = acceleration.memory_format
         torch.manual_seed(config.train.seed)
         random.seed(config.train.seed)
-        run = build_cycle_state(config, device, memory_format)
+        run = build_cycle_state(config, device, acceleration)
         data_root = resolve_unpaired_root(config.data.data)
         stride = generator_stride(run.g_a)
         images = checked_unpaired_images(data_root, config.data.direction, skip_bad=config.train.skip_bad)
@@ -318,6 +321,7 @@ def train_cycle_epoch(
             lambda_b=loss.lambda_b,
             lambda_identity=loss.lambda_identity,
             gan_mode=loss.gan_mode,
+            precision=run.precision,
         )
         stop_requested = vote_to_stop(losses, stop, run, epoch, process)
         run.iteration += 1

@@ -16,11 +16,10 @@ from pix2pix.losses import (
     r1_penalty,
 )
 from pix2pix.nn.discriminators import discriminator_features
-from pix2pix.training.acceleration import MixedPrecision
+from pix2pix.training.acceleration import FP32, MixedPrecision
 from pix2pix.training.augment import diff_augment
 from pix2pix.training.distributed import unwrap
 
-FP32 = MixedPrecision()
 PAPER = Objective()
 
 
