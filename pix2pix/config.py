@@ -164,7 +164,11 @@ class TrainConfig:
         False, "skip unreadable pairs (CycleGAN: images) found by the start-up check instead of refusing to start"
     )
     num_samples: int = option(4, "validation images in each sample grid")
-    val_every: int = option(0, "> 0: every this many epochs measure L1/PSNR/SSIM on --val-split; needs the eval extra")
+    val_every: int = option(
+        0,
+        "> 0: every this many epochs measure L1/PSNR/SSIM on --val-split (CycleGAN: its cycle losses, and "
+        "L1/PSNR/SSIM where its A and B images are counterparts); needs the eval extra",
+    )
     best_metric: Literal["l1", "psnr", "ssim"] = option("ssim", "the validation metric that picks best.pt")
     tensorboard: bool = option(
         True, "TensorBoard logs in RUN/tensorboard; needs the tensorboard extra, else log.csv only"
@@ -415,7 +419,6 @@ def cyclegan_rules(config: RunConfig) -> list[tuple[bool, str]]:
             ("optim.ema_decay", config.optim.ema_decay > 0),
             ("train.compile", train.compile),
             ("train.sync_bn", train.sync_bn),
-            ("train.val_every", train.val_every > 0),  # L1/PSNR/SSIM need the paired target
             ("train.nan_retries", train.nan_retries > 0),
         )
         if is_set

@@ -3,6 +3,7 @@ CLI run, exact resume, translation both ways, and the official networks' sizes a
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import os
@@ -24,10 +25,13 @@ from pix2pix.data.synthetic import generate_synthetic_facades
 from pix2pix.flags import build_config
 from pix2pix.inference import Pix2Pix
 from pix2pix.networks import build_discriminator_for, build_generator_for, reverse_domains
-from pix2pix.training.cycle_loop import CYCLE_LOG_FIELDS, fit_cyclegan
+from pix2pix.training.acceleration import plan_acceleration
+from pix2pix.training.cycle_loop import CYCLE_LOG_FIELDS, build_cycle_state, build_unpaired_dataset, fit_cyclegan
 from pix2pix.training.cycle_step import cycle_train_step
+from pix2pix.training.distributed import start_process
 from pix2pix.training.loop import TrainingInterrupted
-from tests.test_cyclegan_parts import write_unpaired
+from pix2pix.training.monitor import load_cycle_validation, validate_cycle
+from tests.test_cyclegan_parts import write_domain, write_unpaired
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "official"
 CYCLEGAN_CHANGES = {
@@ -89,7 +93,7 @@ def test_pix2pix_stays_the_default_model() -> None:
         ({"model": {"in_channels": 1}}, "loss.lambda_identity = 0.5: the identity loss needs in_channels"),
         ({"data": {"color_space": "lab"}, "model": {"in_channels": 1, "out_channels": 2}}, 'data.color_space = "lab"'),
         ({"loss": {"gan": False}}, "loss.gan = false"),
-        ({"optim": {"ema_decay": 0.999}, "train": {"val_every": 1}}, "optim.ema_decay, train.val_every work with"),
+        ({"optim": {"ema_decay": 0.999}, "train": {"nan_retries": 1}}, "optim.ema_decay, train.nan_retries work with"),
     ],
 )
 def test_cyclegan_refuses_what_it_cannot_do_in_one_line(changes: dict, message: str) -> None:
@@ -208,6 +212,49 @@ def test_cli_trains_cyclegan_and_writes_checkpoints_log_samples_and_report(
         assert grid.size == (6 * 34 + 2, 2 * 34 + 2)
     assert sorted(p.name for p in (run / "testA").iterdir() if p.suffix == ".png") == ["a0.png", "a1.png"]
     assert "translations of the testA split" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("paired", [True, False], ids=["counterparts", "unpaired"])
+def test_val_every_logs_the_cycle_terms_and_scores_counterparts_keeping_best_pt(
+    unpaired: Path, tmp_path: Path, paired: bool
+) -> None:
+    """valA/valB of the same names and sizes (as `data unpair` keeps held-out pairs) are scored as pairs and
+    pick best.pt; other val images give the cycle terms alone."""
+    write_domain(unpaired / "valA", "v", 2, seed=3)
+    write_domain(unpaired / "valB", "v" if paired else "w", 2, seed=4)
+    run = tmp_path / "run"
+    argv = ["train", "--model", "cyclegan", "--data", str(unpaired), "--out", str(run), *TINY_FLAGS, "--no-report"]
+    assert main([*argv, "--n-epochs", "1", "--n-epochs-decay", "1", "--val-every", "1"]) == 0
+    with (run / "log.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and all(float(row["val_cycle_A"]) > 0 and float(row["val_cycle_B"]) > 0 for row in rows)
+    assert all((row["val_ssim"] != "") == paired and (row["val_l1"] != "") == paired for row in rows)
+    assert (run / "checkpoints" / "best.pt").exists() == paired
+    state, _ = load_checkpoint(run)
+    assert (state["best_scores"] is not None) == paired
+
+
+def test_val_every_without_a_val_split_is_refused_at_start(unpaired: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    argv = ["train", "--model", "cyclegan", "--data", str(unpaired), "--out", str(run), *TINY_FLAGS, "--val-every", "1"]
+    assert main([*argv, "--val-split", "val"]) == 2
+    assert f"{unpaired / 'valA'}: folder not found" in capsys.readouterr().err
+    assert not (run / "checkpoints").exists()
+
+
+def test_a_validation_pass_updates_no_weights(unpaired: Path, tmp_path: Path) -> None:
+    """Validation translates as at test time (batch statistics, no gradient): G_A and G_B end as they began."""
+    write_domain(unpaired / "valA", "v", 2, seed=3)
+    write_domain(unpaired / "valB", "v", 2, seed=4)
+    config = tiny_cycle_config(unpaired, tmp_path / "run")
+    run = build_cycle_state(config, torch.device("cpu"), plan_acceleration(config, start_process("cpu")))
+    before = [copy.deepcopy(net.state_dict()) for net in (run.g_a, run.g_b)]
+    validation = load_cycle_validation(build_unpaired_dataset(config, unpaired, "val", 4, train=False))
+    scores = validate_cycle(run.g_a, run.g_b, validation, torch.device("cpu"), config)
+    assert set(scores) == {"cycle_A", "cycle_B", "l1", "psnr", "ssim"}
+    for net, state in zip((run.g_a, run.g_b), before):
+        assert all(torch.equal(value, state[key]) for key, value in net.state_dict().items())
+        assert net.training  # back in training mode
 
 
 def test_sigterm_mid_epoch_and_resume_match_an_uninterrupted_run(

@@ -94,6 +94,10 @@ class UnpairedDataset(Dataset):
         b = self._preprocess(load_image(b_path, self.out_channels), b_path, rng)
         return {"A": image_to_tensor(a), "B": image_to_tensor(b), "A_name": a_path.stem, "B_name": b_path.stem}
 
+    def test_time_size(self, path: Path) -> tuple[int, int]:
+        """(width, height) the image at `path` is given at when not training, from its file header alone."""
+        return test_time_size(read_image_header(path), size_multiple=self.size_multiple, **self.options)
+
     def _preprocess(self, image: Image.Image, path: Path, rng: random.Random) -> Image.Image:
         """A jitter of the image's own when training; the test-time resize otherwise."""
         if not self.train:

@@ -53,14 +53,22 @@ from pix2pix.training.loop import (
     save_mid_epoch,
     vote_to_stop,
 )
-from pix2pix.training.monitor import report_epoch, translate_as_at_test_time
+from pix2pix.training.monitor import (
+    CYCLE_VAL_FIELDS,
+    CycleValidation,
+    is_improvement,
+    load_cycle_validation,
+    report_epoch,
+    translate_as_at_test_time,
+    validate_cycle,
+)
 from pix2pix.training.optim import build_optimizer
 from pix2pix.training.state import capture_rng_state, linear_decay, restore_rng_state, restore_schedulers
 from pix2pix.visuals import make_grid, write_progress_gif
 
 logger = logging.getLogger(__name__)
 
-CYCLE_LOG_FIELDS = ("epoch", "iteration", "lr", *CYCLE_LOSS_NAMES, "seconds")
+CYCLE_LOG_FIELDS = ("epoch", "iteration", "lr", *CYCLE_LOSS_NAMES, *CYCLE_VAL_FIELDS, "seconds")
 SAMPLE_COLUMNS = ("real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B")  # one row per sample pair
 
 
@@ -82,6 +90,7 @@ class CycleState:
     batch: int = 0  # batches done in the current epoch (a mid-epoch checkpoint)
     iteration: int = 0
     totals: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CYCLE_LOSS_NAMES, 0.0))
+    best_scores: dict[str, float] | None = None  # validation scores of best.pt (a paired validation split)
 
     @property
     def networks(self) -> list[nn.Module]:
@@ -102,6 +111,7 @@ class CycleState:
             "batch": batch,
             "iteration": self.iteration,
             "epoch_totals": self.totals,
+            "best_scores": self.best_scores,
             "scaler": self.precision.state_dict(),  # fp16's loss scale; None otherwise
             "rng": capture_rng_state(),  # the pools' draws come from torch's global stream
         }
@@ -116,7 +126,7 @@ class CycleState:
         restore_schedulers(self.schedulers, state["schedulers"], config, self.epoch)
         self.pool_a.load_state_dict(state["pools"]["A"])
         self.pool_b.load_state_dict(state["pools"]["B"])
-        self.totals = state["epoch_totals"]
+        self.totals, self.best_scores = state["epoch_totals"], state.get("best_scores")
         self.precision.load_state_dict(state.get("scaler"))
         restore_rng_state(state["rng"])
         for opt in (self.opt_g, self.opt_d):
@@ -170,6 +180,10 @@ def fit_cyclegan(config: RunConfig, *, resume: str | None = None, progress: bool
         images = checked_unpaired_images(data_root, config.data.direction, skip_bad=config.train.skip_bad)
         dataset = build_unpaired_dataset(config, data_root, "train", stride, train=True, images=images)
         sample_batch = load_cycle_samples(config, data_root, stride)
+        validation = None
+        if config.train.val_every > 0:
+            val = build_unpaired_dataset(config, data_root, config.data.val_split, stride, train=False)
+            validation = load_cycle_validation(val)
         if resume:
             checkpoint = resolve_resume(resume, run_dir)
             restore_cycle_run(run, config, checkpoint)
@@ -202,7 +216,7 @@ def fit_cyclegan(config: RunConfig, *, resume: str | None = None, progress: bool
                     raise give_up_on_non_finite_loss(err, config, has_checkpoint) from None
                 row = end_epoch_schedule(run, epoch, batches, process, CYCLE_LOSS_NAMES)
                 if files is not None:  # logging, samples and checkpoints: rank 0's work
-                    write_epoch_outputs(files, run, sample_batch, row, started=started, console=progress)
+                    write_epoch_outputs(files, run, sample_batch, validation, row, started=started, console=progress)
         if files is not None:
             files.close()
         return run_dir
@@ -336,20 +350,30 @@ def write_epoch_outputs(
     files: RunFiles,
     run: CycleState,
     sample_batch: dict[str, torch.Tensor],
+    validation: CycleValidation | None,
     row: dict[str, float],
     *,
     started: float,
     console: bool,
 ) -> None:
-    """The log row, the sample grid and the epoch checkpoint, each at its cadence."""
+    """Validation, the log row, best.pt (by a paired split's scores), the sample grid and the epoch
+    checkpoint, each at its cadence."""
     train, total_epochs = files.config.train, files.config.optim.total_epochs
     epoch = int(row["epoch"])  # epochs done
     last = epoch == total_epochs
     with files.stopping_on_write_errors(run, "the epoch's log, samples or checkpoint"):
+        scores = {}
+        if validation is not None and (epoch % train.val_every == 0 or last):
+            scores = validate_cycle(run.g_a, run.g_b, validation, files.device, files.config)
+            row.update({f"val_{name}": value for name, value in scores.items()})
         row["seconds"] = time.perf_counter() - started
         report_epoch(
             row, files.log, files.writer, total_epochs=total_epochs, console=console, loss_names=CYCLE_LOSS_NAMES
         )
+        if validation is not None and validation.paired and scores:
+            if is_improvement(scores, run.best_scores, train.best_metric):
+                run.best_scores = scores
+                files.save(run, "best.pt", epoch, 0)
         if epoch % train.sample_every == 0 or last:
             samples_dir = files.run_dir / "samples"
             save_cycle_grid(run, sample_batch, files.device, samples_dir / f"epoch_{epoch:04d}.png")

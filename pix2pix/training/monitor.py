@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 from tqdm import tqdm
 
 from pix2pix.config import RunConfig
+from pix2pix.cycle_losses import cycle_loss
 from pix2pix.data import PairedDataset
 from pix2pix.data.tensors import lab_batch_to_rgb
+from pix2pix.data.unpaired import UnpairedDataset
 from pix2pix.losses import float_logits, generator_loss
 from pix2pix.nn.modes import run_for_inference, set_training_mode
 from pix2pix.training.state import LOSS_NAMES
@@ -29,6 +33,7 @@ TENSORBOARD_MISSING = (
 logger = logging.getLogger(__name__)
 
 VAL_FIELDS = tuple(f"val_{name}" for name in (*VAL_METRICS, *VAL_LOSSES))
+CYCLE_VAL_FIELDS = tuple(f"val_{name}" for name in (*VAL_METRICS, "cycle_A", "cycle_B"))
 LOG_FIELDS = ("epoch", "iteration", "lr", *LOSS_NAMES, *VAL_FIELDS, "seconds")
 
 
@@ -46,13 +51,17 @@ def translate_as_at_test_time(generator, sources, device: torch.device) -> list[
 def check_fits_ssim(dataset: PairedDataset) -> None:
     """Refuse at start, not at the first validation an epoch in, validation images too small for SSIM
     (at the size they are translated at; headers only)."""
+    refuse_too_small_for_ssim((pair.a_path, dataset.test_time_size(i)) for i, pair in enumerate(dataset.pairs))
+
+
+def refuse_too_small_for_ssim(sizes: Iterable[tuple[Path, tuple[int, int]]]) -> None:
+    """ValueError naming the first image whose (width, height) at validation is below SSIM's window."""
     from pix2pix.metrics import SSIM_MIN_SIDE
 
-    for index, pair in enumerate(dataset.pairs):
-        width, height = dataset.test_time_size(index)
+    for path, (width, height) in sizes:
         if min(width, height) < SSIM_MIN_SIDE:
             raise ValueError(
-                f"--val-every: {pair.a_path} is validated at {width}x{height}, but SSIM needs at least "
+                f"--val-every: {path} is validated at {width}x{height}, but SSIM needs at least "
                 f"{SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} pixels; validate larger images or leave --val-every at 0"
             )
 
@@ -71,6 +80,50 @@ def validate(
     scores = evaluate_pairs([output for _, output, _ in triples], [target for _, _, target in triples])
     losses = validation_losses(discriminator, items, outputs, device, config)
     return {**{name: scores[name] for name in VAL_METRICS}, **losses}
+
+
+@dataclass(frozen=True)
+class CycleValidation:
+    """A CycleGAN run's validation split. `paired`: its A and B images are counterparts (the same names in
+    the same order and sizes, as `pix2pix data unpair` keeps held-out pairs), so G_A's translations can be
+    scored against them."""
+
+    dataset: UnpairedDataset
+    paired: bool
+
+
+def load_cycle_validation(dataset: UnpairedDataset) -> CycleValidation:
+    """Checked at start (headers only): counterparts, and SSIM's minimum size when they are scored."""
+    a_sizes = [dataset.test_time_size(path) for path in dataset.a_paths]
+    b_sizes = [dataset.test_time_size(path) for path in dataset.b_paths]
+    a_names, b_names = [path.stem for path in dataset.a_paths], [path.stem for path in dataset.b_paths]
+    paired = a_names == b_names and a_sizes == b_sizes
+    if paired:
+        refuse_too_small_for_ssim(zip(dataset.b_paths, b_sizes))
+    return CycleValidation(dataset, paired)
+
+
+def validate_cycle(g_a, g_b, validation: CycleValidation, device: torch.device, config: RunConfig) -> dict[str, float]:
+    """The cycle terms of the split's test-time translations (lambda x L1 of each image against its round
+    trip, as log.csv's training terms) and, for a paired split, L1/PSNR/SSIM of G_A's translations."""
+    from pix2pix.metrics import evaluate_pairs  # needs scikit-image (the [eval] extra)
+
+    dataset = validation.dataset
+    items = [dataset[i] for i in range(len(dataset))]  # without training, item i holds A[i] and B[i % len(B)]
+    real_a = [cast(torch.Tensor, item["A"]) for item in items[: len(dataset.a_paths)]]
+    real_b = [cast(torch.Tensor, item["B"]) for item in items[: len(dataset.b_paths)]]
+    fake_b = translate_as_at_test_time(g_a, real_a, device)
+    fake_a = translate_as_at_test_time(g_b, real_b, device)
+    rec_a, rec_b = translate_as_at_test_time(g_b, fake_b, device), translate_as_at_test_time(g_a, fake_a, device)
+    loss = config.loss
+    scores = {
+        "cycle_A": sum(cycle_loss(r, x, loss.lambda_a).item() for r, x in zip(rec_a, real_a)) / len(real_a),
+        "cycle_B": sum(cycle_loss(r, x, loss.lambda_b).item() for r, x in zip(rec_b, real_b)) / len(real_b),
+    }
+    if validation.paired:
+        paired_scores = evaluate_pairs(fake_b, real_b)
+        scores.update({name: paired_scores[name] for name in VAL_METRICS})
+    return scores
 
 
 def validation_losses(
@@ -171,7 +224,7 @@ def report_epoch(
 ) -> None:
     """One epoch's losses, validation scores, lr and time, to every place the run reports to."""
     log.append(row)
-    scores = {name.removeprefix("val_"): row[name] for name in VAL_FIELDS if name in row}
+    scores = {name.removeprefix("val_"): value for name, value in row.items() if name.startswith("val_")}
     if writer is not None:
         for name in (*loss_names, "lr"):
             writer.add_scalar(f"train/{name}", row[name], row["epoch"])
