@@ -419,7 +419,6 @@ def cyclegan_rules(config: RunConfig) -> list[tuple[bool, str]]:
             ("optim.ema_decay", config.optim.ema_decay > 0),
             ("train.compile", train.compile),
             ("train.sync_bn", train.sync_bn),
-            ("train.nan_retries", train.nan_retries > 0),
         )
         if is_set
     ]

@@ -29,7 +29,7 @@ from pix2pix.training.acceleration import plan_acceleration
 from pix2pix.training.cycle_loop import CYCLE_LOG_FIELDS, build_cycle_state, build_unpaired_dataset, fit_cyclegan
 from pix2pix.training.cycle_step import cycle_train_step
 from pix2pix.training.distributed import start_process
-from pix2pix.training.loop import TrainingInterrupted
+from pix2pix.training.loop import TrainingInterrupted, TrainingStopped
 from pix2pix.training.monitor import load_cycle_validation, validate_cycle
 from tests.test_cyclegan_parts import write_domain, write_unpaired
 
@@ -93,7 +93,7 @@ def test_pix2pix_stays_the_default_model() -> None:
         ({"model": {"in_channels": 1}}, "loss.lambda_identity = 0.5: the identity loss needs in_channels"),
         ({"data": {"color_space": "lab"}, "model": {"in_channels": 1, "out_channels": 2}}, 'data.color_space = "lab"'),
         ({"loss": {"gan": False}}, "loss.gan = false"),
-        ({"optim": {"ema_decay": 0.999}, "train": {"nan_retries": 1}}, "optim.ema_decay, train.nan_retries work with"),
+        ({"optim": {"ema_decay": 0.999}, "train": {"compile": True}}, "optim.ema_decay, train.compile work with"),
     ],
 )
 def test_cyclegan_refuses_what_it_cannot_do_in_one_line(changes: dict, message: str) -> None:
@@ -289,6 +289,29 @@ def test_sigterm_mid_epoch_and_resume_match_an_uninterrupted_run(
     for domain in ("A", "B"):
         pooled = zip(final_full["pools"][domain]["images"], final_resumed["pools"][domain]["images"], strict=True)
         assert all(torch.equal(a, b) for a, b in pooled)
+
+
+def test_nan_retries_take_cyclegan_back_to_its_last_checkpoint_with_half_the_learning_rate(
+    unpaired: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tiny_cycle_config(unpaired, tmp_path / "run").replace("train", save_every_iters=2, nan_retries=1)
+    calls = {"n": 0}
+
+    def poisoned_once(*args: Any, **kwargs: Any) -> dict[str, float]:
+        calls["n"] += 1
+        losses = cycle_train_step(*args, **kwargs)
+        return {**losses, "cycle_A": float("nan")} if calls["n"] == 5 else losses  # iteration 5: epoch 2
+
+    monkeypatch.setattr(cycle_loop, "cycle_train_step", poisoned_once)
+    run = fit_cyclegan(config, progress=False)
+    state, saved = load_checkpoint(run)
+    assert state["epoch"] == 3 and saved.optim.lr == config.optim.lr / 2  # the record says what ran
+    rows = read_rows(run)
+    assert float(rows[0]["lr"]) == config.optim.lr and float(rows[1]["lr"]) == config.optim.lr / 2
+
+    calls["n"] = 0  # no retries left: stops, naming the iteration and the way out
+    with pytest.raises(TrainingStopped, match=r"iteration 5 .*--nan-retries N"):
+        fit_cyclegan(config.replace("train", out=str(tmp_path / "again"), nan_retries=0), progress=False)
 
 
 def test_cli_stop_exits_75_and_resume_auto_finishes(

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pix2pix.checkpoint import CHECKPOINT_DIR, LATEST, load_checkpoint
+from pix2pix.checkpoint import load_checkpoint
 from pix2pix.config import CROPPING, RunConfig
 from pix2pix.data.builtin import resolve_unpaired_root
 from pix2pix.data.unpaired import UnpairedDataset
@@ -32,25 +32,22 @@ from pix2pix.training.acceleration import Acceleration, MixedPrecision, align_op
 from pix2pix.training.cycle_step import CYCLE_LOSS_NAMES, cycle_train_step
 from pix2pix.training.distributed import (
     Process,
-    end_process,
     shard_order,
-    start_process,
     wrap_for_training,
 )
 from pix2pix.training.image_pool import ImagePool, PoolOfTheGlobalBatch
 from pix2pix.training.inputs import checked_unpaired_images, stack_samples
 from pix2pix.training.loop import (
-    NonFiniteLoss,
     RunFiles,
     StopRequest,
     end_epoch_schedule,
     epoch_batches,
     epoch_order,
-    give_up_on_non_finite_loss,
     keep_saved_totals_on_main,
     refuse_existing_run,
     resolve_resume,
     save_mid_epoch,
+    train_with_retries,
     vote_to_stop,
 )
 from pix2pix.training.monitor import (
@@ -155,73 +152,82 @@ def build_cycle_state(config: RunConfig, device: torch.device, acceleration: Acc
 
 def fit_cyclegan(config: RunConfig, *, resume: str | None = None, progress: bool = True) -> Path:
     """Train CycleGAN as `config` says; returns the run folder. Raises loop's TrainingInterrupted after a
-    stop request (checkpointed) and TrainingStopped on a non-finite loss or a failed write."""
-    process = start_process(config.train.device)
-    try:
-        if process.distributed and config.data.preprocess not in CROPPING:
-            # the pools gather every process's fakes, which takes one image size for all
-            raise ValueError(
-                f'data.preprocess = "{config.data.preprocess}": under torchrun CycleGAN needs images of one size; '
-                f"use a cropping preprocess ({', '.join(CROPPING)})"
-            )
-        run_dir = Path(config.train.out)
-        if run_dir.exists() and not run_dir.is_dir():
-            raise ValueError(f"--out {run_dir} is a file, not a folder")
-        if not resume:
-            refuse_existing_run(run_dir, process)
-        device = process.device
-        acceleration = plan_acceleration(config, process)
-        memory_format = acceleration.memory_format
-        torch.manual_seed(config.train.seed)
-        random.seed(config.train.seed)
-        run = build_cycle_state(config, device, acceleration)
-        data_root = resolve_unpaired_root(config.data.data)
-        stride = generator_stride(run.g_a)
-        images = checked_unpaired_images(data_root, config.data.direction, skip_bad=config.train.skip_bad)
-        dataset = build_unpaired_dataset(config, data_root, "train", stride, train=True, images=images)
-        sample_batch = load_cycle_samples(config, data_root, stride)
-        validation = None
-        if config.train.val_every > 0:
-            val = build_unpaired_dataset(config, data_root, config.data.val_split, stride, train=False)
-            validation = load_cycle_validation(val)
-        if resume:
-            checkpoint = resolve_resume(resume, run_dir)
-            restore_cycle_run(run, config, checkpoint)
-            keep_saved_totals_on_main(run, process)
-            if process.is_main:
-                logger.info("resumed from %s (iteration %d)", checkpoint, run.iteration)
-        steps = CycleSteps.for_process(run, process)
-        files = RunFiles(config, run, device, log_fields=CYCLE_LOG_FIELDS) if process.is_main else None
-        total_epochs = config.optim.total_epochs
+    stop request (checkpointed) and TrainingStopped on a failed write or a non-finite loss (with
+    `train.nan_retries`, after that many returns to the last checkpoint at half the learning rate)."""
+    return train_with_retries(fit_cyclegan_once, config, resume=resume, progress=progress)
+
+
+def fit_cyclegan_once(config: RunConfig, process: Process, *, resume: str | None, progress: bool) -> Path:
+    """One attempt at the run, in every process; only the main process (rank 0) writes files."""
+    if process.distributed and config.data.preprocess not in CROPPING:
+        # the pools gather every process's fakes, which takes one image size for all
+        raise ValueError(
+            f'data.preprocess = "{config.data.preprocess}": under torchrun CycleGAN needs images of one size; '
+            f"use a cropping preprocess ({', '.join(CROPPING)})"
+        )
+    run_dir = Path(config.train.out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--out {run_dir} is a file, not a folder")
+    if not resume:
+        refuse_existing_run(run_dir, process)
+    device = process.device
+    acceleration = plan_acceleration(config, process)
+    torch.manual_seed(config.train.seed)
+    random.seed(config.train.seed)
+    run = build_cycle_state(config, device, acceleration)
+    data = load_cycle_data(config, generator_stride(run.g_a))
+    if resume:
+        checkpoint = resolve_resume(resume, run_dir)
+        restore_cycle_run(run, config, checkpoint)
+        keep_saved_totals_on_main(run, process)
         if process.is_main:
-            logger.info(
-                "training CycleGAN %s on %s: %d A and %d B images, epochs %d to %d",
-                run_dir,
-                device,
-                len(dataset.a_paths),
-                len(dataset.b_paths),
-                run.epoch + 1,
-                total_epochs,
+            logger.info("resumed from %s (iteration %d)", checkpoint, run.iteration)
+    steps = CycleSteps.for_process(run, process)
+    files = RunFiles(config, run, device, log_fields=CYCLE_LOG_FIELDS) if process.is_main else None
+    total_epochs = config.optim.total_epochs
+    if process.is_main:
+        logger.info(
+            "training CycleGAN %s on %s: %d A and %d B images, epochs %d to %d",
+            run_dir,
+            device,
+            len(data.train.a_paths),
+            len(data.train.b_paths),
+            run.epoch + 1,
+            total_epochs,
+        )
+    with StopRequest() as stop:
+        for epoch in range(run.epoch, total_epochs):
+            started = time.perf_counter()
+            memory_format = acceleration.memory_format
+            batches = train_cycle_epoch(
+                config, run, steps, data.train, epoch, memory_format, stop, files, process, progress=progress
             )
-        progress = progress and process.is_main
-        with StopRequest() as stop:
-            for epoch in range(run.epoch, total_epochs):
-                started = time.perf_counter()
-                try:
-                    batches = train_cycle_epoch(
-                        config, run, steps, dataset, epoch, memory_format, stop, files, process, progress=progress
-                    )
-                except NonFiniteLoss as err:
-                    has_checkpoint = (run_dir / CHECKPOINT_DIR / LATEST).exists()
-                    raise give_up_on_non_finite_loss(err, config, has_checkpoint) from None
-                row = end_epoch_schedule(run, epoch, batches, process, CYCLE_LOSS_NAMES)
-                if files is not None:  # logging, samples and checkpoints: rank 0's work
-                    write_epoch_outputs(files, run, sample_batch, validation, row, started=started, console=progress)
-        if files is not None:
-            files.close()
-        return run_dir
-    finally:
-        end_process(process)
+            row = end_epoch_schedule(run, epoch, batches, process, CYCLE_LOSS_NAMES)
+            if files is not None:  # logging, samples and checkpoints: rank 0's work
+                write_epoch_outputs(files, run, data, row, started=started, console=progress)
+    if files is not None:
+        files.close()
+    return run_dir
+
+
+@dataclass
+class CycleData:
+    train: UnpairedDataset
+    sample_batch: dict[str, torch.Tensor]  # the fixed A and B images of every sample grid
+    validation: CycleValidation | None  # only with --val-every
+
+
+def load_cycle_data(config: RunConfig, stride: int) -> CycleData:
+    """The training images (checked first: bad images are named before any work), samples and validation."""
+    data_root = resolve_unpaired_root(config.data.data)
+    images = checked_unpaired_images(data_root, config.data.direction, skip_bad=config.train.skip_bad)
+    train = build_unpaired_dataset(config, data_root, "train", stride, train=True, images=images)
+    sample_batch = load_cycle_samples(config, data_root, stride)
+    validation = None
+    if config.train.val_every > 0:
+        val = build_unpaired_dataset(config, data_root, config.data.val_split, stride, train=False)
+        validation = load_cycle_validation(val)
+    return CycleData(train, sample_batch, validation)
 
 
 @dataclass
@@ -349,8 +355,7 @@ def train_cycle_epoch(
 def write_epoch_outputs(
     files: RunFiles,
     run: CycleState,
-    sample_batch: dict[str, torch.Tensor],
-    validation: CycleValidation | None,
+    data: CycleData,
     row: dict[str, float],
     *,
     started: float,
@@ -363,20 +368,20 @@ def write_epoch_outputs(
     last = epoch == total_epochs
     with files.stopping_on_write_errors(run, "the epoch's log, samples or checkpoint"):
         scores = {}
-        if validation is not None and (epoch % train.val_every == 0 or last):
-            scores = validate_cycle(run.g_a, run.g_b, validation, files.device, files.config)
+        if data.validation is not None and (epoch % train.val_every == 0 or last):
+            scores = validate_cycle(run.g_a, run.g_b, data.validation, files.device, files.config)
             row.update({f"val_{name}": value for name, value in scores.items()})
         row["seconds"] = time.perf_counter() - started
         report_epoch(
             row, files.log, files.writer, total_epochs=total_epochs, console=console, loss_names=CYCLE_LOSS_NAMES
         )
-        if validation is not None and validation.paired and scores:
+        if data.validation is not None and data.validation.paired and scores:
             if is_improvement(scores, run.best_scores, train.best_metric):
                 run.best_scores = scores
                 files.save(run, "best.pt", epoch, 0)
         if epoch % train.sample_every == 0 or last:
             samples_dir = files.run_dir / "samples"
-            save_cycle_grid(run, sample_batch, files.device, samples_dir / f"epoch_{epoch:04d}.png")
+            save_cycle_grid(run, data.sample_batch, files.device, samples_dir / f"epoch_{epoch:04d}.png")
             write_progress_gif(sorted(samples_dir.glob("epoch_*.png")), samples_dir / "progress.gif")
         if epoch % train.save_every == 0 or last:
             files.save(run, f"epoch_{epoch:04d}.pt", epoch, 0)

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch.utils.data import DataLoader
@@ -118,19 +118,28 @@ class StopRequest:
 
 
 def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) -> Path:
-    """Train pix2pix as `config` says; returns the run folder.
-
-    With `train.nan_retries`, a non-finite loss sends the run back to its last checkpoint (or its start)
-    with the learning rate halved, up to that many times; every process takes the same decision.
-    """
+    """Train pix2pix as `config` says; returns the run folder."""
     if config.model.model != "pix2pix":  # refused rather than trained as pix2pix
         raise ValueError(f'model.model = "{config.model.model}": train it with training.cycle_loop.fit_cyclegan')
+    return train_with_retries(fit_once, config, resume=resume, progress=progress)
+
+
+class Attempt(Protocol):
+    def __call__(self, config: RunConfig, process: Process, *, resume: str | None, progress: bool) -> Path: ...
+
+
+def train_with_retries(attempt: Attempt, config: RunConfig, *, resume: str | None, progress: bool) -> Path:
+    """`attempt` (fit_once, or CycleGAN's) in this process, joined to torchrun's others if any.
+
+    With `train.nan_retries`, a non-finite loss sends the run back to its last checkpoint (or its start)
+    with the learning rates halved, up to that many times; every process takes the same decision.
+    """
     process = start_process(config.train.device)
     try:
         retries_left = config.train.nan_retries
         while True:
             try:
-                return fit_once(config, process, resume=resume, progress=progress and process.is_main)
+                return attempt(config, process, resume=resume, progress=progress and process.is_main)
             except NonFiniteLoss as err:
                 has_checkpoint = (Path(config.train.out) / CHECKPOINT_DIR / LATEST).exists()
                 if retries_left <= 0:
@@ -149,8 +158,9 @@ def fit(config: RunConfig, *, resume: str | None = None, progress: bool = True) 
 def give_up_on_non_finite_loss(err: NonFiniteLoss, config: RunConfig, has_checkpoint: bool) -> NonFiniteLoss:
     checkpoint_dir = Path(config.train.out) / CHECKPOINT_DIR
     kept = f"the last good checkpoint is kept in {checkpoint_dir}" if has_checkpoint else "no checkpoint yet"
-    retries = " (or --nan-retries N)" if config.model.model == "pix2pix" else ""  # CycleGAN has no retries
-    return NonFiniteLoss(f"{err}; stopped ({kept}). Try a lower --lr{retries}, and check the data for broken images.")
+    return NonFiniteLoss(
+        f"{err}; stopped ({kept}). Try a lower --lr (or --nan-retries N), and check the data for broken images."
+    )
 
 
 def fit_once(config: RunConfig, process: Process, *, resume: str | None, progress: bool) -> Path:
