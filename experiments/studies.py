@@ -541,8 +541,6 @@ PAIRED = (("fcn_acc", "FCN per-pixel acc", 3), ("ssim", "SSIM", 3), ("l1_255", "
 def format_differences(study: Study, done: dict[tuple[Row, int], Path]) -> list[str]:
     """Each row minus the paper's default of the same seed, on the same images: a paired interval is much
     tighter than comparing two means, so it says whether a difference is more than the noise."""
-    from pix2pix.metrics import compute_mean_ci
-
     default = study.rows[0]
     lines = [
         "",
@@ -554,17 +552,57 @@ def format_differences(study: Study, done: dict[tuple[Row, int], Path]) -> list[
     for row, seed in itertools.product(study.rows[1:], study.seeds):
         if (row, seed) not in done or (default, seed) not in done:
             continue
-        ours, baseline = (per_image(done[key, seed]) for key in (row, default))
         same_ssim = len({ssim_kind(read_metrics(done[key, seed])) for key in (row, default)}) == 1
         parts = []
         for key, name, digits in PAIRED:
             if key == "ssim" and not same_ssim:
                 parts.append("SSIM not compared (the two were measured with different SSIMs)")
             elif study.fcn_score or key != "fcn_acc":
-                stats = compute_mean_ci([ours[n][key] - baseline[n][key] for n in ours])
+                stats = paired_difference(done[row, seed], done[default, seed], key)
                 low, high = stats["ci_low"], stats["ci_high"]
                 parts.append(f"{name} {stats['mean']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]")
         lines.append(f"- {row.label}, seed {seed}: " + "; ".join(parts))
+    return lines + format_findings(study, done)
+
+
+def paired_difference(record: Path, baseline_record: Path, key: str) -> dict[str, float]:
+    """Mean and 95% interval of `key`, image by image, of one record minus another."""
+    from pix2pix.metrics import compute_mean_ci
+
+    ours, baseline = per_image(record), per_image(baseline_record)
+    return compute_mean_ci([float(ours[name][key]) - float(baseline[name][key]) for name in ours])
+
+
+def format_findings(study: Study, done: dict[tuple[Row, int], Path]) -> list[str]:
+    """Each row sorted by whether its paired interval of the study's headline metric (the FCN-score's
+    per-pixel accuracy, else SSIM) lies above zero in every seed, below zero in every seed, or neither."""
+    default = study.rows[0]
+    key, name = ("fcn_acc", "FCN per-pixel accuracy") if study.fcn_score else ("ssim", "SSIM")
+    verdicts: dict[str, list[str]] = {"above": [], "below": [], "neither": []}
+    for row in study.rows[1:]:
+        seeds = [seed for seed in study.seeds if (row, seed) in done and (default, seed) in done]
+        if not seeds:
+            continue
+        intervals = [paired_difference(done[row, seed], done[default, seed], key) for seed in seeds]
+        verdict = (
+            "above"
+            if all(stats["ci_low"] > 0 for stats in intervals)
+            else "below"
+            if all(stats["ci_high"] < 0 for stats in intervals)
+            else "neither"
+        )
+        verdicts[verdict].append(f"{row.label} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})")
+    if not any(verdicts.values()):
+        return []
+    lines = ["", f"Read by {name}, against {default.label} (generated from the intervals above):", ""]
+    wording = {
+        "above": "above it in every seed",
+        "below": "below it in every seed",
+        "neither": "not separated from it (in some seed the interval holds zero, or the seeds disagree)",
+    }
+    for verdict, rows in verdicts.items():
+        if rows:
+            lines.append(f"- {wording[verdict]}: {', '.join(rows)}")
     return lines
 
 

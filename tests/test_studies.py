@@ -82,6 +82,32 @@ def test_a_page_has_the_tables_the_paired_differences_and_the_papers_ordering(tm
     assert "| 1x1 PixelGAN | 0.39 | 0.15 | 0.10 | 0.100 |" in page and "| 286x286 ImageGAN | 0.42" in page
     assert "ms / iteration" in page and "| 300 |" in page  # 60 s for 200 iterations
     assert f"SSIM: {SSIM_SETTINGS}." in page
+    assert "- above it in every seed: 16x16 PatchGAN (1 seed)\n- below it in every seed: 1x1 PixelGAN (1 seed)" in page
+
+
+def test_findings_call_a_row_separated_only_when_every_seed_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    study = next(s for s in studies.STUDIES if s.name == "objectives")
+    default, l1, gan = study.rows[:3]
+    for seed in study.seeds:
+        fake_record(studies.record_folder(study, default, seed), ssim=[0.5] * 3, fcn_acc=[0.5, 0.6, 0.7], class_iou=0.2)
+        shift = 0.1 if seed == 0 else -0.1  # L1: above in seed 0, below in seed 1
+        l1_acc = [0.5 + shift, 0.6 + shift, 0.7 + shift]
+        fake_record(studies.record_folder(study, l1, seed), ssim=[0.5] * 3, fcn_acc=l1_acc, class_iou=0.2)
+    fake_record(studies.record_folder(study, gan, 0), ssim=[0.5] * 3, fcn_acc=[0.6, 0.5, 0.8], class_iou=0.2)
+    done = {
+        (row, seed): studies.record_folder(study, row, seed)
+        for seed in study.seeds
+        for row in study.rows
+        if studies.is_recorded(studies.record_folder(study, row, seed))
+    }
+    page = studies.format_page(study, done, grid=None)
+    # GAN: +0.1, -0.1, +0.1 over three images, an interval around zero
+    assert (
+        "- not separated from it (in some seed the interval holds zero, or the seeds disagree): "
+        "L1 (2 seeds), GAN (1 seed)" in page
+    )
+    assert "above it in every seed" not in page and "below it in every seed" not in page
 
 
 def test_a_recorded_run_is_not_trained_again_and_its_page_needs_no_run_folder(tmp_path, monkeypatch):
