@@ -1,5 +1,6 @@
 """The one folder for everything pix2pix makes once and reuses: the built-in dataset, FCN-score
-segmenters and detected palettes. Nothing is cached inside a user's dataset folder.
+segmenters, detected palettes, downloaded models and ONNX exports. Nothing is cached inside a user's
+dataset folder.
 
 `$PIX2PIX_HOME` if set, else `$XDG_CACHE_HOME/pix2pix`, else `~/.cache/pix2pix`. Standard library only:
 the torch-free parts of the package use it too.
@@ -32,3 +33,28 @@ def taking_turns(path: Path) -> Iterator[None]:
     with path.with_name(path.name + ".lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process ends
         yield
+
+
+def prune_least_recently_used(folder: Path, pattern: str, max_bytes: int, *, keep: Path) -> None:
+    """Delete the files of `folder` matching `pattern`, least recently used (oldest mtime) first, until they
+    total at most `max_bytes`; `keep` (the entry just made) stays whatever its size. Files that another
+    process removes meanwhile, or that cannot be removed, are passed over: pruning never fails a caller."""
+    entries = []
+    for path in folder.glob(pattern):
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            entries.append((stat.st_mtime, stat.st_size, path))
+    total = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries, key=lambda entry: entry[0]):
+        if total <= max_bytes:
+            break
+        if path != keep:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                total -= size
+
+
+def mark_used(path: Path) -> None:
+    """Set `path`'s mtime to now, for prune_least_recently_used; a read-only cache simply stays as it is."""
+    with contextlib.suppress(OSError):
+        os.utime(path)

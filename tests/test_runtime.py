@@ -4,6 +4,7 @@ PyTorch otherwise; the same outputs either way, and the export done once per mod
 from __future__ import annotations
 
 import functools
+import os
 
 import numpy as np
 import pytest
@@ -186,6 +187,30 @@ def test_a_damaged_cached_export_is_exported_again_and_versions_are_in_the_key(m
     digest = model.digest()
     monkeypatch.setattr(torch_model, "__version__", "99.0")
     assert model.digest() != digest  # a new release never reuses an older release's export
+
+
+def test_a_new_export_prunes_the_least_recently_used_ones_beyond_the_cache_bound(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIX2PIX_HOME", str(tmp_path))
+    folder = tmp_path / "onnx"
+    folder.mkdir()
+    for age, name in enumerate(["newest", "used", "oldest"]):
+        (folder / f"{name}.onnx").write_bytes(b"x" * 1000)
+        os.utime(folder / f"{name}.onnx", (1e9 - age * 1000, 1e9 - age * 1000))
+    (folder / "notes.txt").write_bytes(b"x" * 5000)  # not an export: never pruned
+    monkeypatch.setattr(torch_model, "ONNX_CACHE_BYTES", 2500)
+    used = small_model(seed=5)
+    used.translate_tensor(torch.zeros(1, 3, 64, 64), **DETERMINISTIC)
+    export = folder / f"{used.digest()}.onnx"
+    # the new export is kept whatever its size; then the newest old ones up to the bound: none fits beside it
+    assert sorted(path.name for path in folder.iterdir()) == sorted([export.name, "notes.txt"])
+    # an export that is opened again counts as recently used
+    monkeypatch.setattr(torch_model, "ONNX_CACHE_BYTES", 2 * export.stat().st_size + 500)  # two exports
+    os.utime(export, (1e9 - 5000, 1e9 - 5000))
+    small_model(seed=5).translate_tensor(torch.zeros(1, 3, 64, 64), **DETERMINISTIC)  # opens it: marks it used
+    (folder / "older.onnx").write_bytes(b"x" * 1000)
+    os.utime(folder / "older.onnx", (1e9, 1e9))
+    small_model(seed=6).translate_tensor(torch.zeros(1, 3, 64, 64), **DETERMINISTIC)  # a new export prunes
+    assert export.exists() and not (folder / "older.onnx").exists()
 
 
 def translated_with_seed(model: Pix2Pix, batch: torch.Tensor, mode: dict, seed: int) -> tuple[int, torch.Tensor]:

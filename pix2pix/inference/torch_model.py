@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from pix2pix import __version__
-from pix2pix.cache import cache_home
+from pix2pix.cache import cache_home, mark_used, prune_least_recently_used
 from pix2pix.checkpoint import checkpoint_config, is_our_checkpoint, read_checkpoint_file, resolve_checkpoint
 from pix2pix.config import DataConfig, ModelConfig, RunConfig
 from pix2pix.devices import resolve_device
@@ -49,11 +49,19 @@ def onnxruntime_installed() -> bool:
 Opened = TypeVar("Opened")
 
 
+# the ONNX cache keeps its most recently used exports up to this total (the paper's U-Net: 218 MB each)
+ONNX_CACHE_BYTES = 2 * 2**30
+
+
 def open_cached(path: Path, export: Callable[[], object], open_file: Callable[[Path], Opened]) -> Opened:
-    """Open the cached export at `path`, exporting it first if it is missing; a cached file that does not
-    open (cut short, from a broken write) is exported again, once."""
-    if not path.exists():
+    """Open the cached export at `path`, exporting it first if it is missing (and then pruning the cache to
+    ONNX_CACHE_BYTES); a cached file that does not open (cut short, from a broken write) is exported
+    again, once."""
+    if path.exists():
+        mark_used(path)
+    else:
         export()
+        prune_least_recently_used(path.parent, "*.onnx", ONNX_CACHE_BYTES, keep=path)
     try:
         return open_file(path)
     except Exception:  # whatever onnxruntime raises for a file it cannot read
