@@ -290,9 +290,11 @@ def test_check_lists_exactly_the_bad_images_and_skip_bad_trains_on_every_other(t
 
 
 def run_cli_subprocess(args, tmp_path):
-    # the code under test, whichever copy of the package the environment has installed
+    # the code under test, whichever copy of the package the environment has installed; one thread, since
+    # with several, two identical CPU runs in separate processes now and then differ in the last bits (on a
+    # busy 2-core Xeon about 1 in 10; docs/training.md, "Checkpoints"), which has nothing to do with resuming
     repo = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": repo}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": repo, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "pix2pix", *args],
         cwd=tmp_path,
