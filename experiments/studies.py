@@ -12,9 +12,10 @@ them). Each run is evaluated on the carved-out validation split (`pix2pix eval -
 facades). What the page needs of a finished run (its config, log.csv, the evaluation's metrics.json and a
 strip of its first validation images) is kept in experiments/records/, in git: a study grows run by run
 over several sittings and machines, and a recorded run is never trained again (delete its record to
-rerun it). The study's page docs/studies/NAME.md gets the tables, the paired differences against the
-paper's default, the paper's own figures for the same rows, and an image grid of the same validation
-images for every row, all from the records.
+rerun it); a run that fails is named at the end and the others go on. The study's page
+docs/studies/NAME.md gets the tables, the paired differences against the paper's default (and which rows
+they separate from it), the paper's own figures for the same rows, and an image grid of the same
+validation images for every row, all from the records.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import itertools
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -234,19 +236,22 @@ def main() -> None:
             prepare_unpaired(Path("datasets") / study.dataset, study.unpaired_direction)
     # a study whose runs another studies.py process holds is put off: this process goes on with the next
     # study, and comes back once it has done everything it could
-    pending = chosen
+    pending, failures = chosen, []
     while pending:
-        put_off = [study for study in pending if not work_through(study, train_runs=not args.no_train)]
+        put_off = [study for study in pending if not work_through(study, failures, train_runs=not args.no_train)]
         if put_off:
             time.sleep(LOCK_POLL_SECONDS)
         pending = put_off
     write_index()
+    if failures:
+        sys.exit("these runs failed (rerun to retry them; each resumes where it stopped):\n" + "\n".join(failures))
 
 
-def work_through(study: Study, *, train_runs: bool) -> bool:
+def work_through(study: Study, failures: list[str], *, train_runs: bool) -> bool:
     """Train and evaluate each run of `study` that no other process holds; write its page once none is
-    held elsewhere (with `train_runs` off, at once: a page of the runs finished so far). Returns whether
-    the study is done, as far as this process can take it."""
+    held elsewhere (with `train_runs` off, at once: a page of the runs finished so far). A run whose
+    training or evaluation fails is added to `failures` and left. Returns whether the study is done, as
+    far as this process can take it."""
     held_elsewhere = False
     for seed, row in itertools.product(study.seeds, study.rows):
         run, record = run_folder(study, row, seed), record_folder(study, row, seed)
@@ -258,12 +263,16 @@ def work_through(study: Study, *, train_runs: bool) -> bool:
                 continue
             if is_recorded(record):  # by the process that held the lock a moment ago
                 continue
-            if train_runs:
-                train(study, row, seed, run)
-            if is_finished(run):
-                if not is_evaluated(run):
-                    evaluate(run, row.eval_flags, fcn_score=study.fcn_score)
-                save_record(run, record)
+            try:
+                if train_runs:
+                    train(study, row, seed, run)
+                if is_finished(run):
+                    if not is_evaluated(run):
+                        evaluate(run, row.eval_flags, fcn_score=study.fcn_score)
+                    save_record(run, record)
+            except subprocess.CalledProcessError as error:  # one failed run does not end an unattended study
+                failures.append(f"{run}: `pix2pix {error.cmd[3]}` exited {error.returncode}")
+                print(f"failed: {failures[-1]}; going on with the next run", file=sys.stderr, flush=True)
     done = not held_elsewhere or not train_runs
     if done:
         records = {(row, seed): record_folder(study, row, seed) for seed in study.seeds for row in study.rows}
@@ -687,6 +696,9 @@ def write_index() -> None:
         "and what a page needs of a finished run is kept in `experiments/records/` (in git), so a study grows",
         "over several sittings and a recorded run is not trained again (delete its record to rerun it); the",
         "FCN-score's segmenter is kept there too (`segmenters/facades.pt`), so every record is scored by it.",
+        "A run whose training or evaluation fails is named at the end and the others go on; a rerun retries",
+        "it. Below each page's paired differences, the rows are sorted by whether they lie above or below the",
+        "paper's default in every seed (the FCN-score's per-pixel accuracy, or SSIM without it) or neither.",
         "",
     ]
     for study in STUDIES:

@@ -121,7 +121,7 @@ def test_a_recorded_run_is_not_trained_again_and_its_page_needs_no_run_folder(tm
     trained = []
     monkeypatch.setattr(studies, "train", lambda study, row, seed, run: trained.append(run))
     monkeypatch.setattr(studies, "PAGES", tmp_path / "pages")
-    assert studies.work_through(study, train_runs=True)
+    assert studies.work_through(study, [], train_runs=True)
     assert trained == [] and not studies.RUNS.exists()
     assert "Not yet run" not in (tmp_path / "pages" / "receptive_field.md").read_text()
     grid = Image.open(tmp_path / "pages" / "receptive_field.jpg").convert("RGB")
@@ -170,14 +170,38 @@ def test_a_study_held_elsewhere_is_put_off_and_its_free_runs_done(tmp_path, monk
     first.parent.mkdir(parents=True)
     holder = first.with_name(first.name + ".lock").open("a")  # another process's lock (another open file)
     fcntl.flock(holder, fcntl.LOCK_EX)
-    assert not studies.work_through(study, train_runs=True)
+    assert not studies.work_through(study, [], train_runs=True)
     assert done == [run.name for run in others]  # the free runs, and no page while one run is held
     holder.close()
     crashed = f"import fcntl; f = open({str(others[0]) + '.lock'!r}, 'a'); fcntl.flock(f, fcntl.LOCK_EX)"
     subprocess.run([sys.executable, "-c", crashed], check=True)  # a process that locked, then died
     done.clear()
-    assert studies.work_through(study, train_runs=True)
+    assert studies.work_through(study, [], train_runs=True)
     assert done == [run.name for run in [first, *others]] + ["page"]
+
+
+def test_a_failed_run_is_named_and_the_study_goes_on_with_the_others(tmp_path, monkeypatch, capsys):
+    import subprocess
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(studies, "REPO", tmp_path)  # main() works in the repository: here, in tmp_path
+    monkeypatch.setattr(studies, "prepare_dataset", lambda source, target: None)
+    study = next(s for s in studies.STUDIES if s.name == "receptive_field")
+    trained = []
+
+    def train(study, row, seed, run):
+        trained.append(run.name)
+        if len(trained) == 1:  # the first run's training fails
+            raise subprocess.CalledProcessError(1, [sys.executable, "-m", "pix2pix", "train", "--out", str(run)])
+
+    monkeypatch.setattr(studies, "train", train)
+    monkeypatch.setattr(sys, "argv", ["studies.py", "receptive_field"])
+    with pytest.raises(SystemExit) as stopped:
+        studies.main()
+    assert len(trained) == len(study.rows)  # every run was tried
+    first = studies.run_folder(study, study.rows[0], 0)
+    assert f"{first}: `pix2pix train` exited 1" in str(stopped.value) and "rerun to retry" in str(stopped.value)
+    assert f"failed: {first}" in capsys.readouterr().err
 
 
 def test_validation_curves_are_drawn_from_the_runs_that_logged_them(tmp_path):
@@ -208,7 +232,7 @@ def test_no_train_writes_a_page_of_the_finished_runs_even_while_others_train(tmp
     busy.parent.mkdir(parents=True)
     holder = busy.with_name(busy.name + ".lock").open("a")
     fcntl.flock(holder, fcntl.LOCK_EX)
-    assert studies.work_through(study, train_runs=False) and pages == ["receptive_field"]
+    assert studies.work_through(study, [], train_runs=False) and pages == ["receptive_field"]
     holder.close()
 
 
