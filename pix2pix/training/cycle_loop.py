@@ -195,10 +195,10 @@ def fit_cyclegan_once(config: RunConfig, process: Process, *, resume: str | None
             run.epoch + 1,
             total_epochs,
         )
+    memory_format = acceleration.memory_format
     with StopRequest() as stop:
         for epoch in range(run.epoch, total_epochs):
             started = time.perf_counter()
-            memory_format = acceleration.memory_format
             batches = train_cycle_epoch(
                 config, run, steps, data.train, epoch, memory_format, stop, files, process, progress=progress
             )
