@@ -409,7 +409,7 @@ def check_combinations(config: RunConfig) -> None:
 def cyclegan_rules(config: RunConfig) -> list[tuple[bool, str]]:
     """What `--model cyclegan` (training/cycle_loop.py) cannot do: pix2pix's upgrades and its paired-only
     parts are refused rather than ignored, so a recipe never trains other than it reads."""
-    data, model, loss, train = config.data, config.model, config.loss, config.train
+    data, model, loss = config.data, config.model, config.loss
     unsupported = [
         name
         for name, is_set in (
@@ -417,8 +417,6 @@ def cyclegan_rules(config: RunConfig) -> list[tuple[bool, str]]:
             ("loss.r1_weight", loss.r1_weight > 0),
             ("loss.diff_augment", loss.diff_augment != ""),
             ("optim.ema_decay", config.optim.ema_decay > 0),
-            ("train.compile", train.compile),
-            ("train.sync_bn", train.sync_bn),
         )
         if is_set
     ]

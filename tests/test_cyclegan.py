@@ -93,7 +93,7 @@ def test_pix2pix_stays_the_default_model() -> None:
         ({"model": {"in_channels": 1}}, "loss.lambda_identity = 0.5: the identity loss needs in_channels"),
         ({"data": {"color_space": "lab"}, "model": {"in_channels": 1, "out_channels": 2}}, 'data.color_space = "lab"'),
         ({"loss": {"gan": False}}, "loss.gan = false"),
-        ({"optim": {"ema_decay": 0.999}, "train": {"compile": True}}, "optim.ema_decay, train.compile work with"),
+        ({"optim": {"ema_decay": 0.999}, "loss": {"r1_weight": 1.0}}, "loss.r1_weight, optim.ema_decay work with"),
     ],
 )
 def test_cyclegan_refuses_what_it_cannot_do_in_one_line(changes: dict, message: str) -> None:

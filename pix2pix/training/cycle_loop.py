@@ -28,12 +28,17 @@ from pix2pix.data.builtin import resolve_unpaired_root
 from pix2pix.data.unpaired import UnpairedDataset
 from pix2pix.networks import build_discriminator_for, build_generator_for, reverse_domains
 from pix2pix.nn.generators import generator_stride
-from pix2pix.training.acceleration import Acceleration, MixedPrecision, align_optimizer_state, plan_acceleration
+from pix2pix.training.acceleration import (
+    Acceleration,
+    MixedPrecision,
+    align_optimizer_state,
+    plan_acceleration,
+    prepare_for_step,
+)
 from pix2pix.training.cycle_step import CYCLE_LOSS_NAMES, cycle_train_step
 from pix2pix.training.distributed import (
     Process,
     shard_order,
-    wrap_for_training,
 )
 from pix2pix.training.image_pool import ImagePool, PoolOfTheGlobalBatch
 from pix2pix.training.inputs import checked_unpaired_images, stack_samples
@@ -182,7 +187,7 @@ def fit_cyclegan_once(config: RunConfig, process: Process, *, resume: str | None
         keep_saved_totals_on_main(run, process)
         if process.is_main:
             logger.info("resumed from %s (iteration %d)", checkpoint, run.iteration)
-    steps = CycleSteps.for_process(run, process)
+    steps = CycleSteps.for_process(run, process, acceleration)
     files = RunFiles(config, run, device, log_fields=CYCLE_LOG_FIELDS) if process.is_main else None
     total_epochs = config.optim.total_epochs
     if process.is_main:
@@ -232,8 +237,9 @@ def load_cycle_data(config: RunConfig, stride: int) -> CycleData:
 
 @dataclass
 class CycleSteps:
-    """What the training step calls: the four networks in DDP under torchrun (the plain ones stay in
-    CycleState for checkpoints and samples), and the pools queried with the global batch."""
+    """What the training step calls: the four networks as `prepare_for_step` makes them (compiled,
+    SyncBatchNorm, DDP under torchrun; the plain ones stay in CycleState for checkpoints and samples), and
+    under torchrun the pools queried with the global batch."""
 
     g_a: nn.Module
     g_b: nn.Module
@@ -243,10 +249,10 @@ class CycleSteps:
     pool_b: ImagePool | PoolOfTheGlobalBatch
 
     @classmethod
-    def for_process(cls, run: CycleState, process: Process) -> CycleSteps:
+    def for_process(cls, run: CycleState, process: Process, acceleration: Acceleration) -> CycleSteps:
+        g_a, g_b, d_a, d_b = (prepare_for_step(network, acceleration, process) for network in run.networks)
         if not process.distributed:
-            return cls(run.g_a, run.g_b, run.d_a, run.d_b, run.pool_a, run.pool_b)
-        g_a, g_b, d_a, d_b = (wrap_for_training(network, process) for network in run.networks)
+            return cls(g_a, g_b, d_a, d_b, run.pool_a, run.pool_b)
         pool_a, pool_b = (PoolOfTheGlobalBatch(pool, process) for pool in (run.pool_a, run.pool_b))
         return cls(g_a, g_b, d_a, d_b, pool_a, pool_b)
 
