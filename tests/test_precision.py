@@ -273,7 +273,7 @@ def test_cyclegan_half_precision_steps_are_finite_and_close_to_fp32(device, dtyp
 
 @needs_cuda
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_cuda_cyclegan_run_with_half_precision_saves_and_resumes(tmp_path, precision):
+def test_cuda_cyclegan_run_with_half_precision_and_compile_saves_and_resumes(tmp_path, precision):
     from pix2pix.training.cycle_loop import fit_cyclegan
     from tests.test_cyclegan import tiny_cycle_config
     from tests.test_cyclegan_parts import write_unpaired
@@ -281,7 +281,7 @@ def test_cuda_cyclegan_run_with_half_precision_saves_and_resumes(tmp_path, preci
     if precision == "bf16" and not torch.cuda.is_bf16_supported(including_emulation=False):
         pytest.skip("this GPU has no native bf16")
     config = tiny_cycle_config(write_unpaired(tmp_path / "data", 4, 4), tmp_path / "run")
-    config = config.replace("train", device="cuda", precision=precision)
+    config = config.replace("train", device="cuda", precision=precision, compile=True)
     fit_cyclegan(config.replace("optim", n_epochs_decay=0), progress=False)
     state, _ = load_checkpoint(tmp_path / "run")
     assert (state["scaler"] is not None) == (precision == "fp16")
