@@ -3,6 +3,7 @@
     python benchmarks/bench.py [--device cuda] [--size 256] [--iters 6] [--warmup 2] [--profile]
     python benchmarks/bench.py --distributed [--size 128] [--batch-size 1] [--iters 6] [--warmup 2]
     python benchmarks/bench.py --batches 1 16 64 [--device cuda] [--compile]
+    python benchmarks/bench.py --upgrades [--recipe facades_cpu] [--device cuda]
 
 Baseline: the official U-Net's module layout (benchmarks/official_networks.py: the recursion of skip
 blocks, torch.cat, in-place activations, torch's `nn.ConvTranspose2d`) with the same weights as ours, the
@@ -25,6 +26,10 @@ the same run as a 2048^3 fp32 matmul and a k4 s2 convolution.
 `--distributed` instead measures training images/s of 1 and 2 CPU processes under DDP (gloo), the
 CPU cores split evenly between the processes, and their ratio.
 
+`--upgrades` instead measures, interleaved, one training iteration of a CPU recipe (configs/) with each
+opt-in upgrade of the upgrades study alone against the paper's, as `pix2pix train` runs it (the D/G step
+and, with --ema-decay, the average's update).
+
 `--batches B ...` instead measures our training step's images/s at each batch size, in fp32 and (on
 CUDA) bf16 autocast, in the memory format training uses on the device (channels_last on CUDA), with
 `--compile` optionally, and each as a fraction of the device's measured matmul ceiling in that dtype.
@@ -40,6 +45,7 @@ import copy
 import os
 import socket
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,20 +55,25 @@ from official_networks import official_unet_like  # beside this script
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from pix2pix.cli import build_parser
 from pix2pix.config import DataConfig, RunConfig
 from pix2pix.data import PairedDataset
 from pix2pix.data.builtin import resolve_data_root
 from pix2pix.devices import resolve_channels_last, resolve_device
+from pix2pix.flags import build_config
 from pix2pix.inference import Pix2Pix
 from pix2pix.losses import Objective
 from pix2pix.networks import build_discriminator_for, build_generator_for
 from pix2pix.nn.blocks import with_plain_transposes
-from pix2pix.training.acceleration import MixedPrecision
-from pix2pix.training.distributed import end_process, start_process, wrap_for_training
+from pix2pix.training.acceleration import MixedPrecision, plan_acceleration
+from pix2pix.training.distributed import Process, end_process, start_process, wrap_for_training
+from pix2pix.training.loop import StepNetworks, train_iteration
 from pix2pix.training.optim import build_optimizer
-from pix2pix.training.step import FP32, train_step
+from pix2pix.training.state import build_training_state
+from pix2pix.training.step import FP32, objective_of, train_step
 
-REAL_FACADES = Path(__file__).resolve().parents[2] / "shared" / "data" / "facades"
+REPO = Path(__file__).resolve().parents[1]
+REAL_FACADES = REPO.parent / "shared" / "data" / "facades"
 LR, BETAS, L1_WEIGHT = 2e-4, (0.5, 0.999), 100.0
 
 
@@ -275,6 +286,37 @@ def make_batched_iteration(
     return make_our_iteration(generator, discriminator, source, target, MixedPrecision(dtype))
 
 
+def bench_upgrades(device: torch.device, args) -> None:
+    """ms per training iteration of the upgrades study's recipe with each upgrade alone (the flags of
+    experiments/studies.py's UPGRADE_ROWS), interleaved with the paper's step, and the ratio to it."""
+    sys.path.insert(0, str(REPO / "experiments"))
+    from studies import UPGRADE_ROWS  # a script folder, not a package
+
+    recipe = REPO / "configs" / f"{args.recipe}.toml"
+    iterations = {row.label: make_recipe_iteration(recipe, row.flags, device) for row in UPGRADE_ROWS}
+    seconds = time_interleaved(iterations, device, args.iters, args.warmup)
+    paper = seconds[UPGRADE_ROWS[0].label]
+    print(f"device: {device_name(device)}; recipe {recipe.relative_to(REPO)}, batch 1, median of {args.iters}")
+    print(f"{'upgrade':<26}{'ms/it':>8}{'x paper':>9}")
+    for label, value in seconds.items():
+        print(f"{label:<26}{1000 * value:>8.0f}{value / paper:>9.2f}")
+
+
+def make_recipe_iteration(recipe: Path, flags: tuple[str, ...], device: torch.device) -> Callable[[], object]:
+    """One training iteration (loop.train_iteration: the D/G step and the EMA update) of `pix2pix train
+    --config RECIPE FLAGS`, on a random batch of the recipe's crop size."""
+    config = build_config(build_parser().parse_args(["train", "--config", str(recipe), *flags]))
+    process = Process(0, 1, device)
+    acceleration = plan_acceleration(config, process)
+    torch.manual_seed(0)
+    run = build_training_state(config, device, acceleration)
+    steps = StepNetworks(run.generator, run.discriminator, acceleration.memory_format)
+    size, channels = config.data.crop_size, (config.model.in_channels, config.model.out_channels)
+    source, target = (torch.randn(1, c, size, size, device=device) for c in channels)
+    objective = objective_of(config)
+    return lambda: train_iteration(run, steps, source, target, objective, config.optim.ema_decay)
+
+
 def bench_distributed(args) -> None:
     """Training images/s of 1 and 2 CPU processes (DDP over gloo), each with its share of the cores.
 
@@ -351,6 +393,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1, help="per process, for --distributed")
     parser.add_argument("--batches", type=int, nargs="+", help="only: training img/s at these batch sizes")
     parser.add_argument("--compile", action="store_true", help="torch.compile the networks, for --batches")
+    parser.add_argument("--upgrades", action="store_true", help="only: the cost of each opt-in upgrade alone")
+    parser.add_argument("--recipe", default="facades_cpu", help="configs/RECIPE.toml, for --upgrades")
     args = parser.parse_args()
     if args.distributed:
         bench_distributed(args)
@@ -358,6 +402,9 @@ def main() -> None:
     device = resolve_device(args.device)
     if args.batches:
         bench_batches(device, args)
+        return
+    if args.upgrades:
+        bench_upgrades(device, args)
         return
 
     small = args.size // 2

@@ -188,3 +188,25 @@ def test_the_benchmarks_official_layout_loads_an_official_state_dict_as_it_is():
     official.load_state_dict(fixture["state_dict"])  # strict: every official name and shape
     with torch.no_grad():
         assert (official.eval()(fixture["input"]) - fixture["output_eval"]).abs().max() < 1e-5
+
+
+def test_the_upgrades_benchmark_times_each_upgrade_as_training_runs_it(monkeypatch):
+    """bench.py --upgrades: every row of the upgrades study builds and steps (at 64 px here: the 2-scale
+    D needs it), with the loss terms the upgrade adds."""
+    from pathlib import Path
+
+    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(benchmarks))  # bench.py imports official_networks from beside it
+    monkeypatch.syspath_prepend(str(benchmarks.parent / "experiments"))
+    import bench
+    from studies import UPGRADE_ROWS
+
+    tiny = ("--load-size", "64", "--crop-size", "64", "--base-channels", "8", "--disc-channels", "8")
+    recipe = bench.REPO / "configs" / "facades_cpu.toml"
+    for row in UPGRADE_ROWS:
+        losses = bench.make_recipe_iteration(recipe, (*row.flags, *tiny), torch.device("cpu"))()
+        assert all(torch.isfinite(torch.tensor(value)) for value in losses.values()), row.label
+        if "--feature-matching-weight" in row.flags:
+            assert "G_FM" in losses
+        if "--r1-weight" in row.flags:
+            assert "D_R1" in losses

@@ -40,6 +40,7 @@ from pix2pix.config import RunConfig
 from pix2pix.data import PairedDataset
 from pix2pix.data.builtin import resolve_data_root
 from pix2pix.devices import default_num_workers
+from pix2pix.losses import Objective
 from pix2pix.nn.generators import generator_stride
 from pix2pix.training.acceleration import plan_acceleration, prepare_for_step
 from pix2pix.training.distributed import Process, end_process, shard_order, start_process, sum_across_processes
@@ -284,18 +285,7 @@ def train_epoch(
     for batch_index, batch in enumerate(bar, start=first_batch):
         source = batch["source"].to(device, non_blocking=True, memory_format=steps.memory_format)
         target = batch["target"].to(device, non_blocking=True, memory_format=steps.memory_format)
-        losses = train_step(
-            steps.generator,
-            steps.discriminator,
-            run.opt_g,
-            run.opt_d,
-            source,
-            target,
-            objective=objective,
-            precision=run.precision,
-        )
-        if run.generator_ema is not None:
-            update_ema(run.generator_ema, run.generator, optim.ema_decay)
+        losses = train_iteration(run, steps, source, target, objective, optim.ema_decay)
         stop_requested = vote_to_stop(losses, stop, run, epoch, process)
         run.iteration += 1
         for name in LOSS_NAMES:
@@ -303,6 +293,30 @@ def train_epoch(
         bar.set_postfix({name: f"{losses.get(name, 0.0):.3f}" for name in LOSS_NAMES})
         save_mid_epoch(config, run, files, process, bar, epoch, batch_index + 1, stop_requested=stop_requested)
     return batches_in_epoch
+
+
+def train_iteration(
+    run: TrainingState,
+    steps: StepNetworks,
+    source: torch.Tensor,
+    target: torch.Tensor,
+    objective: Objective,
+    ema_decay: float,
+) -> dict[str, float]:
+    """One D/G step on a batch, then the moving average of G's weights when the run keeps one."""
+    losses = train_step(
+        steps.generator,
+        steps.discriminator,
+        run.opt_g,
+        run.opt_d,
+        source,
+        target,
+        objective=objective,
+        precision=run.precision,
+    )
+    if run.generator_ema is not None:
+        update_ema(run.generator_ema, run.generator, ema_decay)
+    return losses
 
 
 def save_mid_epoch(
