@@ -267,8 +267,10 @@ def test_cyclegan_half_precision_steps_are_finite_and_close_to_fp32(device, dtyp
         assert scaler.get_scale() == 2.0**10  # no step skipped
     assert all(math.isfinite(value) for value in half.values())
     assert half != full  # the forwards did run in half precision
-    for name in ("D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"):
+    for name in ("cycle_A", "idt_A", "cycle_B", "idt_B"):  # L1 terms: close
         assert half[name] == pytest.approx(full[name], rel=0.05), name
+    for name in ("D_A", "G_A", "D_B", "G_B"):  # least-squares terms of D's logits, which rounding moves more
+        assert half[name] == pytest.approx(full[name], abs=0.1), name
 
 
 @needs_cuda
