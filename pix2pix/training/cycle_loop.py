@@ -61,7 +61,7 @@ from pix2pix.training.monitor import (
     is_improvement,
     load_cycle_validation,
     report_epoch,
-    translate_as_at_test_time,
+    translate_round_trips,
     validate_cycle,
 )
 from pix2pix.training.optim import build_optimizer
@@ -398,10 +398,7 @@ def write_epoch_outputs(
 @torch.no_grad()
 def save_cycle_grid(run: CycleState, batch: dict[str, torch.Tensor], device: torch.device, path: Path) -> None:
     """Rows of SAMPLE_COLUMNS: each domain translated and taken back around its cycle, as at test time."""
-    fake_b = translate_as_at_test_time(run.g_a, batch["A"], device)
-    rec_a = translate_as_at_test_time(run.g_b, fake_b, device)
-    fake_a = translate_as_at_test_time(run.g_b, batch["B"], device)
-    rec_b = translate_as_at_test_time(run.g_a, fake_a, device)
+    fake_b, rec_a, fake_a, rec_b = translate_round_trips(run.g_a, run.g_b, batch["A"], batch["B"], device)
     rows = [list(images) for images in zip(batch["A"], fake_b, rec_a, batch["B"], fake_a, rec_b)]
     path.parent.mkdir(parents=True, exist_ok=True)
     make_grid(rows).save(path)

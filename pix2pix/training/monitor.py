@@ -48,6 +48,18 @@ def translate_as_at_test_time(generator, sources, device: torch.device) -> list[
     return outputs
 
 
+def translate_round_trips(g_a, g_b, real_a, real_b, device: torch.device) -> tuple[list[torch.Tensor], ...]:
+    """CycleGAN's four test-time translations: fake B = G_A(A), its way back G_B(fake B), and the same from B."""
+    fake_b = translate_as_at_test_time(g_a, real_a, device)
+    fake_a = translate_as_at_test_time(g_b, real_b, device)
+    return (
+        fake_b,
+        translate_as_at_test_time(g_b, fake_b, device),
+        fake_a,
+        translate_as_at_test_time(g_a, fake_a, device),
+    )
+
+
 def check_fits_ssim(dataset: PairedDataset) -> None:
     """Refuse at start, not at the first validation an epoch in, validation images too small for SSIM
     (at the size they are translated at; headers only)."""
@@ -112,9 +124,7 @@ def validate_cycle(g_a, g_b, validation: CycleValidation, device: torch.device, 
     items = [dataset[i] for i in range(len(dataset))]  # without training, item i holds A[i] and B[i % len(B)]
     real_a = [cast(torch.Tensor, item["A"]) for item in items[: len(dataset.a_paths)]]
     real_b = [cast(torch.Tensor, item["B"]) for item in items[: len(dataset.b_paths)]]
-    fake_b = translate_as_at_test_time(g_a, real_a, device)
-    fake_a = translate_as_at_test_time(g_b, real_b, device)
-    rec_a, rec_b = translate_as_at_test_time(g_b, fake_b, device), translate_as_at_test_time(g_a, fake_a, device)
+    fake_b, rec_a, fake_a, rec_b = translate_round_trips(g_a, g_b, real_a, real_b, device)
     loss = config.loss
     scores = {
         "cycle_A": sum(cycle_loss(r, x, loss.lambda_a).item() for r, x in zip(rec_a, real_a)) / len(real_a),
