@@ -561,10 +561,9 @@ def format_differences(study: Study, done: dict[tuple[Row, int], Path]) -> list[
     for row, seed in itertools.product(study.rows[1:], study.seeds):
         if (row, seed) not in done or (default, seed) not in done:
             continue
-        same_ssim = len({ssim_kind(read_metrics(done[key, seed])) for key in (row, default)}) == 1
         parts = []
         for key, name, digits in PAIRED:
-            if key == "ssim" and not same_ssim:
+            if key == "ssim" and not same_ssim(done[row, seed], done[default, seed]):
                 parts.append("SSIM not compared (the two were measured with different SSIMs)")
             elif study.fcn_score or key != "fcn_acc":
                 stats = paired_difference(done[row, seed], done[default, seed], key)
@@ -572,6 +571,11 @@ def format_differences(study: Study, done: dict[tuple[Row, int], Path]) -> list[
                 parts.append(f"{name} {stats['mean']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]")
         lines.append(f"- {row.label}, seed {seed}: " + "; ".join(parts))
     return lines + format_findings(study, done)
+
+
+def same_ssim(record: Path, other: Path) -> bool:
+    """Whether two records' SSIMs were measured alike (records from before the Gaussian window are not)."""
+    return ssim_kind(read_metrics(record)) == ssim_kind(read_metrics(other))
 
 
 def paired_difference(record: Path, baseline_record: Path, key: str) -> dict[str, float]:
@@ -589,7 +593,13 @@ def format_findings(study: Study, done: dict[tuple[Row, int], Path]) -> list[str
     key, name = ("fcn_acc", "FCN per-pixel accuracy") if study.fcn_score else ("ssim", "SSIM")
     verdicts: dict[str, list[str]] = {"above": [], "below": [], "neither": []}
     for row in study.rows[1:]:
-        seeds = [seed for seed in study.seeds if (row, seed) in done and (default, seed) in done]
+        seeds = [
+            seed
+            for seed in study.seeds
+            if (row, seed) in done
+            and (default, seed) in done
+            and (key != "ssim" or same_ssim(done[row, seed], done[default, seed]))
+        ]
         if not seeds:
             continue
         intervals = [paired_difference(done[row, seed], done[default, seed], key) for seed in seeds]

@@ -283,6 +283,22 @@ def test_records_measured_with_two_ssims_are_not_compared_on_ssim(tmp_path, monk
     assert "(mixed: rerun the older records)" in page
 
 
+def test_a_study_read_by_ssim_finds_nothing_in_records_of_two_ssims(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    study = next(s for s in studies.STUDIES if s.name == "generator_maps")  # no FCN-score: read by SSIM
+    default, l1 = study.rows[:2]
+    records = {row: studies.record_folder(study, row, 0) for row in (default, l1)}
+    fake_record(records[default], ssim=[0.5, 0.6, 0.7], fcn_acc=[0.5, 0.6, 0.7], class_iou=0.2)
+    fake_record(records[l1], ssim=[0.6, 0.7, 0.8], fcn_acc=[0.5, 0.6, 0.7], class_iou=0.2)
+    page = studies.format_page(study, {(row, 0): record for row, record in records.items()}, grid=None)
+    assert "- above it in every seed: U-Net, L1 (1 seed)" in page  # measured alike: +0.1 in every image
+    older = json.loads((records[l1] / "metrics.json").read_text())
+    del older["settings"]  # an evaluation from before metrics.json named its SSIM
+    (records[l1] / "metrics.json").write_text(json.dumps(older))
+    page = studies.format_page(study, {(row, 0): record for row, record in records.items()}, grid=None)
+    assert "Read by SSIM" not in page
+
+
 def test_the_first_facades_evaluation_keeps_its_segmenter_and_later_ones_use_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     trained = tmp_path / "cache" / "segmenter-abc.pt"
