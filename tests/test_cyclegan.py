@@ -29,7 +29,7 @@ from pix2pix.training.acceleration import plan_acceleration
 from pix2pix.training.cycle_loop import CYCLE_LOG_FIELDS, build_cycle_state, build_unpaired_dataset, fit_cyclegan
 from pix2pix.training.cycle_step import cycle_train_step
 from pix2pix.training.distributed import start_process
-from pix2pix.training.loop import TrainingInterrupted, TrainingStopped
+from pix2pix.training.loop import TrainingInterrupted, TrainingStopped, checkpoint_mib
 from pix2pix.training.monitor import load_cycle_validation, validate_cycle
 from tests.test_cyclegan_parts import write_domain, write_unpaired
 
@@ -255,6 +255,22 @@ def test_a_validation_pass_updates_no_weights(unpaired: Path, tmp_path: Path) ->
     for net, state in zip((run.g_a, run.g_b), before):
         assert all(torch.equal(value, state[key]) for key, value in net.state_dict().items())
         assert net.training  # back in training mode
+
+
+def test_the_free_space_check_counts_the_full_image_pools(unpaired: Path, tmp_path: Path) -> None:
+    """What full pools add to a checkpoint file is what the start-up check adds for them (float32 values)."""
+    config = tiny_cycle_config(unpaired, tmp_path / "run", in_channels=1)
+    config = config.replace("loss", pool_size=5, lambda_identity=0.0)
+    run = build_cycle_state(config, torch.device("cpu"), plan_acceleration(config, start_process("cpu")))
+    torch.save(run.to_checkpoint(config, epoch=0, batch=0), tmp_path / "empty.pt")
+    run.pool_a.query(torch.zeros(5, 1, 32, 32))
+    run.pool_b.query(torch.zeros(5, 3, 32, 32))
+    torch.save(run.to_checkpoint(config, epoch=0, batch=0), tmp_path / "full.pt")
+    added = (tmp_path / "full.pt").stat().st_size - (tmp_path / "empty.pt").stat().st_size
+    assert run.checkpointed_images(config) == 5 * (1 + 3) * 32 * 32
+    assert 4 * run.checkpointed_images(config) <= added < 1.1 * 4 * run.checkpointed_images(config)
+    networks_only = checkpoint_mib(run, config.replace("loss", pool_size=0))
+    assert checkpoint_mib(run, config) - networks_only == 2 * 4 * run.checkpointed_images(config) / 2**20
 
 
 def test_sigterm_mid_epoch_and_resume_match_an_uninterrupted_run(

@@ -432,7 +432,7 @@ class RunFiles:
         self.run_dir = Path(config.train.out)
         self.checkpoint_dir = self.run_dir / CHECKPOINT_DIR
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        check_free_space(self.run_dir, run)
+        check_free_space(self.run_dir, run, config)
         remove_stale_temporaries(self.checkpoint_dir)
         config.save_json(self.run_dir / "config.json")
         self.log = EpochLog(self.run_dir, keep_through_epoch=run.epoch, fields=log_fields)
@@ -497,8 +497,8 @@ class RunFiles:
         except OSError as error:
             raise TrainingStopped(
                 f"{self.run_dir}: could not write {what} ({error.strerror or error}); checkpoints need about "
-                f"{checkpoint_mib(run):.0f} MiB free. The last checkpoint is kept: free some space, then resume "
-                f"with: pix2pix train --resume auto --out {self.run_dir}"
+                f"{checkpoint_mib(run, self.config):.0f} MiB free. The last checkpoint is kept: free some space, "
+                f"then resume with: pix2pix train --resume auto --out {self.run_dir}"
             ) from None
 
     def close(self) -> None:
@@ -506,17 +506,17 @@ class RunFiles:
             self.writer.close()
 
 
-def checkpoint_mib(run: SavedRun) -> float:
+def checkpoint_mib(run: SavedRun, config: RunConfig) -> float:
     """The size of two checkpoints (a write goes to a temporary file beside the file it replaces):
-    float32 weights plus Adam's two moments for each network."""
+    float32 weights plus Adam's two moments for each network, and what else the run keeps (CycleGAN's pools)."""
     values = sum(t.numel() for net in run.networks for t in (*net.parameters(), *net.buffers()))
-    return 2 * 3 * 4 * values / 2**20
+    return 2 * 4 * (3 * values + run.checkpointed_images(config)) / 2**20
 
 
-def check_free_space(run_dir: Path, run: SavedRun) -> None:
+def check_free_space(run_dir: Path, run: SavedRun, config: RunConfig) -> None:
     """Refuse to start when the disk cannot hold two checkpoints. A full disk found hours in ends the
     run (resumable); found now it costs nothing."""
-    free, needed = shutil.disk_usage(run_dir).free / 2**20, checkpoint_mib(run)
+    free, needed = shutil.disk_usage(run_dir).free / 2**20, checkpoint_mib(run, config)
     if free < needed:
         raise ValueError(
             f"{run_dir}: {free:.0f} MiB free, but checkpoints need about {needed:.0f} MiB; "

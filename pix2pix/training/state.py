@@ -54,6 +54,10 @@ class SavedRun(Protocol):
     @property
     def networks(self) -> list[nn.Module]: ...
 
+    def checkpointed_images(self, config: RunConfig) -> int:
+        """Values a checkpoint holds beyond the networks' and their Adam moments, at its fullest."""
+        ...
+
     def to_checkpoint(self, config: RunConfig, *, epoch: int, batch: int) -> dict[str, Any]: ...
 
 
@@ -98,6 +102,9 @@ class TrainingState:
     @property
     def optimizers(self) -> list[torch.optim.Optimizer]:
         return [opt for opt in (self.opt_g, self.opt_d) if opt is not None]
+
+    def checkpointed_images(self, config: RunConfig) -> int:
+        return 0
 
     def to_checkpoint(self, config: RunConfig, *, epoch: int, batch: int) -> dict[str, Any]:
         return {
