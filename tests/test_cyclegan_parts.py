@@ -94,6 +94,17 @@ def test_test_split_takes_b_in_order_without_jitter(tmp_path: Path) -> None:
     assert items[0]["A"].shape == (3, SIZE, SIZE)
 
 
+def test_test_time_images_are_each_domains_items_once(tmp_path: Path) -> None:
+    root = write_unpaired(tmp_path, a_count=2, b_count=5, split="val")
+    dataset = UnpairedDataset(root, "val", in_channels=1, load_size=40, crop_size=SIZE, train=False)
+    items = [dataset[i] for i in range(len(dataset))]
+    for domain, count in (("A", 2), ("B", 5)):
+        images = dataset.test_time_images(domain)
+        assert len(images) == count
+        assert all(torch.equal(image, item[domain]) for image, item in zip(images, items))
+    assert dataset.test_time_images("A")[0].shape == (1, SIZE, SIZE)
+
+
 def test_btoa_swaps_the_domains_and_channels_follow_them(tmp_path: Path) -> None:
     root = write_unpaired(tmp_path)
     dataset = UnpairedDataset(root, "train", direction="BtoA", in_channels=1, load_size=40, crop_size=SIZE)

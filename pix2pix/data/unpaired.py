@@ -94,6 +94,12 @@ class UnpairedDataset(Dataset):
         b = self._preprocess(load_image(b_path, self.out_channels), b_path, rng)
         return {"A": image_to_tensor(a), "B": image_to_tensor(b), "A_name": a_path.stem, "B_name": b_path.stem}
 
+    def test_time_images(self, domain: str) -> list[torch.Tensor]:
+        """Every image of domain "A" or "B", once each, as given at test time: what validation scores
+        (items pair each image of the larger domain with a repeated one of the smaller)."""
+        paths, channels = (self.a_paths, self.in_channels) if domain == "A" else (self.b_paths, self.out_channels)
+        return [image_to_tensor(self._at_test_time(load_image(path, channels))) for path in paths]
+
     def test_time_size(self, path: Path) -> tuple[int, int]:
         """(width, height) the image at `path` is given at when not training, from its file header alone."""
         return test_time_size(read_image_header(path), size_multiple=self.size_multiple, **self.options)
@@ -101,13 +107,16 @@ class UnpairedDataset(Dataset):
     def _preprocess(self, image: Image.Image, path: Path, rng: random.Random) -> Image.Image:
         """A jitter of the image's own when training; the test-time resize otherwise."""
         if not self.train:
-            size = test_time_size(image.size, size_multiple=self.size_multiple, **self.options)
-            return resize_for_inference(image, size)
+            return self._at_test_time(image)
         try:
             jitter = sample_jitter(rng, image.size, flip=self.flip, **self.options)
         except ValueError as err:  # e.g. an image smaller than crop_size
             raise DataError(f"{path}: {err}") from err
         return apply_preprocess(image, jitter, size_multiple=self.size_multiple, **self.options)
+
+    def _at_test_time(self, image: Image.Image) -> Image.Image:
+        size = test_time_size(image.size, size_multiple=self.size_multiple, **self.options)
+        return resize_for_inference(image, size)
 
 
 def find_unpaired_images(root: Path, split: str, direction: str) -> tuple[list[Path], list[Path]]:

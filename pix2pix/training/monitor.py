@@ -8,7 +8,6 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import torch
 from tqdm import tqdm
@@ -120,10 +119,7 @@ def validate_cycle(g_a, g_b, validation: CycleValidation, device: torch.device, 
     trip, as log.csv's training terms) and, for a paired split, L1/PSNR/SSIM of G_A's translations."""
     from pix2pix.metrics import evaluate_pairs  # needs scikit-image (the [eval] extra)
 
-    dataset = validation.dataset
-    items = [dataset[i] for i in range(len(dataset))]  # without training, item i holds A[i] and B[i % len(B)]
-    real_a = [cast(torch.Tensor, item["A"]) for item in items[: len(dataset.a_paths)]]
-    real_b = [cast(torch.Tensor, item["B"]) for item in items[: len(dataset.b_paths)]]
+    real_a, real_b = validation.dataset.test_time_images("A"), validation.dataset.test_time_images("B")
     fake_b, rec_a, fake_a, rec_b = translate_round_trips(g_a, g_b, real_a, real_b, device)
     loss = config.loss
     scores = {
