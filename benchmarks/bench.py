@@ -16,7 +16,8 @@ the deepest levels as a matmul + fold on a CPU; inference through the public API
 (batch norm folded into the convs under `torch.inference_mode`) for the deterministic mode, and the
 paper's protocol (batch statistics, dropout on), which runs in torch.
 
-Training at `--size` (U-Net depth from the size: 256 -> 8) and at half of it (depth 7), batch 1;
+Training at `--size` (U-Net depth from the size: 256 -> 8) and at half of it (depth 7), batch 1, with
+also ours under bf16 autocast (`--precision bf16`) where the device computes bf16 natively;
 inference at `--size`, batch 1. Each row alternates its variants iteration by
 iteration and reports medians, so load from other processes hits both alike; ratios are ours/baseline.
 Also: data-loading throughput of `PairedDataset`, FLOPs of one training iteration
@@ -30,9 +31,10 @@ CPU cores split evenly between the processes, and their ratio.
 opt-in upgrade of the upgrades study alone against the paper's, as `pix2pix train` runs it (the D/G step
 and, with --ema-decay, the average's update).
 
-`--batches B ...` instead measures our training step's images/s at each batch size, in fp32 and (on
-CUDA) bf16 autocast, in the memory format training uses on the device (channels_last on CUDA), with
-`--compile` optionally, and each as a fraction of the device's measured matmul ceiling in that dtype.
+`--batches B ...` instead measures our training step's images/s at each batch size, in fp32 and (where
+the device computes bf16 natively: CUDA, or a CPU with AVX512-BF16/AMX) bf16 autocast, in the memory
+format training uses on the device (channels_last on CUDA), with `--compile` optionally, and each as a
+fraction of the device's measured matmul ceiling in that dtype.
 
 On a machine shared with other processes, compare with `OMP_WAIT_POLICY=PASSIVE` set (docs/performance.md,
 "OpenMP wait policy"): with the default policy torch's threads spin while waiting for a busy core.
@@ -59,7 +61,7 @@ from pix2pix.cli import build_parser
 from pix2pix.config import DataConfig, RunConfig
 from pix2pix.data import PairedDataset
 from pix2pix.data.builtin import resolve_data_root
-from pix2pix.devices import resolve_channels_last, resolve_device
+from pix2pix.devices import resolve_channels_last, resolve_device, resolve_precision
 from pix2pix.flags import build_config
 from pix2pix.inference import Pix2Pix
 from pix2pix.losses import Objective
@@ -146,6 +148,14 @@ def make_our_iteration(
     return lambda: train_step(generator, discriminator, opt_g, opt_d, source, target, **step_options)
 
 
+def has_native_bf16(device: torch.device) -> bool:
+    """Whether `pix2pix train --precision bf16` runs on `device` (its hardware computes bf16 natively)."""
+    try:
+        return resolve_precision("bf16", device) == torch.bfloat16
+    except ValueError:
+        return False
+
+
 def count_flops(fn: Callable[[], object]) -> int:
     with FlopCounterMode(display=False) as counter:
         fn()
@@ -167,6 +177,10 @@ def bench_training(size: int, device: torch.device, args) -> dict[str, float]:
             copy.deepcopy(plain_generator), copy.deepcopy(discriminator), source, target
         ),
     }
+    if has_native_bf16(device):  # the opt-in --precision bf16 (the default on CUDA)
+        variants["ours, bf16"] = make_our_iteration(
+            copy.deepcopy(generator), copy.deepcopy(discriminator), source, target, MixedPrecision(torch.bfloat16)
+        )
     seconds = time_interleaved(variants, device, args.iters, args.warmup)
     seconds["flops"] = count_flops(variants["ours"])
     return seconds
@@ -251,7 +265,7 @@ def print_profile(size: int, device: torch.device) -> None:
 
 def bench_batches(device: torch.device, args) -> None:
     """Images/s of our training step per batch size and precision, against the matmul ceiling."""
-    dtypes = {"fp32": torch.float32, **({"bf16": torch.bfloat16} if device.type == "cuda" else {})}
+    dtypes = {"fp32": torch.float32, **({"bf16": torch.bfloat16} if has_native_bf16(device) else {})}
     memory_format = torch.channels_last if resolve_channels_last("auto", device) else torch.contiguous_format
     print(f"device: {device_name(device)}; {args.size}px, {memory_format}, compile {args.compile}", flush=True)
     print(f"{'precision':<10}{'batch':>6}{'img/s':>10}{'GFLOP/s':>10}{'of ceiling':>12}")
@@ -428,6 +442,8 @@ def main() -> None:
         rows.append(format_row(f"  GFLOP/s ({result['flops'] / 1e9:.1f} GFLOP/it)", *gflops_cells(gflops)))
         rows.append(format_row("  fraction of ceiling", *fraction_cells(gflops, peak)))
         add_rate("  fused Adam only (plain transposes)", result, "ours, plain transposes", "")
+        if "ours, bf16" in result:
+            add_rate("  ours with --precision bf16", result, "ours, bf16", "")
     translate = f"translate {args.size}px b1"
     add_rate(f"{translate} deterministic, auto = {runtime} (img/s)", inference, "ours, auto", "")
     add_rate(f"{translate} deterministic, torch (img/s)", inference, "ours, torch", "")

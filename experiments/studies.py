@@ -192,6 +192,13 @@ STUDIES = (
         ),
         seeds=(0,),
     ),
+    Study(  # a speed opt-in (1.2-1.5x a step on a CPU with native bf16): what does it cost in quality?
+        "precision",
+        "Mixed precision on the CPU: bf16 autocast against fp32",
+        "facades_cpu",
+        (Row("fp32 (paper)"), Row("bf16 autocast", ("--precision", "bf16"))),
+        seeds=(0,),
+    ),
     Study(
         "cyclegan",
         "Unpaired (CycleGAN) against paired (pix2pix) training, facades labels -> photo",

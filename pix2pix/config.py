@@ -146,7 +146,7 @@ class TrainConfig:
     seed: int = option(0, "seeds initialisation, shuffling, jitter and dropout")
     device: str = option("auto", "auto: cuda when available, else mps (Apple GPUs), else cpu; or cpu, mps, cuda:N")
     precision: PrecisionName = option(
-        "auto", "auto: bf16 on CUDA GPUs with native bf16, else fp32; bf16/fp16 need CUDA"
+        "auto", "auto: bf16 on CUDA GPUs with native bf16, else fp32; bf16 also on CPUs with native bf16; fp16: CUDA"
     )
     channels_last: Toggle = option("auto", "networks and batches in channels_last memory format; auto: on for CUDA")
     compile: bool = option(False, "torch.compile G and D for the training step")

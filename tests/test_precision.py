@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from pix2pix import devices
 from pix2pix.checkpoint import load_checkpoint
 from pix2pix.devices import resolve_channels_last, resolve_device, resolve_precision
 from pix2pix.inference import Pix2Pix
@@ -30,14 +31,42 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
 
 
-def test_auto_precision_is_fp32_on_cpu_and_half_precisions_are_refused_there():
+def test_auto_precision_is_fp32_on_cpu_and_fp16_is_refused_there():
     assert resolve_precision("auto", CPU) == torch.float32
     assert resolve_precision("fp32", CPU) == torch.float32
-    for name in ("bf16", "fp16"):
-        with pytest.raises(ValueError, match=f"--precision {name} needs a CUDA device"):
-            resolve_precision(name, CPU)
+    with pytest.raises(ValueError, match="--precision fp16 needs a CUDA device"):
+        resolve_precision("fp16", CPU)
     with pytest.raises(ValueError, match="unknown precision 'fp8'"):
         resolve_precision("fp8", CPU)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_bf16_is_taken_where_the_cpu_has_it_and_refused_where_it_would_be_emulated(monkeypatch, native):
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
+    assert resolve_precision("auto", CPU) == torch.float32  # an opt-in: auto stays the paper's fp32
+    if native:
+        assert resolve_precision("bf16", CPU) == torch.bfloat16
+    else:
+        with pytest.raises(ValueError, match="this CPU has no native bf16 .AVX512-BF16 or AMX."):
+            resolve_precision("bf16", CPU)
+
+
+def test_native_bf16_probe_is_false_where_torch_lacks_the_cpu_probes(monkeypatch):
+    assert isinstance(devices.cpu_has_native_bf16(), bool)
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.delattr(torch.cpu, probe, raising=False)
+    assert devices.cpu_has_native_bf16() is False
+
+
+def test_a_cpu_bf16_run_trains_checkpoints_and_resumes(tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)  # tiny networks: cheap even if emulated
+    config = tiny_config(tiny_dataset, tmp_path / "run", device="cpu", precision="bf16")
+    fit(config.replace("optim", n_epochs=1, n_epochs_decay=0), progress=False)
+    fit(config, resume="auto", progress=False)
+    state, saved = load_checkpoint(tmp_path / "run")
+    assert state["epoch"] == 2 and saved.train.precision == "bf16"
+    assert all(math.isfinite(value) for row in read_losses(tmp_path / "run") for value in row)
+    Pix2Pix.load(tmp_path / "run", device="cpu")  # translates in fp32 as any checkpoint
 
 
 def test_channels_last_is_on_for_cuda_and_off_for_cpu_unless_set():
@@ -58,7 +87,7 @@ def test_auto_device_is_cuda_else_apple_mps_else_cpu(monkeypatch, cuda, mps, cho
 
 @pytest.mark.parametrize(
     ("changes", "message"),
-    [({"precision": "bf16"}, "--precision bf16 needs a CUDA device"), ({"sync_bn": True}, "--sync-bn needs CUDA")],
+    [({"precision": "fp16"}, "--precision fp16 needs a CUDA device"), ({"sync_bn": True}, "--sync-bn needs CUDA")],
 )
 def test_cpu_run_refuses_cuda_only_options_before_writing_anything(tiny_dataset, tmp_path, changes, message):
     config = tiny_config(tiny_dataset, tmp_path / "run", device="cpu", **changes)
@@ -91,7 +120,7 @@ def run_steps(device: str, precision: MixedPrecision, steps: int = 4) -> dict[st
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 def test_half_precision_steps_are_finite_and_close_to_fp32(device, dtype):
-    # on the CPU the step runs too (the tiny networks cost little); the CLI refuses it there only for speed
+    # on the CPU the step runs too (the tiny networks cost little); fp16 is refused there only for speed
     scaler = torch.amp.GradScaler(device) if dtype == torch.float16 else None
     half = run_steps(device, MixedPrecision(dtype, scaler))
     full = run_steps(device, MixedPrecision())
