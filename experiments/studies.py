@@ -218,6 +218,13 @@ STUDIES = (
         unpaired_direction="BtoA",
     ),
     Study("upgrades", "Upgrades beyond the paper, each alone, on facades", "facades_cpu", UPGRADE_ROWS, seeds=(0, 1)),
+    Study(  # the upgrades above the paper's default in the upgrades study, together, at equal iterations
+        "plus",
+        "The combined upgrades (configs/facades_plus.toml) against the paper, on facades",
+        "facades_cpu",
+        (Row("paper (L1 + cGAN)"), Row("facades_plus", recipe="facades_plus")),
+        seeds=(0, 1),
+    ),
     Study("upgrades_maps", "Upgrades beyond the paper, each alone, on maps", "maps_cpu", UPGRADE_ROWS, seeds=(0, 1)),
 )
 

@@ -37,3 +37,15 @@ def test_facades_cpu_experiments_differ_only_in_what_they_compare():
     resize_conv = RunConfig.load(CONFIGS[0].parent / "facades_cpu_resizeconv.toml")
     assert l1_only.replace("loss", gan=True).replace("train", out=base.train.out) == base
     assert resize_conv.replace("model", upsample="transpose").replace("train", out=base.train.out) == base
+
+
+def test_facades_plus_is_facades_cpu_with_only_opt_in_upgrades():
+    base = RunConfig.load(CONFIGS[0].parent / "facades_cpu.toml")
+    plus = RunConfig.load(CONFIGS[0].parent / "facades_plus.toml")
+    default = RunConfig()
+    assert plus.optim.ema_decay > 0 and plus.loss.diff_augment
+    upgrades = {"optim": ("ema_decay",), "loss": ("diff_augment",)}
+    undone = plus.replace("train", out=base.train.out)
+    for section, fields in upgrades.items():
+        undone = undone.replace(section, **{name: getattr(getattr(default, section), name) for name in fields})
+    assert undone == base  # data, sizes, widths and the iteration budget are the CPU recipe's
