@@ -267,10 +267,10 @@ def test_the_free_space_check_counts_the_full_image_pools(unpaired: Path, tmp_pa
     run.pool_b.query(torch.zeros(5, 3, 32, 32))
     torch.save(run.to_checkpoint(config, epoch=0, batch=0), tmp_path / "full.pt")
     added = (tmp_path / "full.pt").stat().st_size - (tmp_path / "empty.pt").stat().st_size
-    assert run.checkpointed_images(config) == 5 * (1 + 3) * 32 * 32
-    assert 4 * run.checkpointed_images(config) <= added < 1.1 * 4 * run.checkpointed_images(config)
+    assert run.checkpointed_values(config) == 5 * (1 + 3) * 32 * 32
+    assert 4 * run.checkpointed_values(config) <= added < 1.1 * 4 * run.checkpointed_values(config)
     networks_only = checkpoint_mib(run, config.replace("loss", pool_size=0))
-    assert checkpoint_mib(run, config) - networks_only == 2 * 4 * run.checkpointed_images(config) / 2**20
+    assert checkpoint_mib(run, config) - networks_only == 2 * 4 * run.checkpointed_values(config) / 2**20
 
 
 def test_sigterm_mid_epoch_and_resume_match_an_uninterrupted_run(

@@ -103,6 +103,8 @@ def test_test_time_images_are_each_domains_items_once(tmp_path: Path) -> None:
         assert len(images) == count
         assert all(torch.equal(image, item[domain]) for image, item in zip(images, items))
     assert dataset.test_time_images("A")[0].shape == (1, SIZE, SIZE)
+    with pytest.raises(ValueError, match="domain must be 'A' or 'B'"):
+        dataset.test_time_images("a")
 
 
 def test_btoa_swaps_the_domains_and_channels_follow_them(tmp_path: Path) -> None:
@@ -175,6 +177,16 @@ def test_empty_pool_passes_images_through_without_drawing_randomness() -> None:
     rng = torch.get_rng_state()
     assert ids(ImagePool(size=0).query(distinct_images(0, 3))) == [0, 1, 2]
     assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_a_kept_image_holds_its_own_storage_not_its_batch() -> None:
+    """A pool of 4 fed batches of 8 saves 4 images' worth, not 4 batches' (a view keeps its whole batch)."""
+    torch.manual_seed(0)
+    pool = ImagePool(size=4)
+    for start in range(0, 40, 8):
+        pool.query(distinct_images(start, 8))
+    for image in pool.state_dict()["images"]:
+        assert image.untyped_storage().nbytes() == image.numel() * image.element_size()
 
 
 def test_pool_refuses_a_state_larger_than_itself() -> None:

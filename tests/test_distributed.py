@@ -185,11 +185,14 @@ def test_cyclegan_in_two_gloo_processes_matches_one_process_pools_and_resume_inc
     for network in ("generator", "generator_b", "discriminator", "discriminator_b"):
         for name, tensor in state_single[network].items():
             if name.endswith("weight"):  # as above: biases before instance norm only gather rounding noise
-                assert torch.allclose(tensor, state_two[network][name], rtol=1e-4, atol=1e-5), f"{network} {name}"
-    for domain in ("A", "B"):  # the pools (size 2) drew and kept the same images
+                # measured on a 2-core AMD EPYC: rounding moves a weight up to 3e-4 of its tensor's largest
+                # value over the 6 steps; the global batch gathered in the wrong order moves it 1e-2
+                difference = (tensor - state_two[network][name]).abs().max()
+                assert difference <= 2e-3 * tensor.abs().max(), f"{network} {name}"
+    for domain in ("A", "B"):  # the pools (size 2) drew and kept the same images (else differ by ~0.7)
         kept_single, kept_two = (state["pools"][domain]["images"] for state in (state_single, state_two))
         assert len(kept_single) == len(kept_two) == 2
-        assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(kept_single, kept_two))
+        assert all(torch.allclose(a, b, atol=5e-3) for a, b in zip(kept_single, kept_two))
     with (tmp_path / "single" / "log.csv").open() as f, (tmp_path / "two" / "log.csv").open() as g:
         rows_single, rows_two = list(csv.DictReader(f)), list(csv.DictReader(g))
     assert len(rows_two) == 3

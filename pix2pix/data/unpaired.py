@@ -97,6 +97,8 @@ class UnpairedDataset(Dataset):
     def test_time_images(self, domain: str) -> list[torch.Tensor]:
         """Every image of domain "A" or "B", once each, as given at test time: what validation scores
         (items pair each image of the larger domain with a repeated one of the smaller)."""
+        if domain not in ("A", "B"):
+            raise ValueError(f"domain must be 'A' or 'B', got {domain!r}")
         paths, channels = (self.a_paths, self.in_channels) if domain == "A" else (self.b_paths, self.out_channels)
         return [image_to_tensor(self._at_test_time(load_image(path, channels))) for path in paths]
 

@@ -98,9 +98,9 @@ class CycleState:
     def networks(self) -> list[nn.Module]:
         return [self.g_a, self.g_b, self.d_a, self.d_b]
 
-    def checkpointed_images(self, config: RunConfig) -> int:
+    def checkpointed_values(self, config: RunConfig) -> int:
         """The two full pools (A and B fakes) at the crop size: with a 256 px crop, 79 MB beside 339 MB of
-        networks and moments."""
+        networks and moments. A preprocess without a crop keeps whole images, which this may under-count."""
         model, pixels = config.model, config.data.crop_size**2
         return config.loss.pool_size * (model.in_channels + model.out_channels) * pixels
 

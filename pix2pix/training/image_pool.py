@@ -29,15 +29,15 @@ class ImagePool:
     def query(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) new fakes -> (B, C, H, W) fakes for D, detached: the pool never passes gradients."""
         returned = []
-        for image in images.detach().clone():  # a copy: a kept view would hold its whole batch
+        for image in images.detach():
             if len(self.images) < self.size:
-                self.images.append(image)
+                self.images.append(image.clone())  # its own copy: a kept view would hold its whole batch
                 returned.append(image)
             elif self.size and torch.rand(()).item() > 0.5:
                 slot = int(torch.randint(self.size, ()).item())
                 # a pool restored onto another device (map_location) still answers on the fakes' device
                 returned.append(self.images[slot].to(device=image.device, dtype=image.dtype))
-                self.images[slot] = image
+                self.images[slot] = image.clone()
             else:
                 returned.append(image)
         return torch.stack(returned)

@@ -510,7 +510,7 @@ def checkpoint_mib(run: SavedRun, config: RunConfig) -> float:
     """The size of two checkpoints (a write goes to a temporary file beside the file it replaces):
     float32 weights plus Adam's two moments for each network, and what else the run keeps (CycleGAN's pools)."""
     values = sum(t.numel() for net in run.networks for t in (*net.parameters(), *net.buffers()))
-    return 2 * 4 * (3 * values + run.checkpointed_images(config)) / 2**20
+    return 2 * 4 * (3 * values + run.checkpointed_values(config)) / 2**20
 
 
 def check_free_space(run_dir: Path, run: SavedRun, config: RunConfig) -> None:

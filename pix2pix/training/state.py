@@ -54,7 +54,7 @@ class SavedRun(Protocol):
     @property
     def networks(self) -> list[nn.Module]: ...
 
-    def checkpointed_images(self, config: RunConfig) -> int:
+    def checkpointed_values(self, config: RunConfig) -> int:
         """Values a checkpoint holds beyond the networks' and their Adam moments, at its fullest."""
         ...
 
@@ -103,7 +103,7 @@ class TrainingState:
     def optimizers(self) -> list[torch.optim.Optimizer]:
         return [opt for opt in (self.opt_g, self.opt_d) if opt is not None]
 
-    def checkpointed_images(self, config: RunConfig) -> int:
+    def checkpointed_values(self, config: RunConfig) -> int:
         return 0
 
     def to_checkpoint(self, config: RunConfig, *, epoch: int, batch: int) -> dict[str, Any]:
