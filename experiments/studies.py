@@ -28,35 +28,30 @@ import fcntl
 import itertools
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
-from reproduce import (
-    FCN_SETTINGS,
-    GRID_CELL,
-    REPO,
-    cpu_name,
-    finished_epochs,
-    format_stats,
-    pix2pix,
-    prepare_dataset,
-    ssim_kind,
-    training_minutes,
-    write_grid,
-)
 
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "configs"
 PAGES = Path("docs/studies")
 RUNS = Path("runs/studies")
 RECORDS = Path("experiments/records")
 # The FCN-score's segmenter, kept with the records: every facades record, whatever machine or day it was
 # evaluated on, is scored by this one network (and a fresh machine does not spend half an hour retraining it)
 SEGMENTER = RECORDS / "segmenters" / "facades.pt"
+# a stronger segmenter than eval's default (64 px, 1500 steps): it tells models apart more clearly
+FCN_SETTINGS = ("--fcn-size", "128", "--fcn-iterations", "4000")
+GRID_IMAGES = 4  # validation images per grid
+GRID_CELL = 128  # pixels per grid cell
 
 
 @dataclass(frozen=True)
@@ -83,7 +78,9 @@ class Study:
 
     @property
     def dataset(self) -> str:
-        return "maps" if self.recipe.startswith("maps") else "facades"
+        """The folder under datasets/ (and --data-root) that the recipe trains on."""
+        recipe = tomllib.loads((CONFIGS / f"{self.recipe}.toml").read_text())
+        return Path(recipe["data"]["data"]).name
 
     @property
     def fcn_score(self) -> bool:
@@ -192,6 +189,32 @@ STUDIES = (
         ),
         seeds=(0,),
     ),
+    Study(  # not in the paper: the checkerboard artifacts of transposed convolutions, at CPU scale
+        "upsampling",
+        "Upsampling in the U-Net decoder: transposed convolution (paper) vs resize-convolution",
+        "facades_cpu",
+        (Row("transposed convolution (paper)"), Row("resize-convolution", recipe="facades_cpu_resizeconv")),
+        seeds=(0,),
+    ),
+    Study(  # does the L1 vs L1 + cGAN gap change with training?
+        "training_length",
+        "Training length: L1 and L1 + cGAN, at the CPU recipe and twice as long",
+        "facades_cpu",
+        (
+            Row(PAPER_DEFAULT),
+            Row("L1", NO_GAN),
+            Row("L1 + cGAN, 2x longer", recipe="facades_cpu_long"),
+            Row("L1, 2x longer", recipe="facades_cpu_l1_long"),
+        ),
+        seeds=(0,),
+    ),
+    Study(
+        "shoes",
+        "Edges -> shoes: L1 vs L1 + cGAN",
+        "edges2shoes_cpu",
+        (Row(PAPER_DEFAULT), Row("L1", NO_GAN)),
+        seeds=(0,),
+    ),
     Study(  # a speed opt-in (1.2-1.5x a step on a CPU with native bf16): what does it cost in quality?
         "precision",
         "Mixed precision on the CPU: bf16 autocast against fp32",
@@ -259,6 +282,20 @@ def main() -> None:
     write_index()
     if failures:
         sys.exit("these runs failed (rerun to retry them; each resumes where it stopped):\n" + "\n".join(failures))
+
+
+def pix2pix(*arguments: str) -> None:
+    command = [sys.executable, "-m", "pix2pix", *arguments]
+    print("$", " ".join(command[2:]), flush=True)
+    subprocess.run(command, check=True)
+
+
+def prepare_dataset(source: Path, target: Path) -> None:
+    if target.exists():
+        return
+    if not (source / "train").is_dir():
+        sys.exit(f"{source}/train not found: pass --data-root (the folder holding facades/, maps/, ...)")
+    pix2pix("data", "holdout", str(source), "--out", str(target), "--fraction", "0.1", "--seed", "0")
 
 
 def work_through(study: Study, failures: list[str], *, train_runs: bool) -> bool:
@@ -335,6 +372,33 @@ def save_record(run: Path, record: Path) -> None:
     print(f"recorded {record}")
 
 
+def write_grid(runs: list[Path], path: Path) -> None:
+    """input | each run's output | target, for the first validation images (same for every run)."""
+    images = [run / "eval-val" / "images" for run in runs]
+    names = [row["name"] for row in read_metrics(runs[0] / "eval-val")["images"][:GRID_IMAGES]]
+    columns = 2 + len(runs)
+    grid = Image.new("RGB", (columns * GRID_CELL, len(names) * GRID_CELL), "white")
+    for row, name in enumerate(names):
+        cells = [images[0] / "inputs" / f"{name}.png", *(folder / f"{name}.png" for folder in images)]
+        cells.append(images[0] / "targets" / f"{name}.png")
+        for column, cell in enumerate(cells):
+            with Image.open(cell) as image:
+                thumbnail = image.convert("RGB").resize((GRID_CELL, GRID_CELL), Image.Resampling.LANCZOS)
+            grid.paste(thumbnail, (column * GRID_CELL, row * GRID_CELL))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(path, quality=90)
+
+
+def cpu_name() -> str:
+    """The CPU's model name where Linux says it (e.g. "AMD EPYC 9B14"), else the architecture."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
+
+
 def describe_machine() -> dict[str, str]:
     """Where and when a record was measured: its page may gather records of several machines and days."""
     import torch
@@ -371,6 +435,14 @@ def is_finished(run: Path) -> bool:
         return False
     optim = json.loads(config.read_text())["optim"]
     return finished_epochs(run) >= optim["n_epochs"] + optim["n_epochs_decay"]
+
+
+def finished_epochs(run: Path) -> int:
+    log = run / "log.csv"
+    if not log.exists():
+        return 0
+    with log.open() as f:
+        return max((int(row["epoch"]) for row in csv.DictReader(f)), default=0)
 
 
 def evaluate(run: Path, eval_flags: tuple[str, ...] = (), *, fcn_score: bool) -> None:
@@ -410,6 +482,11 @@ def is_evaluated(run: Path) -> bool:
     if not metrics.exists() or metrics.stat().st_mtime <= (run / "log.csv").stat().st_mtime:
         return False
     return ssim_kind(json.loads(metrics.read_text())) == SSIM_SETTINGS
+
+
+def ssim_kind(metrics: dict) -> str:
+    """The SSIM an evaluation used: metrics.json names it; those from before it did used scikit-image's default."""
+    return metrics.get("settings", {}).get("SSIM", "scikit-image's 7x7 uniform window")
 
 
 def write_page(study: Study, done: dict[tuple[Row, int], Path]) -> None:
@@ -549,6 +626,15 @@ def format_table(study: Study, done: dict[tuple[Row, int], Path]) -> list[str]:
             upper = ", ".join(f"{name} {real[key]:.3f}" for key, name in FCN_NAMES)
             lines.append(f"The segmenter on the real photos (the FCN-score's upper bound): {upper}.")
     return lines
+
+
+def format_stats(stats: dict[str, float], digits: int) -> str:
+    return f"{stats['mean']:.{digits}f} ± {(stats['ci_high'] - stats['ci_low']) / 2:.{digits}f}"
+
+
+def training_minutes(record: Path) -> float:
+    with (record / "log.csv").open() as f:
+        return sum(float(row["seconds"]) for row in csv.DictReader(f)) / 60
 
 
 def ssim_settings(done: dict[tuple[Row, int], Path]) -> str:

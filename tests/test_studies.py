@@ -14,7 +14,7 @@ from pix2pix.metrics import SSIM_SETTINGS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
 import studies  # noqa: E402  (a script folder, not a package)
-from reproduce import GRID_CELL  # noqa: E402
+from studies import GRID_CELL  # noqa: E402
 
 
 def fake_record(
