@@ -591,6 +591,8 @@ def format_measured(study: Study, done: dict[tuple[Row, int], Path]) -> str:
         machine = json.loads(path.read_text()) if path.exists() else None
         where = f"{machine['date']} on {machine['machine']}, torch {machine['torch']}" if machine else "(not noted)"
         groups.setdefault(where, []).append(f"{row.label} seed {seed}")
+    if not groups:
+        return "Nothing measured yet."
     if len(groups) == 1:
         return f"Measured {next(iter(groups))} (every recorded row)."
     return "Measured " + "; ".join(f"{where}: {', '.join(rows)}" for where, rows in groups.items()) + "."
@@ -601,6 +603,8 @@ def format_table(study: Study, done: dict[tuple[Row, int], Path]) -> list[str]:
     if study.fcn_score:
         headers += ["FCN per-pixel acc ↑", "FCN per-class acc ↑", "FCN class IoU ↑"]
     headers += ["train time (min)", "ms / iteration"]
+    if not done:
+        return ["## Results", "", "No run recorded yet."]
     lines = ["## Results", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for (row, seed), record in sorted(done.items(), key=lambda item: (study.rows.index(item[0][0]), item[0][1])):
         summary = read_metrics(record)["summary"]
@@ -613,18 +617,17 @@ def format_table(study: Study, done: dict[tuple[Row, int], Path]) -> list[str]:
         minutes = training_minutes(record)
         cells += [f"{minutes:.1f}", f"{1000 * 60 * minutes / iterations(record):.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
-    if done:
-        metrics = read_metrics(next(iter(done.values())))
-        lines += [
-            "",
-            f"{metrics['n_images']} validation images; ± is the half-width of the 95% confidence interval of the"
-            f" mean. SSIM: {ssim_settings(done)}. Train times are the epochs' wall times in the run's log.csv,"
-            " with other work on the machine and one or two threads a run: indicative, not a measured cost"
-            " (benchmarks/ measures costs).",
-        ]
-        if study.fcn_score and (real := metrics["fcn_score"].get("real")):
-            upper = ", ".join(f"{name} {real[key]:.3f}" for key, name in FCN_NAMES)
-            lines.append(f"The segmenter on the real photos (the FCN-score's upper bound): {upper}.")
+    metrics = read_metrics(next(iter(done.values())))
+    lines += [
+        "",
+        f"{metrics['n_images']} validation images; ± is the half-width of the 95% confidence interval of the"
+        f" mean. SSIM: {ssim_settings(done)}. Train times are the epochs' wall times in the run's log.csv,"
+        " with other work on the machine and one or two threads a run: indicative, not a measured cost"
+        " (benchmarks/ measures costs).",
+    ]
+    if study.fcn_score and (real := metrics["fcn_score"].get("real")):
+        upper = ", ".join(f"{name} {real[key]:.3f}" for key, name in FCN_NAMES)
+        lines.append(f"The segmenter on the real photos (the FCN-score's upper bound): {upper}.")
     return lines
 
 
@@ -651,13 +654,7 @@ def format_differences(study: Study, done: dict[tuple[Row, int], Path]) -> list[
     """Each row minus the paper's default of the same seed, on the same images: a paired interval is much
     tighter than comparing two means, so it says whether a difference is more than the noise."""
     default = study.rows[0]
-    lines = [
-        "",
-        f"## Paired differences against {default.label}",
-        "",
-        "Same seed, same images; mean and 95% interval:",
-        "",
-    ]
+    lines = []
     for row, seed in itertools.product(study.rows[1:], study.seeds):
         if (row, seed) not in done or (default, seed) not in done:
             continue
@@ -670,7 +667,15 @@ def format_differences(study: Study, done: dict[tuple[Row, int], Path]) -> list[
                 low, high = stats["ci_low"], stats["ci_high"]
                 parts.append(f"{name} {stats['mean']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]")
         lines.append(f"- {row.label}, seed {seed}: " + "; ".join(parts))
-    return lines + format_findings(study, done)
+    if not lines:
+        return []
+    header = [
+        "",
+        f"## Paired differences against {default.label}",
+        "",
+        "Same seed, same images; mean and 95% interval:",
+    ]
+    return [*header, "", *lines, *format_findings(study, done)]
 
 
 def same_ssim(record: Path, other: Path) -> bool:

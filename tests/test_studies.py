@@ -339,3 +339,13 @@ def test_a_page_says_where_and_when_each_record_was_measured(tmp_path, monkeypat
     )
     one = studies.format_page(study, {(default, 0): done[default, 0]}, grid=None)
     assert "Measured 2026-11-25 on CPU X, 2 CPU cores, torch 2.13.0 (every recorded row)." in one
+
+
+def test_a_study_with_no_record_yet_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    study = next(s for s in studies.STUDIES if s.name == "shoes")
+    studies.write_page(study, {})
+    page = (tmp_path / "docs" / "studies" / "shoes.md").read_text()
+    assert "Nothing measured yet." in page and "No run recorded yet." in page
+    assert "Not yet run:** L1 + cGAN (paper) (seed 0); L1 (seed 0)" in page
+    assert "| row |" not in page and "Paired differences" not in page and "Pictures" not in page
