@@ -210,3 +210,16 @@ def test_the_upgrades_benchmark_times_each_upgrade_as_training_runs_it(monkeypat
             assert "G_FM" in losses
         if "--r1-weight" in row.flags:
             assert "D_R1" in losses
+
+
+def test_the_gpu_checks_script_parses_and_every_file_it_names_exists():
+    import re
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    script = root / "benchmarks" / "gpu_checks.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)  # a syntax error would cost a GPU run
+    named = set(re.findall(r"(?:configs|tests|benchmarks|experiments)/[\w/.-]+\.(?:toml|py|pt)", script.read_text()))
+    assert {"configs/facades_paper.toml", "experiments/records/segmenters/facades.pt"} <= named
+    assert not [path for path in named if not (root / path).exists()]
