@@ -7,6 +7,7 @@ import json
 import math
 import random
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -346,7 +347,9 @@ def test_fcn_score_in_the_report_ranks_real_photos_above_shuffled(facades_root, 
 
 
 @pytest.mark.slow  # trains the small segmenter unless a test before it has cached it
-def test_a_saved_segmenter_scores_as_the_cached_one_without_the_training_data(facades_root, tmp_path, capsys):
+def test_a_saved_segmenter_scores_as_the_cached_one_without_the_training_data(
+    facades_root, tmp_path, capsys, monkeypatch
+):
     label_maps, photos = split_test_pairs(facades_root)
     palette = fcn_score.load_palette("facades")
     items = write_result_folder(tmp_path / "results", label_maps, photos, photos[1:] + photos[:1])
@@ -356,7 +359,8 @@ def test_a_saved_segmenter_scores_as_the_cached_one_without_the_training_data(fa
     )  # fmt: skip
     saved = tmp_path / "kept.pt"
     saved.write_bytes(Path(cached.fcn["segmenter"]["path"]).read_bytes())
-    fcn = FcnOptions("on", segmenter=fcn_score.SegmenterSettings(), segmenter_file=saved)  # other settings: ignored
+    kept = fcn_score.load_segmenter_file(saved, palette)
+    fcn = FcnOptions("on", segmenter=fcn_score.SegmenterSettings(), saved_segmenter=kept)  # other settings: ignored
     again = evaluate_images(items, tmp_path / "b", label="x", split="test", fcn=fcn, data_root=None, progress=False)
     assert again.fcn["generated"] == cached.fcn["generated"] and again.fcn["real"] == cached.fcn["real"]
     assert again.fcn["segmenter"]["size"] == SMALL_SEGMENTER.size and again.fcn["segmenter"]["path"] == str(saved)
@@ -374,6 +378,14 @@ def test_a_saved_segmenter_scores_as_the_cached_one_without_the_training_data(fa
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"pix2pix eval: error: {not_one}: not a segmenter saved by pix2pix eval") and "\n" not in err
     assert not (tmp_path / "results" / "eval").exists()  # refused before measuring anything
+
+    shutil.copytree(tmp_path / "results", tmp_path / "results2")
+    loads = []
+    load = fcn_score.load_segmenter_file
+    monkeypatch.setattr(fcn_score, "load_segmenter_file", lambda *a: loads.append(a) or load(*a))
+    sources = [str(tmp_path / "results"), str(tmp_path / "results2")]
+    assert main(["eval", "--results", *sources, "--fcn-score", "on", "--fcn-segmenter", str(saved), "--quiet"]) == 0
+    assert len(loads) == 1  # once for both folders
 
 
 def test_fcn_on_without_label_maps_is_an_error(tmp_path):

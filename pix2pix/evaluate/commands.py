@@ -159,14 +159,14 @@ def run_eval(args: argparse.Namespace) -> None:
     if args.fcn_score == "off":
         fcn = FcnOptions("off")
     else:
+        palette = detect_palette(args) if args.palette == "detect" else load_palette(args.palette)
         fcn = FcnOptions(
             args.fcn_score,
-            detect_palette(args) if args.palette == "detect" else load_palette(args.palette),
+            palette,
             SegmenterSettings(size=args.fcn_size, iterations=args.fcn_iterations, seed=args.fcn_seed),
-            args.fcn_segmenter,
+            # loaded here, once for every checkpoint: a bad file fails now, not after translating
+            load_segmenter_file(args.fcn_segmenter, palette) if args.fcn_segmenter else None,
         )
-        if args.fcn_segmenter:
-            load_segmenter_file(args.fcn_segmenter, fcn.palette)  # a bad file fails now, not after translating
     # loaded and probed first, so a wrong file fails before any translation
     perceptual = load_perceptual_models(args.fid_weights, args.lpips_weights, args.device)
     sources = args.checkpoint or args.results

@@ -38,7 +38,7 @@ class FcnOptions:
     mode: str = "auto"
     palette: fcn_score.Palette = fcn_score.FACADES_PALETTE
     segmenter: fcn_score.SegmenterSettings = fcn_score.SegmenterSettings()
-    segmenter_file: Path | None = None  # a saved segmenter, used as it is instead of one trained for the data
+    saved_segmenter: fcn_score.Segmenter | None = None  # a saved one (load_segmenter_file), instead of one trained
 
     def __post_init__(self) -> None:
         if self.mode not in FCN_MODES:
@@ -287,8 +287,8 @@ def add_fcn_score(
         inputs = load_all(input_paths)
         if not fcn_score.is_label_map(inputs[probe], palette):
             return skip("neither the inputs nor the targets are label maps in the palette")
-        if fcn.segmenter_file is not None:
-            segmenter = fcn_score.load_segmenter_file(fcn.segmenter_file, palette)
+        if fcn.saved_segmenter is not None:
+            segmenter = fcn.saved_segmenter
         elif data_root is None:
             return skip("the segmenter learns from the dataset's training photos: pass --data ROOT")
         else:
