@@ -36,15 +36,15 @@ step "CUDA tests" -- python3 -m pytest -q -p no:cacheprovider tests/test_precisi
 step "bench: ours against the official layout" -- python3 benchmarks/bench.py --device "$DEVICE"
 step "bench: batch sizes" -- python3 benchmarks/bench.py --batches 1 16 64 --device "$DEVICE"
 run=runs/gpu_checks/facades_paper
-rm -rf runs/gpu_checks
+rm -rf "$run" runs/gpu_checks/ddp
 [ -d datasets/facades ] || step "holdout (the studies' split)" -- \
     python3 -m pix2pix data holdout "$DATA_ROOT/facades" --out datasets/facades --fraction 0.1 --seed 0
 if [ "$(python3 -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then  # one epoch, DDP over NCCL
-    step "2 NCCL processes" -- torchrun --standalone --nproc_per_node=2 -m pix2pix train --config configs/facades_cpu.toml \
-        --out runs/gpu_checks/ddp --device "$DEVICE" --n-epochs 1 --n-epochs-decay 0 --quiet
+    step "2 NCCL processes" -- python3 -m torch.distributed.run --standalone --nproc_per_node=2 \
+        -m pix2pix train --config configs/facades_cpu.toml --out runs/gpu_checks/ddp --device "$DEVICE" --n-epochs 1 --n-epochs-decay 0 --quiet
 fi
-# 124: the timeout stopped it (with SIGTERM, on which it checkpoints), as planned
-step "train facades_paper for ${TRAIN_MINUTES} min" 124 -- timeout --signal=TERM --kill-after=60 "${TRAIN_MINUTES}m" \
+# 75: stopped by the timeout's SIGTERM after writing its checkpoint, resumable (docs/training.md#exit-codes)
+step "train facades_paper for ${TRAIN_MINUTES} min" 75 -- timeout --preserve-status --signal=TERM --kill-after=60 "${TRAIN_MINUTES}m" \
     python3 -m pix2pix train --config configs/facades_paper.toml --out "$run" --device "$DEVICE" --quiet
 step "eval" -- python3 -m pix2pix eval --checkpoint "$run" --split val --device "$DEVICE" --quiet \
     --fcn-score on --fcn-segmenter experiments/records/segmenters/facades.pt

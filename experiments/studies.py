@@ -267,7 +267,7 @@ def main() -> None:
     if args.list or not chosen:
         print(describe_studies(chosen or list(STUDIES)))
         return
-    for study in chosen:
+    for study in chosen if not args.no_train else []:  # pages from records alone need no data
         prepare_dataset(args.data_root / study.dataset, Path("datasets") / study.dataset)
         if study.unpaired_direction:
             prepare_unpaired(Path("datasets") / study.dataset, study.unpaired_direction)
@@ -568,7 +568,8 @@ def format_page(study: Study, done: dict[tuple[Row, int], Path], grid: str | Non
     ]
     missing = [f"{row.label} (seed {seed})" for seed in study.seeds for row in study.rows if (row, seed) not in done]
     if missing:
-        lines += [f"**Not yet run:** {'; '.join(missing)}. The tables below hold the finished runs only.", ""]
+        finished_only = " The tables below hold the finished runs only." if done else ""
+        lines += [f"**Not yet run:** {'; '.join(missing)}.{finished_only}", ""]
     lines += format_table(study, done)
     lines += format_differences(study, done)
     lines += format_paper_comparison(study, done)
@@ -818,8 +819,10 @@ def write_index() -> None:
     ]
     for study in STUDIES:
         page = PAGES / f"{study.name}.md"
-        title = f"[{study.title}]({page.name})" if page.exists() else f"{study.title} (not yet run)"
-        lines.append(f"- {title}: `python experiments/studies.py {study.name}`")
+        recorded = any(is_recorded(record_folder(study, row, seed)) for seed in study.seeds for row in study.rows)
+        title = f"[{study.title}]({page.name})" if page.exists() else study.title
+        pending = "" if page.exists() and recorded else " (not yet run)"
+        lines.append(f"- {title}{pending}: `python experiments/studies.py {study.name}`")
     PAGES.mkdir(parents=True, exist_ok=True)
     (PAGES / "index.md").write_text("\n".join(lines) + "\n")
 

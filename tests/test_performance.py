@@ -212,14 +212,25 @@ def test_the_upgrades_benchmark_times_each_upgrade_as_training_runs_it(monkeypat
             assert "D_R1" in losses
 
 
-def test_the_gpu_checks_script_parses_and_every_file_it_names_exists():
+def test_the_gpu_checks_script_parses_and_its_commands_name_real_files_and_flags():
+    """A mistake there costs a GPU run: bash's syntax, the files named, every `pix2pix` command's flags."""
     import re
+    import shlex
     import subprocess
     from pathlib import Path
 
+    from pix2pix.cli import build_parser
+
     root = Path(__file__).resolve().parent.parent
     script = root / "benchmarks" / "gpu_checks.sh"
-    subprocess.run(["bash", "-n", str(script)], check=True)  # a syntax error would cost a GPU run
-    named = set(re.findall(r"(?:configs|tests|benchmarks|experiments)/[\w/.-]+\.(?:toml|py|pt)", script.read_text()))
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    text = script.read_text()
+    named = set(re.findall(r"(?:configs|tests|benchmarks|experiments)/[\w/.-]+\.(?:toml|py|pt)", text))
     assert {"configs/facades_paper.toml", "experiments/records/segmenters/facades.pt"} <= named
     assert not [path for path in named if not (root / path).exists()]
+    commands = [
+        line.split("-m pix2pix", 1)[1] for line in text.replace("\\\n", " ").splitlines() if "-m pix2pix" in line
+    ]
+    assert [shlex.split(command)[0] for command in commands] == ["data", "train", "train", "eval"]
+    for command in commands:
+        build_parser().parse_args(shlex.split(re.sub(r"\$\{?(\w+)\}?", r"\1", command)))  # exits on a bad flag
