@@ -21,7 +21,7 @@ from pix2pix.cache import cache_home, taking_turns
 from pix2pix.config import DataConfig, Direction
 from pix2pix.data.tools.download import DownloadError, fetch_file
 
-DEFAULT_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch"
+DEFAULT_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch"
 URL_VARIABLE = "PIX2PIX_MODELS_URL"
 PREFIX = "pretrained:"
 

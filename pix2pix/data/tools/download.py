@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from tqdm import tqdm
 
 DATASETS = ("facades", "cityscapes", "maps", "edges2shoes", "edges2handbags", "night2day")
-DEFAULT_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
+DEFAULT_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
 URL_VARIABLE = "PIX2PIX_DATASETS_URL"
 
 _CHUNK = 1 << 16
