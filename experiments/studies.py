@@ -1,4 +1,5 @@
-"""The paper's ablations and the Maps tutorial's comparisons, one study at a time, each with its page.
+"""The paper's ablations, the Maps tutorial's comparisons and the runs behind docs/results.md, one study
+at a time, each with its page.
 
     python experiments/studies.py receptive_field            # one study (trains what is missing, writes its page)
     python experiments/studies.py objectives generator       # several, in that order
