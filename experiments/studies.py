@@ -26,6 +26,7 @@ import contextlib
 import csv
 import datetime
 import fcntl
+import functools
 import itertools
 import json
 import os
@@ -77,7 +78,7 @@ class Study:
     paper_table: str = ""  # where the paper's figures come from
     unpaired_direction: str = ""  # also trains on datasets/DATASET-unpaired, the halves as this direction reads them
 
-    @property
+    @functools.cached_property  # read once: every page and evaluation asks (via fcn_score)
     def dataset(self) -> str:
         """The folder under datasets/ (and --data-root) that the recipe trains on."""
         recipe = tomllib.loads((CONFIGS / f"{self.recipe}.toml").read_text())
