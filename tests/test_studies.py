@@ -361,3 +361,16 @@ def test_every_study_and_row_names_a_recipe_of_configs_and_its_dataset():
     datasets = {study.name: study.dataset for study in studies.STUDIES}
     assert datasets["shoes"] == "edges2shoes_swapped" and datasets["generator_maps"] == "maps"
     assert {name for name, dataset in datasets.items() if dataset == "facades"} >= {"objectives", "upsampling"}
+
+
+def test_no_train_rewrites_pages_from_the_records_without_the_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(studies, "REPO", tmp_path)  # main() works in the repository: here, in tmp_path
+
+    def no_data(source, target):
+        raise AssertionError(f"needed {source}")
+
+    monkeypatch.setattr(studies, "prepare_dataset", no_data)
+    monkeypatch.setattr(sys, "argv", ["studies.py", "shoes", "--no-train", "--data-root", str(tmp_path / "none")])
+    studies.main()
+    assert "No run recorded yet." in (tmp_path / "docs" / "studies" / "shoes.md").read_text()
