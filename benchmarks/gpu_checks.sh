@@ -45,9 +45,9 @@ step() {  # step NAME [EXPECTED] -- COMMAND...: run it, its output to the log; n
     return 0
 }
 
-holdout() {  # the studies' validation split of facades, carved once
+holdout() {  # the studies' validation split of facades, carved once (as experiments/studies.py carves it)
     [ -d datasets/facades ] || step "holdout (the studies' split)" -- \
-        python3 -m pix2pix data holdout "$DATA_ROOT/facades" --out datasets/facades --fraction 0.1 --seed 0
+        python3 experiments/studies.py objectives --prepare-only --data-root "$DATA_ROOT"
 }
 
 tests() {

@@ -260,6 +260,9 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--no-train", action="store_true", help="only evaluate and write the pages")
     parser.add_argument("--list", action="store_true", help="list the studies and their runs, then stop")
+    parser.add_argument(
+        "--prepare-only", action="store_true", help="carve the studies' held-out splits into datasets/, then stop"
+    )
     args = parser.parse_args()
     os.chdir(REPO)  # the recipes name datasets/ and runs/ relative to the repository
     unknown = set(args.studies) - {s.name for s in STUDIES}
@@ -273,6 +276,8 @@ def main() -> None:
         prepare_dataset(args.data_root / study.dataset, Path("datasets") / study.dataset)
         if study.unpaired_direction:
             prepare_unpaired(Path("datasets") / study.dataset, study.unpaired_direction)
+    if args.prepare_only:
+        return
     # a study whose runs another studies.py process holds is put off: this process goes on with the next
     # study, and comes back once it has done everything it could
     pending, failures = chosen, []

@@ -212,7 +212,7 @@ def test_the_upgrades_benchmark_times_each_upgrade_as_training_runs_it(monkeypat
             assert "D_R1" in losses
 
 
-def test_the_gpu_checks_script_parses_and_its_commands_name_real_files_and_flags():
+def test_the_gpu_checks_script_parses_and_its_commands_name_real_files_and_flags(monkeypatch):
     """A mistake there costs a GPU run: bash's syntax, the files named, every `pix2pix` command's flags."""
     import re
     import shlex
@@ -231,6 +231,11 @@ def test_the_gpu_checks_script_parses_and_its_commands_name_real_files_and_flags
     commands = [
         line.split("-m pix2pix", 1)[1] for line in text.replace("\\\n", " ").splitlines() if "-m pix2pix" in line
     ]
-    assert [shlex.split(command)[0] for command in commands] == ["data", "train", "train", "eval"]
+    assert [shlex.split(command)[0] for command in commands] == ["train", "train", "eval"]
     for command in commands:
         build_parser().parse_args(shlex.split(re.sub(r"\$\{?(\w+)\}?", r"\1", command)))  # exits on a bad flag
+    monkeypatch.syspath_prepend(str(root / "experiments"))
+    from studies import STUDIES
+
+    named_studies = re.findall(r"python3 experiments/studies\.py (\w+)", text)
+    assert named_studies and set(named_studies) <= {study.name for study in STUDIES}

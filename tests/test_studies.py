@@ -374,3 +374,15 @@ def test_no_train_rewrites_pages_from_the_records_without_the_data(tmp_path, mon
     monkeypatch.setattr(sys, "argv", ["studies.py", "shoes", "--no-train", "--data-root", str(tmp_path / "none")])
     studies.main()
     assert "No run recorded yet." in (tmp_path / "docs" / "studies" / "shoes.md").read_text()
+
+
+def test_prepare_only_carves_the_split_and_trains_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(studies, "REPO", tmp_path)
+    prepared = []
+    monkeypatch.setattr(studies, "prepare_dataset", lambda source, target: prepared.append((source, target)))
+    monkeypatch.setattr(studies, "work_through", lambda *args, **kwargs: pytest.fail("trained"))
+    monkeypatch.setattr(sys, "argv", ["studies.py", "objectives", "--prepare-only", "--data-root", "/data"])
+    studies.main()
+    assert prepared == [(Path("/data/facades"), Path("datasets/facades"))]
+    assert not (tmp_path / "docs").exists()  # no page, no index
