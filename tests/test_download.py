@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import logging
 import re
 import socket
 import tarfile
@@ -351,3 +353,35 @@ def test_bad_names_and_urls_are_refused(tmp_path):
         download_dataset("shoes", tmp_path)
     with pytest.raises(ValueError, match="must start with http"):
         download_dataset("facades", tmp_path, base_url="ftp://example.org")
+
+
+def test_an_archive_of_the_pinned_sha256_is_unpacked_and_its_digest_logged(server, tmp_path, caplog):
+    archive = make_dataset_archive(tmp_path)
+    server.files["/facades.tar.gz"] = archive
+    digest = hashlib.sha256(archive).hexdigest()
+    with caplog.at_level(logging.INFO, logger="pix2pix"):
+        target = download_dataset(
+            "facades", tmp_path / "datasets", base_url=server.url, sha256=digest.upper(), progress=False
+        )
+    assert len(find_pairs(target, "train")) == 4
+    assert f"facades.tar.gz: SHA-256 {digest}" in caplog.text  # what a user pins next time
+
+
+def test_an_archive_of_another_sha256_is_deleted_and_nothing_unpacked(server, tmp_path, capsys):
+    server.files["/facades.tar.gz"] = make_dataset_archive(tmp_path)
+    root = tmp_path / "datasets"
+    pinned = "0" * 64
+    code = main(
+        ["data", "download", "facades", "--root", str(root), "--url", server.url, "--sha256", pinned, "--quiet"]
+    )
+    error = capsys.readouterr().err
+    assert code == 1 and error.count("\n") == 1 and f"is not the expected {pinned}; deleted the archive" in error
+    assert list(root.iterdir()) == []  # neither the archive nor a dataset folder
+
+
+def test_a_malformed_sha256_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "download", "facades", "--root", str(tmp_path), "--sha256", "abc"])
+    assert exit_info.value.code == 2 and "expected 64 hexadecimal digits" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="64 hexadecimal digits"):
+        download_dataset("facades", tmp_path, sha256="xyz")

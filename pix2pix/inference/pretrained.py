@@ -11,7 +11,6 @@ palette) comes from the table here.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from pix2pix.cache import cache_home, taking_turns
 from pix2pix.config import DataConfig, Direction
-from pix2pix.data.tools.download import DownloadError, fetch_file
+from pix2pix.data.tools.download import DownloadError, fetch_file, sha256_of
 
 DEFAULT_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch"
 URL_VARIABLE = "PIX2PIX_MODELS_URL"
@@ -141,11 +140,3 @@ def verify(path: Path) -> None:
             f"(the file changed or was cut short); refusing to load it. Download it again with: "
             f"pix2pix models download {path.stem} --force"
         )
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

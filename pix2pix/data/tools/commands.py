@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from pix2pix.data.images import DataError
@@ -25,6 +26,11 @@ def add_data_command(commands: argparse._SubParsersAction) -> None:
     download.add_argument("name", choices=DATASETS)
     download.add_argument("--root", default="datasets", help="folder that receives NAME/ (default: datasets)")
     download.add_argument("--url", help=f"base URL of the archives (default: ${URL_VARIABLE} or the pix2pix site)")
+    download.add_argument(
+        "--sha256",
+        type=parse_sha256,
+        help="the archive's expected SHA-256: another is deleted and refused (`--verbose` prints what came)",
+    )
     download.add_argument("--quiet", action="store_true", help="no progress bar")
     download.set_defaults(run=run_download)
 
@@ -85,6 +91,12 @@ def add_data_command(commands: argparse._SubParsersAction) -> None:
     check.set_defaults(run=run_check)
 
 
+def parse_sha256(text: str) -> str:
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        raise argparse.ArgumentTypeError(f"expected 64 hexadecimal digits, got {text!r}")
+    return text.lower()
+
+
 def parse_ratios(text: str) -> tuple[float, float, float]:
     try:
         ratios = tuple(float(part) for part in text.split(","))
@@ -97,7 +109,9 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
 
 
 def run_download(args: argparse.Namespace) -> None:
-    target = download_dataset(args.name, Path(args.root), base_url=args.url, progress=not args.quiet)
+    target = download_dataset(
+        args.name, Path(args.root), base_url=args.url, sha256=args.sha256, progress=not args.quiet
+    )
     print(f"{args.name}: {target}")
 
 

@@ -2,8 +2,8 @@
 
 Archives come from the public pix2pix location (or `PIX2PIX_DATASETS_URL`, or `base_url`). A download
 goes to `NAME.tar.gz.part` first, so an interrupted one resumes with an HTTP Range request, and is
-checked against the server's size before it is unpacked; a resumed reply must start where the partial
-file ends. Datasets need only files and folders, so extraction refuses links, special files, absolute
+checked against the server's size (and, when one is given, its SHA-256) before it is unpacked; a resumed
+reply must start where the partial file ends. Datasets need only files and folders, so extraction refuses links, special files, absolute
 paths, `..`, empty names and clashing paths before it writes anything, unpacks into a hidden staging
 folder, checks that every path there resolves inside it, and only then renames it into place. A refused
 archive (or one whose extraction fails) leaves nothing behind, not even the download.
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import errno
 import gzip
+import hashlib
 import http.client
+import logging
 import os
 import re
 import shutil
@@ -28,6 +30,8 @@ from tqdm import tqdm
 DATASETS = ("facades", "cityscapes", "maps", "edges2shoes", "edges2handbags", "night2day")
 DEFAULT_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
 URL_VARIABLE = "PIX2PIX_DATASETS_URL"
+
+logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 16
 # Image datasets barely compress (JPEG, PNG): an archive that claims to unpack to 20x its size or more is
@@ -50,11 +54,20 @@ def resolve_base_url(base_url: str | None = None) -> str:
 
 
 def download_dataset(
-    name: str, root: Path | str, *, base_url: str | None = None, progress: bool = True, timeout: float = 30.0
+    name: str,
+    root: Path | str,
+    *,
+    base_url: str | None = None,
+    sha256: str | None = None,
+    progress: bool = True,
+    timeout: float = 30.0,
 ) -> Path:
-    """Fetch and unpack dataset `name` into `root/name` (returned); a folder already there is kept."""
+    """Fetch and unpack dataset `name` into `root/name` (returned); a folder already there is kept. With
+    `sha256`, an archive of another digest is deleted and refused before anything is unpacked."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
+    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise ValueError(f"--sha256 {sha256!r}: expected 64 hexadecimal digits")
     root = Path(root)
     target = root / name
     if target.is_dir():
@@ -63,6 +76,7 @@ def download_dataset(
     archive = root / f"{name}.tar.gz"
     if not archive.exists():  # a complete download left by an earlier run is reused
         fetch_file(f"{resolve_base_url(base_url)}/{name}.tar.gz", archive, progress=progress, timeout=timeout)
+    check_digest(archive, sha256)
     try:
         extract_dataset(archive, target, progress=progress)
     except NotEnoughSpace as err:  # nothing wrong with the archive: keep it for the run after a clean-up
@@ -72,6 +86,27 @@ def download_dataset(
         raise DownloadError(f"{err}; deleted the archive") from err
     archive.unlink()
     return target
+
+
+def check_digest(archive: Path, expected: str | None) -> None:
+    """Log the archive's SHA-256 (to pin it next time); delete and refuse it if it is not `expected`.
+
+    The official server publishes no digests, so none is built in: a user pins what they downloaded once."""
+    actual = sha256_of(archive)
+    logger.info("%s: SHA-256 %s", archive.name, actual)
+    if expected is not None and actual != expected.lower():
+        archive.unlink()
+        raise DownloadError(
+            f"{archive.name}: SHA-256 {actual} is not the expected {expected.lower()}; deleted the archive"
+        )
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def fetch_file(url: str, destination: Path, *, progress: bool = True, timeout: float = 30.0) -> None:
