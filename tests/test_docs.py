@@ -1,5 +1,5 @@
 """The README and the docs pages: links that resolve, every page in the site's nav, results tables in one
-place. The pages' own links and anchors are checked by `mkdocs build --strict` (.ci/run); the README is
+place, `pix2pix` commands the CLI accepts. The pages' own links and anchors are checked by `mkdocs build --strict` (.ci/run); the README is
 outside the site, so its links are checked here."""
 
 from __future__ import annotations
@@ -59,3 +59,51 @@ def test_results_tables_are_written_in_one_place():
         if RESULTS_TABLE_HEADER in page.read_text()
     ]
     assert not copies, f"results tables copied by hand (link to the study's page instead): {copies}"
+
+
+def shell_blocks(page: Path) -> list[str]:
+    """The text of each ```bash (or bare ```) fenced block of `page`, line continuations joined."""
+    blocks, current = [], None
+    for line in page.read_text().splitlines():
+        fence = re.match(r"\s*```(\w*)", line)
+        if fence and current is None:
+            current = [] if fence.group(1) in ("", "bash", "sh") else None
+            if current is None:  # a block in another language: skip to its end
+                current = False
+        elif fence:
+            if current is not False:
+                blocks.append("\n".join(current).replace("\\\n", " "))
+            current = None
+        elif current not in (None, False):
+            current.append(line)
+    return blocks
+
+
+def documented_commands() -> list[tuple[str, str]]:
+    """(page, `pix2pix ...` command) for every command in the README's and the docs' shell blocks."""
+    commands = []
+    for page in [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]:
+        for block in shell_blocks(page):
+            for line in block.splitlines():
+                for part in re.split(r"&&|\|\||;|\|", line.split(" #")[0]):
+                    if command := re.match(r"\s*(?:\S*/)?pix2pix\s+(.*\S)", part):
+                        commands.append((page.name, command.group(1)))
+    return commands
+
+
+def test_every_documented_command_parses_with_the_real_parser(capsys):
+    """A renamed or removed flag fails here, not in a reader's terminal."""
+    import shlex
+
+    from pix2pix.cli import build_parser
+
+    commands = documented_commands()
+    assert len(commands) >= 40  # the extraction itself works: the docs hold about fifty
+    refused = []
+    for page, command in commands:
+        try:
+            build_parser().parse_args(shlex.split(command))
+        except SystemExit as stop:
+            if stop.code:
+                refused.append(f"{page}: pix2pix {command}: {capsys.readouterr().err.strip().splitlines()[-1]}")
+    assert not refused, "\n".join(refused)
