@@ -1,6 +1,6 @@
 """The README and the docs pages: links that resolve, every page in the site's nav, results tables in one
-place, `pix2pix` commands the CLI accepts. The pages' own links and anchors are checked by `mkdocs build --strict` (.ci/run); the README is
-outside the site, so its links are checked here."""
+place, `pix2pix` commands the CLI accepts. The pages' own links and anchors are checked by `mkdocs build
+--strict` (.ci/run); the README is outside the site, so its links are checked here."""
 
 from __future__ import annotations
 
