@@ -2,11 +2,12 @@
 
 Archives come from the public pix2pix location (or `PIX2PIX_DATASETS_URL`, or `base_url`). A download
 goes to `NAME.tar.gz.part` first, so an interrupted one resumes with an HTTP Range request, and is
-checked against the server's size (and, when one is given, its SHA-256) before it is unpacked; a resumed
-reply must start where the partial file ends. Datasets need only files and folders, so extraction refuses links, special files, absolute
-paths, `..`, empty names and clashing paths before it writes anything, unpacks into a hidden staging
-folder, checks that every path there resolves inside it, and only then renames it into place. A refused
-archive (or one whose extraction fails) leaves nothing behind, not even the download.
+checked against the server's size (and, when one is given, its SHA-256) before it is unpacked; a
+resumed reply must start where the partial file ends. Datasets need only files and folders, so
+extraction refuses links, special files, absolute paths, `..`, empty names and clashing paths before it
+writes anything, unpacks into a hidden staging folder, checks that every path there resolves inside it,
+and only then renames it into place. A refused archive (or one whose extraction fails) leaves nothing
+behind, not even the download.
 """
 
 from __future__ import annotations
