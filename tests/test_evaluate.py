@@ -517,3 +517,13 @@ def test_the_segmenter_is_cached_under_the_cache_root_never_in_the_dataset(tmp_p
         root.chmod(0o755)
     assert segmenter.path is not None and segmenter.path.parent == tmp_path / "home" / "segmenters"
     assert not (root / ".pix2pix-cache").exists()
+
+
+def test_the_cli_trains_the_segmenter_the_library_trains_by_default():
+    """`pix2pix eval` and `evaluate_checkpoint(FcnOptions())` give the same FCN-scores only with one segmenter."""
+    from pix2pix.cli import build_parser
+
+    args = build_parser().parse_args(["eval", "--checkpoint", "RUN"])
+    default = fcn_score.SegmenterSettings()
+    assert (args.fcn_size, args.fcn_iterations, args.fcn_seed) == (default.size, default.iterations, default.seed)
+    assert FcnOptions().segmenter == default

@@ -138,6 +138,8 @@ def test_onnx_model_translates_images_like_the_checkpoint(trained, tmp_path):
     theirs = np.asarray(trained.translate(image, dropout=False, norm_stats="running"), dtype=np.int16)
     assert ours.shape == (45, 70, 3)
     assert np.abs(ours - theirs).max() <= 1  # float noise may flip a rounding
+    batched = exported.translate_batch([image, image])  # in the exported mode unless told otherwise
+    assert all(np.array_equal(np.asarray(each, dtype=np.int16), ours) for each in batched)
 
 
 def test_onnx_refuses_modes_it_cannot_run(trained, tmp_path):

@@ -77,7 +77,9 @@ def test_test_command_writes_rgb_outputs_and_a_page(lab_run, tiny_dataset, tmp_p
 def test_evaluation_measures_a_lab_run_in_rgb(lab_run, tiny_dataset, tmp_path):
     from pix2pix.evaluate.pipeline import evaluate_checkpoint
 
-    evaluation = evaluate_checkpoint(lab_run, tmp_path / "eval", device="cpu", progress=False)
+    evaluation = evaluate_checkpoint(
+        str(lab_run), str(tmp_path / "eval"), device="cpu", progress=False
+    )  # str paths too
     assert len(evaluation.rows) == 3 and 0 < evaluation.summary["ssim"]["mean"] <= 1
     assert (tmp_path / "eval" / "index.html").is_file()
 

@@ -157,7 +157,7 @@ def build_conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 class SegmenterSettings:
     """How the FCN-score segmenter is trained; all of it goes into the cache key."""
 
-    size: int = 128  # photos and label maps are resized to size x size
+    size: int = 64  # photos and label maps are resized to size x size (`pix2pix eval --fcn-size`)
     iterations: int = 1500
     batch_size: int = 8
     width: int = 16

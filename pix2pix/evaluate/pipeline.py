@@ -130,8 +130,8 @@ def evaluation_data_root(data: str | None, model: ImageTranslator) -> Path:
 
 
 def evaluate_checkpoint(
-    checkpoint: Path,
-    folder: Path,
+    checkpoint: str | Path,
+    folder: str | Path,
     *,
     data: str | None = None,
     split: str = "test",
@@ -149,6 +149,7 @@ def evaluate_checkpoint(
 ) -> Evaluation:
     """Translate `split` of `data` (default: the dataset the run was trained on) and evaluate it in `folder`.
     `direction` overrides which half of the pairs is the input; `reverse`, a CycleGAN run's B -> A generator."""
+    checkpoint, folder = Path(checkpoint), Path(folder)
     model = load_model(checkpoint, device=device, runtime=runtime, reverse=reverse)
     if direction is not None:
         model.config = model.config.replace("data", direction=direction)

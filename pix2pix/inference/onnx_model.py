@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -83,6 +83,10 @@ class OnnxPix2Pix(ImageTranslator):
             norm_stats=norm_stats or self.norm_stats,
             seed=seed,
         )
+
+    def translate_batch(self, images: list[Image.Image], **mode: Any) -> list[Image.Image]:
+        """As `ImageTranslator.translate_batch`; the mode defaults to the exported one, as in `translate`."""
+        return super().translate_batch(images, **{"dropout": self.dropout, "norm_stats": self.norm_stats, **mode})
 
     def translate_array(
         self,
