@@ -56,8 +56,12 @@ def run_train(args: argparse.Namespace) -> int | None:
     check_packages_for(config)
     train = fit_cyclegan if config.model.model == "cyclegan" else fit
     try:
-        with sigterm_stops_start_up():  # until the training loop takes the signal over
+        with sigterm_stops_start_up():  # until the training loop takes the signal over, and after it
             run_dir = train(config, resume=args.resume, progress=not args.quiet)
+            if os.environ.get("RANK", "0") == "0":  # under torchrun, one process reports
+                print(f"run folder: {run_dir}")
+                if args.report:
+                    write_report(config, run_dir, progress=not args.quiet)
     except TrainingInterrupted as stopped:
         print(stopped)  # the run is checkpointed and says how to resume; the exit code says it is not done
         return EXIT_RESUMABLE
@@ -70,20 +74,18 @@ def run_train(args: argparse.Namespace) -> int | None:
     except TrainingStopped as failed:
         print(f"pix2pix train: error: {failed}", file=sys.stderr)
         return EXIT_FAILURE
-    if os.environ.get("RANK", "0") != "0":
-        return None  # under torchrun, one process reports
-    print(f"run folder: {run_dir}")
-    if args.report:
-        from pix2pix.inference.folders import translate_to_folder
-        from pix2pix.inference.formats import load_model
-
-        data_root, split, folder, held_out = report_input(config)
-        page = translate_to_folder(
-            load_model(run_dir), data_root, run_dir / folder, split=split, progress=not args.quiet
-        )
-        seen = "" if held_out else " (images it trained on: not a held-out result)"
-        print(f"translations of the {folder} split{seen}: {page}")
     return None
+
+
+def write_report(config: RunConfig, run_dir: Path, *, progress: bool) -> None:
+    """`train --report`: the finished run's translations of a held-out split, as an HTML page."""
+    from pix2pix.inference.folders import translate_to_folder
+    from pix2pix.inference.formats import load_model
+
+    data_root, split, folder, held_out = report_input(config)
+    page = translate_to_folder(load_model(run_dir), data_root, run_dir / folder, split=split, progress=progress)
+    seen = "" if held_out else " (images it trained on: not a held-out result)"
+    print(f"translations of the {folder} split{seen}: {page}")
 
 
 class StoppedDuringStartUp(BaseException):
@@ -118,8 +120,9 @@ def report_input(config: RunConfig) -> tuple[Path, str, str, bool]:
     if config.model.model == "cyclegan":
         data_root = resolve_unpaired_root(config.data.data)
         domain = "A" if config.data.direction == "AtoB" else "B"
-        split = "test" if (data_root / f"test{domain}").is_dir() else "train"
-        return data_root / f"{split}{domain}", split, f"{split}{domain}", split == "test"
+        held_out = [name for name in (config.data.val_split, "test") if (data_root / f"{name}{domain}").is_dir()]
+        split = held_out[0] if held_out else "train"
+        return data_root / f"{split}{domain}", split, f"{split}{domain}", bool(held_out)
     data_root = resolve_data_root(config.data.data)
     held_out = [name for name in (config.data.val_split, "test") if (data_root / name).is_dir()]
     split = held_out[0] if held_out else "train"

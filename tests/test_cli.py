@@ -301,3 +301,20 @@ def test_every_validation_image_is_checked_for_ssim_not_only_the_first(tmp_path,
     assert main([*argv, "--generator", "resnet_6blocks", "--disc-layers", "1"]) == 2
     assert f"{data / 'val' / '1.png'} is validated at 8x8" in one_line_error(capsys)
     assert not (run / "checkpoints").exists()
+
+
+def test_sigterm_while_the_report_is_written_exits_75_not_143(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    import pix2pix.cli as cli
+
+    def report_that_is_stopped(config, run_dir, **_):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this at once
+        raise AssertionError("SIGTERM did not stop the report")
+
+    monkeypatch.setattr(loop, "fit", lambda config, **_: tmp_path / "run")
+    monkeypatch.setattr(cli, "write_report", report_that_is_stopped)
+    assert main(["train", "--out", str(tmp_path / "run"), *TINY]) == 75
+    assert "stopped outside the training loop" in capsys.readouterr().out

@@ -462,3 +462,19 @@ def test_bad_images_stop_cyclegan_at_start_and_skip_bad_trains_on_the_rest(
     assert sum("skipping" in record.getMessage() for record in caplog.records) == 2
     state, _ = load_checkpoint(run)
     assert state["iteration"] == 4  # the 4 good B images (3 A): the bad ones left out
+
+
+def test_the_report_translates_a_held_out_split_of_the_source_domain_first(tmp_path: Path) -> None:
+    from pix2pix.cli import report_input
+
+    for folder in ("trainA", "trainB", "testA", "valB"):
+        (tmp_path / folder).mkdir()
+    config = RunConfig().replace("model", model="cyclegan").replace("data", data=str(tmp_path))
+    assert report_input(config) == (tmp_path / "testA", "test", "testA", True)
+    (tmp_path / "valA").mkdir()
+    assert report_input(config) == (tmp_path / "valA", "val", "valA", True)  # the validation split first
+    backwards = config.replace("data", direction="BtoA")
+    assert report_input(backwards) == (tmp_path / "valB", "val", "valB", True)
+    for folder in ("valA", "testA"):
+        (tmp_path / folder).rmdir()
+    assert report_input(config) == (tmp_path / "trainA", "train", "trainA", False)  # said to be seen images
