@@ -269,6 +269,8 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown study {', '.join(sorted(unknown))}; expected {', '.join(s.name for s in STUDIES)}")
     chosen = [next(s for s in STUDIES if s.name == name) for name in args.studies]  # in the order given
+    if args.prepare_only and (args.no_train or not chosen):
+        parser.error("--prepare-only needs a study to prepare for, and no --no-train")
     if args.list or not chosen:
         print(describe_studies(chosen or list(STUDIES)))
         return

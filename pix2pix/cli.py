@@ -11,7 +11,7 @@ import sys
 import threading
 import typing
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pix2pix import __version__
@@ -120,13 +120,18 @@ def report_input(config: RunConfig) -> tuple[Path, str, str, bool]:
     if config.model.model == "cyclegan":
         data_root = resolve_unpaired_root(config.data.data)
         domain = "A" if config.data.direction == "AtoB" else "B"
-        held_out = [name for name in (config.data.val_split, "test") if (data_root / f"{name}{domain}").is_dir()]
-        split = held_out[0] if held_out else "train"
-        return data_root / f"{split}{domain}", split, f"{split}{domain}", bool(held_out)
+        held_out = held_out_split(config, lambda name: (data_root / f"{name}{domain}").is_dir())
+        split = held_out or "train"
+        return data_root / f"{split}{domain}", split, f"{split}{domain}", held_out is not None
     data_root = resolve_data_root(config.data.data)
-    held_out = [name for name in (config.data.val_split, "test") if (data_root / name).is_dir()]
-    split = held_out[0] if held_out else "train"
-    return data_root, split, split, bool(held_out)
+    held_out = held_out_split(config, lambda name: (data_root / name).is_dir())
+    split = held_out or "train"
+    return data_root, split, split, held_out is not None
+
+
+def held_out_split(config: RunConfig, exists: Callable[[str], bool]) -> str | None:
+    """The validation split, else test, if `exists` says the dataset has it (never train)."""
+    return next((name for name in (config.data.val_split, "test") if name != "train" and exists(name)), None)
 
 
 def check_packages_for(config: RunConfig) -> None:

@@ -86,7 +86,10 @@ def documented_commands() -> list[tuple[str, str]]:
         for block in shell_blocks(page):
             for line in block.splitlines():
                 for part in re.split(r"&&|\|\||;|\|", line.split(" #")[0]):
-                    if command := re.match(r"\s*(?:\S*/)?pix2pix\s+(.*\S)", part):
+                    # `pix2pix ...`, `.venv/bin/pix2pix ...`, `python -m pix2pix ...`, `torchrun ... -m pix2pix ...`
+                    if command := re.match(
+                        r"\s*(?:\S*/)?(?:pix2pix|\S*(?:python3?|torchrun)\b.*?-m pix2pix)\s+(.*\S)", part
+                    ):
                         commands.append((page.name, command.group(1)))
     return commands
 

@@ -86,7 +86,8 @@ class OnnxPix2Pix(ImageTranslator):
 
     def translate_batch(self, images: list[Image.Image], **mode: Any) -> list[Image.Image]:
         """As `ImageTranslator.translate_batch`; the mode defaults to the exported one, as in `translate`."""
-        return super().translate_batch(images, **{"dropout": self.dropout, "norm_stats": self.norm_stats, **mode})
+        asked = {key: value for key, value in mode.items() if value is not None}  # None: the exported mode
+        return super().translate_batch(images, **{"dropout": self.dropout, "norm_stats": self.norm_stats, **asked})
 
     def translate_array(
         self,

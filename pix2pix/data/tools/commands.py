@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 from pix2pix.data.images import DataError
 from pix2pix.data.tools.check import NEAR_THRESHOLD, check_dataset, format_check_report
 from pix2pix.data.tools.combine import combine_folders, format_combine_report
-from pix2pix.data.tools.download import DATASETS, URL_VARIABLE, download_dataset
+from pix2pix.data.tools.download import DATASETS, URL_VARIABLE, check_sha256, download_dataset
 from pix2pix.data.tools.holdout import carve_holdout
 from pix2pix.data.tools.pairs import KINDS, build_pairs
 from pix2pix.data.tools.unpair import unpair
@@ -92,9 +91,10 @@ def add_data_command(commands: argparse._SubParsersAction) -> None:
 
 
 def parse_sha256(text: str) -> str:
-    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
-        raise argparse.ArgumentTypeError(f"expected 64 hexadecimal digits, got {text!r}")
-    return text.lower()
+    try:
+        return check_sha256(text)
+    except ValueError as error:  # argparse shows only an ArgumentTypeError's own message
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parse_ratios(text: str) -> tuple[float, float, float]:

@@ -67,8 +67,8 @@ def download_dataset(
     `sha256`, an archive of another digest is deleted and refused before anything is unpacked."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
-    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
-        raise ValueError(f"--sha256 {sha256!r}: expected 64 hexadecimal digits")
+    if sha256 is not None:
+        sha256 = check_sha256(sha256)
     root = Path(root)
     target = root / name
     if target.is_dir():
@@ -89,17 +89,22 @@ def download_dataset(
     return target
 
 
+def check_sha256(text: str) -> str:
+    """`text` as a SHA-256 digest (lower case); a ValueError if it is not 64 hexadecimal digits."""
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        raise ValueError(f"SHA-256 {text!r}: expected 64 hexadecimal digits")
+    return text.lower()
+
+
 def check_digest(archive: Path, expected: str | None) -> None:
     """Log the archive's SHA-256 (to pin it next time); delete and refuse it if it is not `expected`.
 
     The official server publishes no digests, so none is built in: a user pins what they downloaded once."""
     actual = sha256_of(archive)
     logger.info("%s: SHA-256 %s", archive.name, actual)
-    if expected is not None and actual != expected.lower():
+    if expected is not None and actual != expected:
         archive.unlink()
-        raise DownloadError(
-            f"{archive.name}: SHA-256 {actual} is not the expected {expected.lower()}; deleted the archive"
-        )
+        raise DownloadError(f"{archive.name}: SHA-256 {actual} is not the expected {expected}; deleted the archive")
 
 
 def sha256_of(path: Path) -> str:
