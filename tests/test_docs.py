@@ -63,19 +63,17 @@ def test_results_tables_are_written_in_one_place():
 
 def shell_blocks(page: Path) -> list[str]:
     """The text of each ```bash (or bare ```) fenced block of `page`, line continuations joined."""
-    blocks, current = [], None
+    blocks, lines, language = [], [], None  # language: None outside a fenced block
     for line in page.read_text().splitlines():
         fence = re.match(r"\s*```(\w*)", line)
-        if fence and current is None:
-            current = [] if fence.group(1) in ("", "bash", "sh") else None
-            if current is None:  # a block in another language: skip to its end
-                current = False
+        if fence and language is None:
+            language, lines = fence.group(1), []
         elif fence:
-            if current is not False:
-                blocks.append("\n".join(current).replace("\\\n", " "))
-            current = None
-        elif current not in (None, False):
-            current.append(line)
+            if language in ("", "bash", "sh"):
+                blocks.append("\n".join(lines).replace("\\\n", " "))
+            language = None
+        elif language is not None:
+            lines.append(line)
     return blocks
 
 
