@@ -27,6 +27,7 @@ from pix2pix.flags import (
     add_runtime_flag,
     add_test_time_flags,
     build_config,
+    dropout_flag,
 )
 from pix2pix.inference.commands import add_models_command
 from pix2pix.runtime import tune_process_for_cli
@@ -155,7 +156,8 @@ def run_test(args: argparse.Namespace) -> None:
     model = load_model(
         args.checkpoint, device=args.device, netg=args.netg, norm=args.norm, runtime=args.runtime, reverse=args.reverse
     )
-    runtime = model.runtime_for(dropout=args.dropout == "on", norm_stats=args.norm_stats)
+    dropout, norm_stats = model.mode_or_default(dropout_flag(args), args.norm_stats)
+    runtime = model.runtime_for(dropout=dropout, norm_stats=norm_stats)
     input_path = resolve_data_root(args.input) if args.input == "builtin" else Path(args.input)
     page = translate_to_folder(
         model,
@@ -163,8 +165,8 @@ def run_test(args: argparse.Namespace) -> None:
         Path(args.output),
         split=args.split,
         paired=args.paired,
-        dropout=args.dropout == "on",
-        norm_stats=args.norm_stats,
+        dropout=dropout,
+        norm_stats=norm_stats,
         seed=args.seed,
         samples=args.samples,
         progress=not args.quiet,
@@ -213,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--output", required=True, help="folder for the translations and index.html")
     test.add_argument("--split", default="test", help="split to use when --input is a dataset root (default: test)")
     test.add_argument("--paired", action="store_true", help="--input holds side-by-side A|B pairs; shows targets")
-    add_test_time_flags(test)  # default: the paper's protocol
+    add_test_time_flags(test)  # default: the model's own (the paper's protocol for a checkpoint)
     add_runtime_flag(test)
     add_reverse_flag(test)
     test.add_argument("--seed", type=int, default=0, help="seed of the dropout draws")

@@ -98,13 +98,27 @@ def add_reverse_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_test_time_flags(parser: argparse.ArgumentParser, *, dropout: str = "on", norm_stats: str = "batch") -> None:
-    """The two independent test-time switches; the defaults are the paper's protocol unless a command
-    (serve, export) has a reason for the deterministic mode."""
-    parser.add_argument("--dropout", choices=("on", "off"), default=dropout, help=f"dropout (default: {dropout})")
+def add_test_time_flags(
+    parser: argparse.ArgumentParser, *, dropout: str | None = None, norm_stats: str | None = None
+) -> None:
+    """The two independent test-time switches. Left without a default (test, eval), a flag not given is
+    the model's own: the paper's protocol for a checkpoint, the exported mode for an .onnx file
+    (`ImageTranslator.mode_or_default`); serve and export fix the deterministic mode instead."""
+    parser.add_argument(
+        "--dropout", choices=("on", "off"), default=dropout, help=f"dropout (default: {dropout or 'on' + OWN_MODE})"
+    )
     parser.add_argument(
         "--norm-stats",
         choices=("batch", "running"),
         default=norm_stats,
-        help=f"batch norm statistics: of the image itself, or the running averages (default: {norm_stats})",
+        help="batch norm statistics: of the image itself, or the running averages "
+        f"(default: {norm_stats or 'batch' + OWN_MODE})",
     )
+
+
+OWN_MODE = "; an .onnx export: the mode it was exported in"
+
+
+def dropout_flag(args: argparse.Namespace) -> bool | None:
+    """--dropout as a bool, None where it was left to the model (`add_test_time_flags`)."""
+    return None if args.dropout is None else args.dropout == "on"

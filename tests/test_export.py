@@ -273,3 +273,33 @@ def test_summary_reads_an_onnx_export_and_test_explains_a_torchscript_one(traine
     assert main(["test", "--checkpoint", str(script_path), "--input", str(tmp_path), "--output", str(output)]) == 2
     err = capsys.readouterr().err
     assert "a TorchScript export" in err and "torch.jit.load" in err and len(err.strip().splitlines()) == 1
+
+
+def test_test_and_eval_run_an_onnx_export_in_its_own_mode_and_a_checkpoint_in_the_papers(run_dir, trained, tmp_path):
+    onnx_path = export_onnx(trained, tmp_path / "g.onnx")
+    data = str(run_dir.parent / "data")
+    for model, mode in ((onnx_path, ("off", "running")), (run_dir, ("on", "batch"))):  # no mode flags given
+        output = tmp_path / f"test-{Path(model).name}"
+        assert (
+            main(
+                [
+                    "test",
+                    "--checkpoint",
+                    str(model),
+                    "--input",
+                    data,
+                    "--split",
+                    "train",
+                    "--output",
+                    str(output),
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
+        assert f"dropout {mode[0]}, norm stats {mode[1]}" in (output / "index.html").read_text()
+        folder = tmp_path / f"eval-{Path(model).name}"
+        argv = ["eval", "--checkpoint", str(model), "--data", data, "--split", "train", "--output", str(folder)]
+        assert main([*argv, "--fcn-score", "off", "--quiet"]) == 0
+        settings = json.loads((folder / "metrics.json").read_text())["settings"]
+        assert (settings["dropout"], settings["norm stats"]) == mode

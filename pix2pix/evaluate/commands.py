@@ -19,6 +19,7 @@ from pix2pix.flags import (
     add_runtime_flag,
     add_test_time_flags,
     build_config,
+    dropout_flag,
 )
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def add_eval_command(commands: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="TorchScript LPIPS network: (output, target) in [-1,1] -> one distance per image (see docs/evaluation.md)",
     )
-    add_test_time_flags(parser)  # as `pix2pix test`: the paper's protocol by default
+    add_test_time_flags(parser)  # as `pix2pix test`: the model's own mode by default
     add_runtime_flag(parser)
     add_reverse_flag(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the dropout draws")
@@ -181,7 +182,7 @@ def run_eval(args: argparse.Namespace) -> None:
                 folder,
                 data=args.data,
                 split=args.split,
-                dropout=args.dropout == "on",
+                dropout=dropout_flag(args),
                 norm_stats=args.norm_stats,
                 seed=args.seed,
                 device=args.device,

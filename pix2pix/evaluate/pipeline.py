@@ -135,8 +135,8 @@ def evaluate_checkpoint(
     *,
     data: str | None = None,
     split: str = "test",
-    dropout: bool = True,
-    norm_stats: str = "batch",
+    dropout: bool | None = None,
+    norm_stats: str | None = None,
     seed: int = 0,
     device: str = "auto",
     runtime: str = "auto",
@@ -148,9 +148,11 @@ def evaluate_checkpoint(
     progress: bool = True,
 ) -> Evaluation:
     """Translate `split` of `data` (default: the dataset the run was trained on) and evaluate it in `folder`.
-    `direction` overrides which half of the pairs is the input; `reverse`, a CycleGAN run's B -> A generator."""
+    `direction` overrides which half of the pairs is the input; `reverse`, a CycleGAN run's B -> A generator.
+    A mode keyword left None is the model's own (`mode_or_default`: the paper's protocol, or an export's mode)."""
     checkpoint, folder = Path(checkpoint), Path(folder)
     model = load_model(checkpoint, device=device, runtime=runtime, reverse=reverse)
+    dropout, norm_stats = model.mode_or_default(dropout, norm_stats)
     if direction is not None:
         model.config = model.config.replace("data", direction=direction)
     data_root = evaluation_data_root(data, model)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -77,16 +77,11 @@ class OnnxPix2Pix(ImageTranslator):
         self, image: Image.Image, *, dropout: bool | None = None, norm_stats: str | None = None, seed: int | None = 0
     ) -> Image.Image:
         """As `ImageTranslator.translate`; the mode defaults to the exported one, the only one the file can run."""
-        dropout, norm_stats = self.mode_or_exported(dropout, norm_stats)
+        dropout, norm_stats = self.mode_or_default(dropout, norm_stats)
         return super().translate(image, dropout=dropout, norm_stats=norm_stats, seed=seed)
 
-    def translate_batch(self, images: list[Image.Image], **mode: Any) -> list[Image.Image]:
-        """As `ImageTranslator.translate_batch`; the mode defaults to the exported one, as in `translate`."""
-        dropout, norm_stats = self.mode_or_exported(mode.pop("dropout", None), mode.pop("norm_stats", None))
-        return super().translate_batch(images, dropout=dropout, norm_stats=norm_stats, **mode)
-
-    def mode_or_exported(self, dropout: bool | None, norm_stats: str | None) -> tuple[bool, str]:
-        """The mode asked for, with the exported one wherever a keyword is None."""
+    def mode_or_default(self, dropout: bool | None, norm_stats: str | None) -> tuple[bool, str]:
+        """The mode asked for, with the exported one (the only one the file runs) wherever a keyword is None."""
         return (self.dropout if dropout is None else dropout), (norm_stats or self.norm_stats)
 
     def translate_array(
@@ -98,7 +93,7 @@ class OnnxPix2Pix(ImageTranslator):
         seed: int | None = 0,
     ) -> np.ndarray:
         """(B, in, H, W) in [-1, 1] -> (B, out, H, W); `seed` is unused (the exported mode has no noise)."""
-        self.check_mode(*self.mode_or_exported(dropout, norm_stats))
+        self.check_mode(*self.mode_or_default(dropout, norm_stats))
         height, width = batch.shape[-2:]
         if height % self.stride or width % self.stride:
             raise ValueError(f"input size {height}x{width} (HxW) is not divisible by the stride {self.stride}")

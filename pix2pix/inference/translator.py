@@ -53,6 +53,11 @@ class ImageTranslator:
         """The engine that translates in this mode ("torch" or "onnxruntime"), for /info and logs."""
         return self.backend
 
+    def mode_or_default(self, dropout: bool | None, norm_stats: str | None) -> tuple[bool, str]:
+        """The mode asked for, with this model's default wherever a keyword is None: the paper's protocol
+        (dropout on, batch statistics); an export's default is the mode it was exported in."""
+        return (True if dropout is None else dropout), (norm_stats or "batch")
+
     def batch_coupling(self, *, dropout: bool, norm_stats: str) -> str | None:
         """Why, in this mode, images translated in one batch would change each other's results; None
         when each gets exactly what it gets alone (then requests may be batched)."""
@@ -96,11 +101,13 @@ class ImageTranslator:
 
     def translate_batch(self, images: list[Image.Image], **mode: Any) -> list[Image.Image]:
         """Translate several images with one forward pass per network size; `mode` is `translate`'s
-        keywords. Only for a mode in which batching changes no result (`batch_coupling` is None): then
-        each output is the one `translate` gives alone."""
-        coupling = self.batch_coupling(dropout=mode.get("dropout", True), norm_stats=mode.get("norm_stats", "batch"))
+        keywords (a mode left out is `mode_or_default`'s). Only for a mode in which batching changes no
+        result (`batch_coupling` is None): then each output is the one `translate` gives alone."""
+        dropout, norm_stats = self.mode_or_default(mode.pop("dropout", None), mode.pop("norm_stats", None))
+        coupling = self.batch_coupling(dropout=dropout, norm_stats=norm_stats)
         if coupling is not None:
             raise ValueError(f"cannot translate a batch in this mode: {coupling}")
+        mode.update(dropout=dropout, norm_stats=norm_stats)
         sources = [self.prepare_source(image) for image in images]
         outputs: dict[int, np.ndarray] = {}
         for shape in dict.fromkeys(source.shape for source in sources):  # each size once, in order of appearance
