@@ -367,6 +367,13 @@ def test_an_archive_of_the_pinned_sha256_is_unpacked_and_its_digest_logged(serve
     assert f"facades.tar.gz: SHA-256 {digest}" in caplog.text  # what a user pins next time
 
 
+def test_an_archive_neither_pinned_nor_logged_is_not_hashed(server, tmp_path, monkeypatch):
+    server.files["/facades.tar.gz"] = make_dataset_archive(tmp_path)
+    monkeypatch.setattr(download, "sha256_of", lambda path: pytest.fail(f"{path} was hashed"))
+    target = download_dataset("facades", tmp_path / "datasets", base_url=server.url, progress=False)
+    assert len(find_pairs(target, "train")) == 4
+
+
 def test_an_archive_of_another_sha256_is_deleted_and_nothing_unpacked(server, tmp_path, capsys):
     server.files["/facades.tar.gz"] = make_dataset_archive(tmp_path)
     root = tmp_path / "datasets"
