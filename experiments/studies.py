@@ -31,6 +31,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -597,8 +598,7 @@ def format_measured(study: Study, done: dict[tuple[Row, int], Path]) -> str:
     recorded row)." when all agree)."""
     groups: dict[str, list[str]] = {}
     for (row, seed), record in sorted(done.items(), key=lambda item: (item[0][1], study.rows.index(item[0][0]))):
-        path = record / "measured.json"
-        machine = json.loads(path.read_text()) if path.exists() else None
+        machine = read_measured(record)
         where = f"{machine['date']} on {machine['machine']}, torch {machine['torch']}" if machine else "(not noted)"
         groups.setdefault(where, []).append(f"{row.label} seed {seed}")
     if not groups:
@@ -606,6 +606,26 @@ def format_measured(study: Study, done: dict[tuple[Row, int], Path]) -> str:
     if len(groups) == 1:
         return f"Measured {next(iter(groups))} (every recorded row)."
     return "Measured " + "; ".join(f"{where}: {', '.join(rows)}" for where, rows in groups.items()) + "."
+
+
+def read_measured(record: Path) -> dict[str, str] | None:
+    """The record's `describe_machine` (None for records kept before it was noted)."""
+    path = record / "measured.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def other_machine(record: Path, default_record: Path) -> str | None:
+    """Where `record` was trained, if not where the default it is paired with was: the two runs then
+    differ in their floating-point arithmetic too, not only in the row's flags."""
+    ours, theirs = read_measured(record), read_measured(default_record)
+    if ours is None or theirs is None or cpu_model(ours) == cpu_model(theirs):
+        return None
+    return f"trained on {cpu_model(ours)}, the default on {cpu_model(theirs)}"
+
+
+def cpu_model(measured: dict[str, str]) -> str:
+    """The machine without its clock: one CPU model is named with it on some hosts and without on others."""
+    return re.sub(r" @ [0-9.]+ ?GHz", "", measured["machine"])
 
 
 def format_table(study: Study, done: dict[tuple[Row, int], Path]) -> list[str]:
@@ -676,7 +696,8 @@ def format_differences(study: Study, done: dict[tuple[Row, int], Path]) -> list[
                 stats = paired_difference(done[row, seed], done[default, seed], key)
                 low, high = stats["ci_low"], stats["ci_high"]
                 parts.append(f"{name} {stats['mean']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]")
-        lines.append(f"- {row.label}, seed {seed}: " + "; ".join(parts))
+        elsewhere = other_machine(done[row, seed], done[default, seed])
+        lines.append(f"- {row.label}, seed {seed}: " + "; ".join(parts) + (f" ({elsewhere})" if elsewhere else ""))
     if not lines:
         return []
     header = [

@@ -339,6 +339,14 @@ def test_a_page_says_where_and_when_each_record_was_measured(tmp_path, monkeypat
     )
     one = studies.format_page(study, {(default, 0): done[default, 0]}, grid=None)
     assert "Measured 2026-11-25 on CPU X, 2 CPU cores, torch 2.13.0 (every recorded row)." in one
+    assert "- 1x1 PixelGAN, seed 0: FCN per-pixel acc +0.000 [" in page and "trained on" not in page
+    clocked = {"date": "2026-12-01", "machine": "CPU X @ 2.60GHz, 2 CPU cores", "torch": "2.13.0"}
+    (done[patch16, 0] / "measured.json").write_text(json.dumps(clocked))  # the same CPU model, named with its clock
+    machine = {"date": "2026-12-01", "machine": "CPU Y, 2 CPU cores", "torch": "2.13.0"}
+    (done[pixel, 0] / "measured.json").write_text(json.dumps(machine))
+    page = studies.format_page(study, done, grid=None)  # a pair trained on two CPUs says so
+    assert "(trained on CPU Y, 2 CPU cores, the default on CPU X, 2 CPU cores)" in page.split("- 1x1 PixelGAN")[1]
+    assert "- 16x16 PatchGAN, seed 0:" in page and page.count("trained on CPU") == 1
 
 
 def test_a_study_with_no_record_yet_says_so(tmp_path, monkeypatch):
