@@ -98,6 +98,9 @@ def add_reverse_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+OWN_MODE = "; an .onnx export: the mode it was exported in"  # the help of a flag left to the model
+
+
 def add_test_time_flags(
     parser: argparse.ArgumentParser, *, dropout: str | None = None, norm_stats: str | None = None
 ) -> None:
@@ -114,9 +117,6 @@ def add_test_time_flags(
         help="batch norm statistics: of the image itself, or the running averages "
         f"(default: {norm_stats or 'batch' + OWN_MODE})",
     )
-
-
-OWN_MODE = "; an .onnx export: the mode it was exported in"
 
 
 def dropout_flag(args: argparse.Namespace) -> bool | None:
