@@ -280,23 +280,8 @@ def test_test_and_eval_run_an_onnx_export_in_its_own_mode_and_a_checkpoint_in_th
     data = str(run_dir.parent / "data")
     for model, mode in ((onnx_path, ("off", "running")), (run_dir, ("on", "batch"))):  # no mode flags given
         output = tmp_path / f"test-{Path(model).name}"
-        assert (
-            main(
-                [
-                    "test",
-                    "--checkpoint",
-                    str(model),
-                    "--input",
-                    data,
-                    "--split",
-                    "train",
-                    "--output",
-                    str(output),
-                    "--quiet",
-                ]
-            )
-            == 0
-        )
+        argv = ["test", "--checkpoint", str(model), "--input", data, "--split", "train", "--output", str(output)]
+        assert main([*argv, "--quiet"]) == 0
         assert f"dropout {mode[0]}, norm stats {mode[1]}" in (output / "index.html").read_text()
         folder = tmp_path / f"eval-{Path(model).name}"
         argv = ["eval", "--checkpoint", str(model), "--data", data, "--split", "train", "--output", str(folder)]
