@@ -20,9 +20,9 @@ Training at `--size` (U-Net depth from the size: 256 -> 8) and at half of it (de
 also ours under bf16 autocast (`--precision bf16`) where the device computes bf16 natively;
 inference at `--size`, batch 1. Each row alternates its variants iteration by
 iteration and reports medians, so load from other processes hits both alike; ratios are ours/baseline.
-Also: data-loading throughput of `PairedDataset`, FLOPs of one training iteration
+Also: data-loading throughput of `PairedDataset`, FLOPs of one training iteration and of one translation
 (`torch.utils.flop_counter`), achieved GFLOP/s and its fraction of the machine's ceiling, measured in
-the same run as a 2048^3 fp32 matmul and a k4 s2 convolution.
+the same run as torch's 2048^3 fp32 matmul and k4 s2 convolution (onnxruntime's own kernels can pass it).
 
 `--distributed` instead measures training images/s of 1 and 2 CPU processes under DDP (gloo), the
 CPU cores split evenly between the processes, and their ratio.
@@ -222,6 +222,7 @@ def bench_inference(size: int, device: torch.device, args) -> tuple[dict[str, fl
     reference, paper_reference = run_official_eval(), run_official_paper()
     errors = {name: (variants[name]() - reference).abs().max().item() for name in ("ours, auto", "ours, torch")}
     errors["ours, paper protocol"] = (variants["ours, paper protocol"]() - paper_reference).abs().max().item()
+    seconds["flops"] = count_flops(run_official_eval)  # one generator forward, whichever engine runs it
     return seconds, errors, auto.runtime_for(**deterministic)
 
 
@@ -436,16 +437,20 @@ def main() -> None:
         base, fast = 1 / seconds[baseline], 1 / seconds[ours]
         rows.append(format_row(name, f"{base:.3f} {unit}", f"{fast:.3f} {unit}", f"{fast / base:.2f}x"))
 
+    def add_gflops(seconds: dict[str, float], ours: str, unit: str) -> None:
+        gflops = {name: seconds["flops"] / seconds[key] / 1e9 for name, key in (("baseline",) * 2, ("ours", ours))}
+        rows.append(format_row(f"  GFLOP/s ({seconds['flops'] / 1e9:.1f} GFLOP/{unit})", *gflops_cells(gflops)))
+        rows.append(format_row("  fraction of ceiling", *fraction_cells(gflops, peak)))
+
     for size, result in ((args.size, large), (small, half)):
         add_rate(f"train {size}px b1 (it/s)", result, "ours", "")
-        gflops = {name: result["flops"] / result[name] / 1e9 for name in ("baseline", "ours")}
-        rows.append(format_row(f"  GFLOP/s ({result['flops'] / 1e9:.1f} GFLOP/it)", *gflops_cells(gflops)))
-        rows.append(format_row("  fraction of ceiling", *fraction_cells(gflops, peak)))
+        add_gflops(result, "ours", "it")
         add_rate("  fused Adam only (plain transposes)", result, "ours, plain transposes", "")
         if "ours, bf16" in result:
             add_rate("  ours with --precision bf16", result, "ours, bf16", "")
     translate = f"translate {args.size}px b1"
     add_rate(f"{translate} deterministic, auto = {runtime} (img/s)", inference, "ours, auto", "")
+    add_gflops(inference, "ours, auto", "image")
     add_rate(f"{translate} deterministic, torch (img/s)", inference, "ours, torch", "")
     add_rate(f"{translate} paper protocol (img/s)", inference, "ours, paper protocol", "", "paper baseline")
     rows.append(format_row(f"data: {args.size}px pairs/s, 1 process", "", f"{1 / data_seconds:.1f}", ""))
