@@ -24,6 +24,7 @@ from pix2pix.flags import (
 
 if TYPE_CHECKING:
     from pix2pix.evaluate.fcn_score import Palette
+    from pix2pix.evaluate.pipeline import FcnOptions
 
 FCN_MODES = ("auto", "on", "off")  # as pipeline.FCN_MODES, not imported from there: it loads torch
 
@@ -147,27 +148,12 @@ def default_eval_folder(checkpoint: Path, split: str) -> Path:
 def run_eval(args: argparse.Namespace) -> None:
     from pix2pix.data.builtin import resolve_data_root
     from pix2pix.evaluate.compare import write_comparison
-    from pix2pix.evaluate.fcn_score import SegmenterSettings, load_palette, load_segmenter_file
     from pix2pix.evaluate.perceptual import load_perceptual_models
-    from pix2pix.evaluate.pipeline import FcnOptions, evaluate_checkpoint, evaluate_images, list_result_images
+    from pix2pix.evaluate.pipeline import evaluate_checkpoint, evaluate_images, list_result_images
 
     # refused here, not after the translations
     require_packages([(module, "eval", "pix2pix eval") for module in ("skimage", "scipy", "matplotlib")])
-    if args.fcn_size < 16 or args.fcn_iterations < 1:
-        raise ValueError(
-            f"--fcn-size must be >= 16 and --fcn-iterations >= 1, got {args.fcn_size}, {args.fcn_iterations}"
-        )
-    if args.fcn_score == "off":
-        fcn = FcnOptions("off")
-    else:
-        palette = detect_palette(args) if args.palette == "detect" else load_palette(args.palette)
-        fcn = FcnOptions(
-            args.fcn_score,
-            palette,
-            SegmenterSettings(size=args.fcn_size, iterations=args.fcn_iterations, seed=args.fcn_seed),
-            # loaded here, once for every checkpoint: a bad file fails now, not after translating
-            load_segmenter_file(args.fcn_segmenter, palette) if args.fcn_segmenter else None,
-        )
+    fcn = fcn_options(args)
     # loaded and probed first, so a wrong file fails before any translation
     perceptual = load_perceptual_models(args.fid_weights, args.lpips_weights, args.device)
     sources = args.checkpoint or args.results
@@ -213,6 +199,27 @@ def run_eval(args: argparse.Namespace) -> None:
     if several:
         folder = args.output or Path(os.path.commonpath([p.resolve() for p in sources])) / f"compare-{args.split}"
         print(f"comparison: {write_comparison(folder, evaluations)}")
+
+
+def fcn_options(args: argparse.Namespace) -> FcnOptions:
+    """The FCN-score's settings from the flags; a bad palette or segmenter file fails here, before any
+    translation, and is loaded once for every checkpoint."""
+    from pix2pix.evaluate.fcn_score import SegmenterSettings, load_palette, load_segmenter_file
+    from pix2pix.evaluate.pipeline import FcnOptions
+
+    if args.fcn_size < 16 or args.fcn_iterations < 1:
+        raise ValueError(
+            f"--fcn-size must be >= 16 and --fcn-iterations >= 1, got {args.fcn_size}, {args.fcn_iterations}"
+        )
+    if args.fcn_score == "off":
+        return FcnOptions("off")
+    palette = detect_palette(args) if args.palette == "detect" else load_palette(args.palette)
+    return FcnOptions(
+        args.fcn_score,
+        palette,
+        SegmenterSettings(size=args.fcn_size, iterations=args.fcn_iterations, seed=args.fcn_seed),
+        load_segmenter_file(args.fcn_segmenter, palette) if args.fcn_segmenter else None,
+    )
 
 
 def detect_palette(args: argparse.Namespace) -> Palette:

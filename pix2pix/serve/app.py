@@ -111,13 +111,7 @@ def create_app(
         "workers": workers,
         "max_concurrent": max_concurrent,
     }
-    for name, value in limits.items():
-        if value < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}")
-    if not 0 <= batch_window_ms <= MAX_BATCH_WINDOW_MS:  # also false for nan
-        raise ValueError(f"batch_window_ms must be a number from 0 to {MAX_BATCH_WINDOW_MS:g}, got {batch_window_ms}")
-    if not 0 < body_timeout_s < math.inf:
-        raise ValueError(f"body_timeout_s must be a positive number of seconds, got {body_timeout_s}")
+    check_limits(limits, batch_window_ms=batch_window_ms, body_timeout_s=body_timeout_s)
     mode: TranslationMode = {"dropout": dropout, "norm_stats": norm_stats, "seed": 0}
     # one throwaway translation: fails now, not at the first request, if the mode is one the model
     # cannot run (an ONNX export in another mode), and warms the model up
@@ -193,6 +187,16 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def check_limits(limits: dict[str, int], *, batch_window_ms: float, body_timeout_s: float) -> None:
+    for name, value in limits.items():
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    if not 0 <= batch_window_ms <= MAX_BATCH_WINDOW_MS:  # also false for nan
+        raise ValueError(f"batch_window_ms must be a number from 0 to {MAX_BATCH_WINDOW_MS:g}, got {batch_window_ms}")
+    if not 0 < body_timeout_s < math.inf:
+        raise ValueError(f"body_timeout_s must be a positive number of seconds, got {body_timeout_s}")
 
 
 class InFlightLimit:
