@@ -108,6 +108,56 @@ def test_a_new_run_never_overwrites_an_existing_runs_checkpoints(tiny_dataset, t
     assert (run / "checkpoints" / "latest.pt").read_bytes() == before
 
 
+def test_a_run_resumed_from_elsewhere_never_takes_over_another_runs_folder(tiny_dataset, tmp_path, capsys):
+    first, other = tmp_path / "first", tmp_path / "other"
+    argv = [
+        "train",
+        "--data",
+        str(tiny_dataset),
+        *TINY_FLAGS,
+        "--no-report",
+        "--n-epochs",
+        "1",
+        "--n-epochs-decay",
+        "0",
+    ]
+    assert main([*argv, "--out", str(first)]) == 0
+    assert main([*argv, "--out", str(other), "--base-channels", "16"]) == 0
+    before = {path.name: path.read_bytes() for path in (other / "checkpoints").glob("*.pt")}
+    capsys.readouterr()
+    assert main(["train", "--resume", str(first), "--out", str(other), "--n-epochs", "2", "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run's checkpoints" in err and f"resume {first} into a new --out" in err
+    assert {path.name: path.read_bytes() for path in (other / "checkpoints").glob("*.pt")} == before
+    # into a fresh folder the same command branches off the first run
+    assert (
+        main(["train", "--resume", str(first), "--out", str(tmp_path / "branch"), "--n-epochs", "2", "--no-report"])
+        == 0
+    )
+
+
+def test_a_new_run_never_overwrites_a_run_that_trained_but_saved_no_checkpoint(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = [
+        "train",
+        "--data",
+        str(tiny_dataset),
+        "--out",
+        str(run),
+        *TINY_FLAGS,
+        "--no-report",
+        "--n-epochs-decay",
+        "0",
+    ]
+    assert main([*argv, "--n-epochs", "1", "--save-every", "5"]) == 0  # an epoch logged, no checkpoint saved
+    shutil.rmtree(run / "checkpoints")  # as for a run stopped before its first save
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    capsys.readouterr()
+    assert main([*argv, "--n-epochs", "1"]) == 2
+    assert "already holds a run that logged training (log.csv) but saved no checkpoint" in capsys.readouterr().err
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
+
+
 def test_resume_with_other_networks_is_refused_in_one_line(tiny_dataset, tmp_path, capsys):
     run = tmp_path / "run"
     argv = ["train", "--data", str(tiny_dataset), "--out", str(run), *TINY_FLAGS, "--no-report"]

@@ -49,7 +49,6 @@ from pix2pix.training.loop import (
     epoch_batches,
     epoch_order,
     keep_saved_totals_on_main,
-    refuse_existing_run,
     resolve_resume,
     save_mid_epoch,
     train_with_retries,
@@ -179,8 +178,6 @@ def fit_cyclegan_once(config: RunConfig, process: Process, *, resume: str | None
     run_dir = Path(config.train.out)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"--out {run_dir} is a file, not a folder")
-    if not resume:
-        refuse_existing_run(run_dir, process)
     device = process.device
     acceleration = plan_acceleration(config, process)
     torch.manual_seed(config.train.seed)

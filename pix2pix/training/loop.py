@@ -137,6 +137,8 @@ def train_with_retries(attempt: Attempt, config: RunConfig, *, resume: str | Non
     """
     process = start_process(config.train.device)
     try:
+        # once, before the first attempt: a retry from the start writes on into the folder it began
+        refuse_to_overwrite(Path(config.train.out), resume, process)
         retries_left = config.train.nan_retries
         while True:
             try:
@@ -169,8 +171,6 @@ def fit_once(config: RunConfig, process: Process, *, resume: str | None, progres
     run_dir = Path(config.train.out)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"--out {run_dir} is a file, not a folder")
-    if not resume:
-        refuse_existing_run(run_dir, process)
     acceleration = plan_acceleration(config, process)  # precision, channels_last, compile, SyncBatchNorm
     torch.manual_seed(config.train.seed)
     random.seed(config.train.seed)
@@ -524,14 +524,28 @@ def check_free_space(run_dir: Path, run: SavedRun, config: RunConfig) -> None:
         )
 
 
-def refuse_existing_run(run_dir: Path, process: Process) -> None:
-    """A new run never overwrites another run's checkpoints. Decided by all processes together, so that
-    on nodes without a shared disk (where only rank 0's node has the folder) every process stops."""
+def refuse_to_overwrite(run_dir: Path, resume: str | None, process: Process) -> None:
+    """A run never writes into a folder that holds another run: a new run, or one resumed from another
+    folder (`--resume A --out B`), needs an `--out` without a run's checkpoints or logged training (a run
+    that stopped before its first epoch, e.g. on a bad image, is started again in place). Decided by all
+    processes together, so that on nodes without a shared disk (where only rank 0's node has the folder)
+    every process stops."""
+    if resume == "auto" or (resume and run_folder_of(resolve_resume(resume, run_dir)).resolve() == run_dir.resolve()):
+        return  # continuing the run that is there
     has_checkpoints = any((run_dir / CHECKPOINT_DIR).glob("*.pt"))
-    if sum_across_processes([float(has_checkpoints)], process)[0]:
+    log = run_dir / "log.csv"
+    has_logged = log.is_file() and len(log.read_text(errors="replace").splitlines()) > 1  # rows past the header
+    held = sum_across_processes([float(has_checkpoints), float(has_logged)], process)
+    elsewhere = f"resume {resume} into a new --out" if resume else "train into another --out"
+    if held[0]:
         raise ValueError(
             f"{run_dir} already holds a run's checkpoints; continue it with --resume auto --out {run_dir}, "
-            "or train into another --out (or delete that folder first)"
+            f"or {elsewhere} (or delete that folder first)"
+        )
+    if held[1]:
+        raise ValueError(
+            f"{run_dir} already holds a run that logged training (log.csv) but saved no checkpoint to resume; "
+            f"{elsewhere}, or delete that folder first"
         )
 
 
