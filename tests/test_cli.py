@@ -149,6 +149,20 @@ def test_a_missing_optional_package_names_the_extra(monkeypatch, capsys):
     assert "pix2pix[eval]" in one_line_error(capsys)
 
 
+def test_test_never_writes_its_translations_over_the_inputs(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_dataset), "--out", str(run), *TINY, "--no-report"]) == 0
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32), np.uint8)).save(photos / "scan.png")
+    originals = {path: path.read_bytes() for root in (photos, tiny_dataset) for path in root.rglob("*.*")}
+    capsys.readouterr()
+    for source, output in ((photos, photos), (photos / "scan.png", photos), (tiny_dataset, tiny_dataset / "test")):
+        assert main(["test", "--checkpoint", str(run), "--input", str(source), "--output", str(output)]) == 2
+        assert "would overwrite the input" in capsys.readouterr().err
+    assert {path: path.read_bytes() for root in (photos, tiny_dataset) for path in root.rglob("*.*")} == originals
+
+
 def test_test_on_a_root_without_the_split_names_the_folders_it_has(tmp_path):
     from pix2pix.data import DataError
     from pix2pix.inference.folders import list_inputs

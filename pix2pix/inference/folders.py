@@ -69,6 +69,21 @@ def iterate_colorization_items(model: ImageTranslator, pairs: list[PairFile], im
         yield TestItem(path.stem, image_to_gray(load_image(path, 3)), None)
 
 
+def refuse_to_overwrite_inputs(output: Path, pairs: list[PairFile], images: list[Path], *, samples: int) -> None:
+    """`--output` the input folder itself (or a split of the dataset being read) would replace the
+    originals by their translations: refused before anything is written."""
+    inputs = {path.resolve() for pair in pairs for path in (pair.a_path, pair.b_path) if path is not None}
+    inputs |= {path.resolve() for path in images}
+    names = [pair.name for pair in pairs] + [path.stem for path in images]
+    results = [""] if samples == 1 else [f"_sample{k}" for k in range(samples)]
+    for name in names:
+        written = [output / "inputs" / f"{name}.png", output / "targets" / f"{name}.png"]
+        written += [output / f"{name}{suffix}.png" for suffix in results]
+        for path in written:
+            if path.resolve() in inputs:
+                raise ValueError(f"--output {output} would overwrite the input {path}; write to another folder")
+
+
 BATCH = 8  # images per forward pass when batching changes no result
 
 
@@ -116,6 +131,7 @@ def translate_to_folder(
     Where batching changes no result (the deterministic mode) images go through the network `BATCH` at a
     time; otherwise one by one, each with its own seeded dropout draw."""
     pairs, images = list_inputs(input_path, split=split, paired=paired)
+    refuse_to_overwrite_inputs(output, pairs, images, samples=samples)
     for folder in ("inputs", "targets"):
         (output / folder).mkdir(parents=True, exist_ok=True)
     rows = []
