@@ -15,8 +15,7 @@ def run_export(args: argparse.Namespace) -> None:
     from pix2pix.export import export_model
     from pix2pix.inference.torch_model import Pix2Pix
 
-    if Path(args.out).is_dir():  # torch.jit.save would fail with a C++ traceback
-        raise ValueError(f"--out {args.out} is a folder; name the file to write in it")
+    check_export_path(Path(args.out), args.format, args.checkpoint)
     model = Pix2Pix.load(args.checkpoint, device="cpu", reverse=args.reverse)
     if not isinstance(model, Pix2Pix):  # an .onnx file opens as OnnxPix2Pix: its network is already fixed
         raise ValueError(f"{args.checkpoint}: an ONNX export already; export from the run folder or checkpoint")
@@ -24,6 +23,22 @@ def run_export(args: argparse.Namespace) -> None:
         model, args.out, export_format=args.format, dropout=args.dropout == "on", norm_stats=args.norm_stats
     )
     print(f"wrote {out} ({args.format}, stride {model.stride}, dropout {args.dropout}, {args.norm_stats} statistics)")
+
+
+def check_export_path(out: Path, export_format: str, checkpoint: str) -> None:
+    """Refuse, before loading anything, an --out that would replace a checkpoint or that `Pix2Pix.load`
+    would later take for the other format (it tells them apart by the .onnx suffix)."""
+    from pix2pix.checkpoint import CHECKPOINT_DIR
+
+    if out.is_dir():  # torch.jit.save would fail with a C++ traceback
+        raise ValueError(f"--out {out} is a folder; name the file to write in it")
+    if (export_format == "onnx") != (out.suffix.lower() == ".onnx"):
+        wanted = "a name ending in .onnx" if export_format == "onnx" else "a name not ending in .onnx (e.g. model.ts)"
+        kind = "an ONNX" if export_format == "onnx" else "a TorchScript"
+        raise ValueError(f"--out {out}: {kind} export needs {wanted}, the suffix loaders tell formats by")
+    source = Path(checkpoint)
+    if out.resolve().parent.name == CHECKPOINT_DIR or (source.is_file() and out.resolve() == source.resolve()):
+        raise ValueError(f"--out {out} would replace a checkpoint; write the export outside the run's checkpoints")
 
 
 def add_export_command(commands: Any) -> None:

@@ -207,6 +207,28 @@ def test_train_into_an_existing_file_is_one_line(tiny_dataset, tmp_path, capsys)
     assert code == 2 and err == f"pix2pix train: error: --out {out} is a file, not a folder"
 
 
+@pytest.mark.parametrize(
+    ("export_format", "out", "message"),
+    [
+        ("onnx", "run/checkpoints/latest.pt", "an ONNX export needs a name ending in .onnx"),
+        ("torchscript", "model.onnx", "a TorchScript export needs a name not ending in .onnx"),
+        ("onnx", "run/checkpoints/latest.onnx", "would replace a checkpoint"),
+        ("torchscript", "run/checkpoints/latest.pt", "would replace a checkpoint"),
+        ("torchscript", "official.pth", "would replace a checkpoint"),
+    ],
+)
+def test_export_never_replaces_a_checkpoint_or_misnames_its_format(tmp_path, capsys, export_format, out, message):
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    latest, official = tmp_path / "run" / "checkpoints" / "latest.pt", tmp_path / "official.pth"
+    for path in (latest, official):
+        path.write_bytes(b"a checkpoint")
+    source = official if out == "official.pth" else tmp_path / "run"
+    argv = ["export", "--checkpoint", str(source), "--format", export_format, "--out", str(tmp_path / out)]
+    code, err = run_cli(argv, capsys)
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+    assert latest.read_bytes() == official.read_bytes() == b"a checkpoint"
+
+
 def test_export_into_a_folder_is_one_line(tmp_path, capsys):
     argv = ["export", "--checkpoint", str(tmp_path / "run"), "--format", "torchscript", "--out", str(tmp_path)]
     code, err = run_cli(argv, capsys)
