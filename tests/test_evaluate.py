@@ -378,6 +378,11 @@ def test_a_saved_segmenter_scores_as_the_cached_one_without_the_training_data(
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"pix2pix eval: error: {not_one}: not a segmenter saved by pix2pix eval") and "\n" not in err
     assert not (tmp_path / "results" / "eval").exists()  # refused before measuring anything
+    garbage = tmp_path / "garbage.pt"  # no tensor pickle: torch's refusal runs to a page
+    garbage.write_bytes(b"not a torch file at all" * 10)
+    assert main([*args[:-1], str(garbage)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"pix2pix eval: error: {garbage}: not a segmenter") and "\n" not in err
 
     shutil.copytree(tmp_path / "results", tmp_path / "results2")
     loads = []

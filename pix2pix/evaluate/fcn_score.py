@@ -290,7 +290,9 @@ def load_segmenter_file(path: Path, palette: Palette) -> Segmenter:
         state = torch.load(path, map_location="cpu", weights_only=True)
         segmenter = segmenter_from_state(state, SegmenterSettings(**state["settings"]), path)
     except (RuntimeError, KeyError, TypeError, IndexError, AttributeError, pickle.UnpicklingError) as error:
-        raise ValueError(f"{path}: not a segmenter saved by pix2pix eval ({type(error).__name__}: {error})") from None
+        # the type alone for a file torch cannot read: its refusal of a pickle runs to a page about weights_only
+        reason = "" if isinstance(error, pickle.UnpicklingError) else f": {error}"
+        raise ValueError(f"{path}: not a segmenter saved by pix2pix eval ({type(error).__name__}{reason})") from None
     colours = [list(colour) for colour in palette.colors]
     saved = [list(colour) for colour in state.get("palette", colours)]  # older files carry only its size
     if saved != colours or segmenter.n_classes != len(colours):
