@@ -383,6 +383,25 @@ def test_the_command_serves_with_a_bounded_number_of_connections(model, monkeypa
     assert served["app"].state.info["body_timeout_s"] == 5.0
 
 
+def test_serve_on_a_port_in_use_or_a_foreign_host_is_refused_in_one_line_before_loading(monkeypatch, capsys):
+    import socket
+
+    monkeypatch.setattr("pix2pix.inference.formats.load_model", lambda *a, **k: pytest.fail("loaded the model"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli_main(["serve", "--checkpoint", "run", "--port", str(port)]) == 2
+        error = capsys.readouterr().err
+        assert error == f"pix2pix serve: error: cannot listen on 127.0.0.1:{port} (Address already in use)\n"
+    assert cli_main(["serve", "--checkpoint", "run", "--host", "192.0.2.1"]) == 2
+    error = capsys.readouterr().err
+    assert (
+        error.startswith("pix2pix serve: error: cannot listen on 192.0.2.1:8000 (Cannot assign requested address)")
+        and error.count("\n") == 1
+    )
+
+
 def test_serve_refuses_to_start_without_python_multipart(model, monkeypatch, capsys):
     """Starlette parses forms with python-multipart (module python_multipart, or multipart before 0.0.13);
     without it every form upload would get a 500, so the server does not start."""

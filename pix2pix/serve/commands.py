@@ -4,6 +4,7 @@ and torch only for a checkpoint; an exported `.onnx` file is served without it (
 from __future__ import annotations
 
 import argparse
+import socket
 from typing import Any
 
 from pix2pix.flags import add_reverse_flag, add_runtime_flag, add_test_time_flags
@@ -24,6 +25,7 @@ def run_serve(args: argparse.Namespace) -> None:
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be between 0 and 65535, got {args.port}")
     check_form_parser()  # before the model loads, which can take a while
+    check_can_listen(args.host, args.port)
     model = load_model(args.checkpoint, device=args.device, runtime=args.runtime, reverse=args.reverse)
     app = create_app(
         model,
@@ -49,6 +51,18 @@ def run_serve(args: argparse.Namespace) -> None:
         print(f"micro-batching off: {batching['reason']}")
     print(f"serving {args.checkpoint} ({info['model']['backend']}) at http://{args.host}:{args.port}/ (Ctrl+C to stop)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", limit_concurrency=max_connections)
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Bind host:port and let it go again, so that a port in use or a host that is not this machine's
+    is refused in one line before the model loads, rather than logged by uvicorn after "serving"."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as error:
+        raise ValueError(f"cannot listen on {host}:{port} ({error.strerror or error})") from None
 
 
 def add_serve_command(commands: Any) -> None:
