@@ -439,6 +439,11 @@ def test_eval_cli_end_to_end(tiny_run, tmp_path, capsys):
     assert main(["eval", "--results", str(results), "--quiet"]) == 0
     again = json.loads((results / "eval" / "metrics.json").read_text())
     assert again["summary"]["l1"]["mean"] == pytest.approx(document["summary"]["l1"]["mean"])
+    # a later `test` of the 2 val pairs into the same folder: the third test image left there is not measured
+    argv = ["test", "--checkpoint", str(tiny_run), "--input", data, "--split", "val", "--output", str(results)]
+    assert main([*argv, "--quiet"]) == 0 and len(list(results.glob("*.png"))) == 3
+    assert main(["eval", "--results", str(results), "--quiet"]) == 0
+    assert json.loads((results / "eval" / "metrics.json").read_text())["n_images"] == 2
 
 
 def test_loss_curves_add_the_validation_row_when_the_run_logged_it(tmp_path):

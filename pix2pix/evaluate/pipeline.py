@@ -22,7 +22,7 @@ from pix2pix.data.layout import find_pairs
 from pix2pix.evaluate import fcn_score
 from pix2pix.evaluate.perceptual import FID_RELIABLE_IMAGES, PerceptualModels, compute_frechet_distance
 from pix2pix.evaluate.report import OPTIONAL_METRICS, render_error_map, write_report
-from pix2pix.inference.folders import translate_to_folder
+from pix2pix.inference.folders import MANIFEST, translate_to_folder
 from pix2pix.inference.formats import load_model
 from pix2pix.inference.translator import ImageTranslator
 from pix2pix.metrics import METRICS, SSIM_SETTINGS, compute_image_metrics, summarize_rows
@@ -76,14 +76,21 @@ class Evaluation:
 
 
 def list_result_images(folder: Path) -> list[ImageFiles]:
-    """The NAME.png + targets/NAME.png (+ inputs/NAME.png) triples of a `pix2pix test` output folder."""
+    """The NAME.png + targets/NAME.png (+ inputs/NAME.png) triples of a `pix2pix test` output folder: those
+    of its latest translation where `pix2pix test` wrote the folder, else every image in it."""
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: results folder not found")
-    outputs = list(list_images(folder).values())
+    manifest = folder / MANIFEST
+    if manifest.is_file():
+        outputs = [folder / name for name in json.loads(manifest.read_text())["outputs"]]
+    else:
+        outputs = list(list_images(folder).values())
     if not outputs:
         raise DataError(f"{folder}: no translated images (NAME.png) found")
     items = []
     for output in outputs:
+        if not output.is_file():
+            raise DataError(f"{output}: missing, though {MANIFEST} lists it as translated")
         target = folder / "targets" / output.name
         if not target.exists():
             raise DataError(f"{target}: missing ground truth for {output.name} (run `pix2pix test` on a paired split)")

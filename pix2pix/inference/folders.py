@@ -3,6 +3,7 @@ any backend."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
+from pix2pix.atomic import write_atomically
 from pix2pix.data.images import DataError, list_images, load_image
 from pix2pix.data.lab import image_to_gray
 from pix2pix.data.layout import PairFile, find_pairs, load_pair
@@ -85,6 +87,9 @@ def refuse_to_overwrite_inputs(output: Path, pairs: list[PairFile], images: list
 
 
 BATCH = 8  # images per forward pass when batching changes no result
+# the output files of the folder's latest translation, so that `eval --results` measures those and not
+# what an earlier translation of other images left beside them
+MANIFEST = "translated.json"
 
 
 def chunks(items: Iterator[TestItem], size: int) -> Iterator[list[TestItem]]:
@@ -155,6 +160,8 @@ def translate_to_folder(
                 ]
             rows += [save_item(item, outputs, output) for item, outputs in zip(chunk, results)]
             bar.update(len(chunk))
+    written = [cell for _, cells in rows for cell in cells[1 : 1 + samples]]
+    write_atomically(output / MANIFEST, lambda file: file.write(json.dumps({"outputs": written}).encode()))
     outputs = ["output"] if samples == 1 else [f"sample {k}" for k in range(samples)]
     page = output / "index.html"
     settings = f"dropout {'on' if dropout else 'off'}, norm stats {norm_stats}, seed {seed}"
