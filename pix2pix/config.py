@@ -56,7 +56,9 @@ class DataConfig:
     load_size: int = option(286, "side the images are resized to before cropping")
     crop_size: int = option(256, "side of the random crops the networks train on")
     flip: bool = option(True, "random horizontal flips, the same for A and B")
-    val_split: str = option("val", "split whose first images give the sample grids and validation; falls back to train")
+    val_split: str = option(
+        "val", "split whose first images give the sample grids and validation; only the default falls back to train"
+    )
     color_space: ColorSpace = option(
         "rgb", "lab: colorization, L -> ab of the target photo; needs --in-channels 1 --out-channels 2"
     )

@@ -14,7 +14,7 @@ from pix2pix.cli import build_parser, main, run_command
 from pix2pix.config import RunConfig
 from pix2pix.devices import resolve_device
 from pix2pix.flags import build_config, recipe_names
-from tests.helpers import TINY_FLAGS
+from tests.helpers import TINY_FLAGS, write_pairs
 
 # (section, field, bad value, what the message must say is allowed)
 BAD_VALUES = [
@@ -227,6 +227,16 @@ def test_export_never_replaces_a_checkpoint_or_misnames_its_format(tmp_path, cap
     code, err = run_cli(argv, capsys)
     assert code == 2 and message in err and len(err.splitlines()) == 1
     assert latest.read_bytes() == official.read_bytes() == b"a checkpoint"
+
+
+def test_a_val_split_named_but_missing_is_refused_while_the_default_falls_back(tmp_path, capsys):
+    data = write_pairs(tmp_path / "data", "train", 2)
+    write_pairs(data, "test", 1)
+    flags = [*TINY_FLAGS, "--n-epochs", "1", "--n-epochs-decay", "0", "--no-report", "--data", str(data)]
+    code, err = run_cli(["train", *flags, "--out", str(tmp_path / "typo"), "--val-split", "tset"], capsys)
+    assert code == 2 and err == f"pix2pix train: error: --val-split tset: {data} has no tset (it has test, train)"
+    assert not (tmp_path / "typo").exists()
+    assert run_cli(["train", *flags, "--out", str(tmp_path / "fallback")], capsys)[0] == 0  # no val/: train
 
 
 def test_export_into_a_folder_is_one_line(tmp_path, capsys):

@@ -41,7 +41,7 @@ from pix2pix.training.distributed import (
     shard_order,
 )
 from pix2pix.training.image_pool import ImagePool, PoolOfTheGlobalBatch
-from pix2pix.training.inputs import checked_unpaired_images, stack_samples
+from pix2pix.training.inputs import check_val_split, checked_unpaired_images, stack_samples
 from pix2pix.training.loop import (
     RunFiles,
     StopRequest,
@@ -228,6 +228,7 @@ class CycleData:
 def load_cycle_data(config: RunConfig, stride: int) -> CycleData:
     """The training images (checked first: bad images are named before any work), samples and validation."""
     data_root = resolve_unpaired_root(config.data.data)
+    check_val_split(data_root, config.data.val_split, unpaired=True)
     images = checked_unpaired_images(data_root, config.data.direction, skip_bad=config.train.skip_bad)
     train = build_unpaired_dataset(config, data_root, "train", stride, train=True, images=images)
     sample_batch = load_cycle_samples(config, data_root, stride)

@@ -9,7 +9,7 @@ from typing import cast
 import torch
 from tqdm import tqdm
 
-from pix2pix.config import RunConfig
+from pix2pix.config import DataConfig, RunConfig
 from pix2pix.data import DataError, PairedDataset, PairFile, find_bad_pairs, find_pairs
 from pix2pix.data.unpaired import UnpairedDataset, find_bad_images, find_unpaired_images
 
@@ -80,6 +80,16 @@ def build_dataset(
         color_space=config.data.color_space,
         skip_bad=config.train.skip_bad,  # also covers files whose header passed the check but whose data is bad
     )
+
+
+def check_val_split(data_root: Path, split: str, *, unpaired: bool = False) -> None:
+    """A --val-split other than the default must exist: a typo would otherwise validate and sample on
+    the training images without a word (only the default, val, falls back to train)."""
+    folders = [f"{split}A", f"{split}B"] if unpaired else [split]
+    if split == DataConfig().val_split or all((data_root / folder).is_dir() for folder in folders):
+        return
+    found = sorted(child.name for child in data_root.iterdir() if child.is_dir() and not child.name.startswith("."))
+    raise DataError(f"--val-split {split}: {data_root} has no {' or '.join(folders)} (it has {', '.join(found)})")
 
 
 def load_sample_batch(

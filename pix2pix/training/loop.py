@@ -44,7 +44,7 @@ from pix2pix.losses import Objective
 from pix2pix.nn.generators import generator_stride
 from pix2pix.training.acceleration import plan_acceleration, prepare_for_step
 from pix2pix.training.distributed import Process, end_process, shard_order, start_process, sum_across_processes
-from pix2pix.training.inputs import build_dataset, checked_pairs, load_sample_batch
+from pix2pix.training.inputs import build_dataset, check_val_split, checked_pairs, load_sample_batch
 from pix2pix.training.monitor import (
     LOG_FIELDS,
     EpochLog,
@@ -228,6 +228,7 @@ class TrainingData:
 def load_training_data(config: RunConfig, stride: int) -> TrainingData:
     """The training split (checked first: bad images are named before any work), validation and samples."""
     data_root = resolve_data_root(config.data.data)
+    check_val_split(data_root, config.data.val_split)
     pairs = checked_pairs(data_root, skip_bad=config.train.skip_bad)
     train = build_dataset(config, data_root, "train", stride, train=True, pairs=pairs)
     sample_batch = load_sample_batch(config, data_root, stride, train_pairs=pairs)
