@@ -250,6 +250,13 @@ def test_check_a_dataset_without_train_is_unusable(tmp_path, tiny_dataset):
     assert main(["data", "check", str(tmp_path / "missing")]) == 2
 
 
+def test_check_names_an_unpaired_layout_instead_of_calling_it_unusable(tmp_path, tiny_dataset, capsys):
+    unpair(tiny_dataset, tmp_path / "unpaired", direction="AtoB", progress=False)
+    assert main(["data", "check", str(tmp_path / "unpaired")]) == 2
+    err = capsys.readouterr().err
+    assert "an unpaired (CycleGAN) layout, trainA/ and trainB/" in err and len(err.splitlines()) == 1
+
+
 def test_difference_hash_is_stable_under_reencoding_and_tells_images_apart(tmp_path):
     image = smooth_image(7, (64, 64))
     image.save(tmp_path / "a.jpg", quality=75)

@@ -92,6 +92,11 @@ def check_dataset(root: Path | str, *, near_threshold: int = NEAR_THRESHOLD, pro
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: dataset folder not found")
     split_dirs = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=_split_order)
+    if not (root / "train").is_dir() and (root / "trainA").is_dir() and (root / "trainB").is_dir():
+        raise DataError(
+            f"{root}: an unpaired (CycleGAN) layout, trainA/ and trainB/, which `data check` does not read (it "
+            "checks pairs); `pix2pix train --model cyclegan` checks each of its images at start"
+        )
     summaries, prints = [], []
     for split_dir in split_dirs:
         summary, fingerprints = _scan_split(split_dir, progress=progress)
