@@ -36,8 +36,9 @@ def check_export_path(out: Path, export_format: str, checkpoint: str) -> None:
         wanted = "a name ending in .onnx" if export_format == "onnx" else "a name not ending in .onnx (e.g. model.ts)"
         kind = "an ONNX" if export_format == "onnx" else "a TorchScript"
         raise ValueError(f"--out {out}: {kind} export needs {wanted}, the suffix loaders tell formats by")
-    source = Path(checkpoint)
-    if out.resolve().parent.name == CHECKPOINT_DIR or (source.is_file() and out.resolve() == source.resolve()):
+    source, folder = Path(checkpoint), out.resolve().parent
+    in_a_run = folder.name == CHECKPOINT_DIR and (folder.parent / "config.json").is_file()
+    if in_a_run or (source.is_file() and out.resolve() == source.resolve()):
         raise ValueError(f"--out {out} would replace a checkpoint; write the export outside the run's checkpoints")
 
 

@@ -219,6 +219,7 @@ def test_train_into_an_existing_file_is_one_line(tiny_dataset, tmp_path, capsys)
 )
 def test_export_never_replaces_a_checkpoint_or_misnames_its_format(tmp_path, capsys, export_format, out, message):
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "config.json").write_text("{}")
     latest, official = tmp_path / "run" / "checkpoints" / "latest.pt", tmp_path / "official.pth"
     for path in (latest, official):
         path.write_bytes(b"a checkpoint")
@@ -227,6 +228,13 @@ def test_export_never_replaces_a_checkpoint_or_misnames_its_format(tmp_path, cap
     code, err = run_cli(argv, capsys)
     assert code == 2 and message in err and len(err.splitlines()) == 1
     assert latest.read_bytes() == official.read_bytes() == b"a checkpoint"
+
+
+def test_export_into_a_checkpoints_folder_of_ones_own_is_not_taken_for_a_run(tmp_path, capsys):
+    (tmp_path / "checkpoints").mkdir()  # no config.json beside it: not a run's folder
+    argv = ["export", "--checkpoint", str(tmp_path / "run"), "--format", "onnx", "--out"]
+    code, err = run_cli([*argv, str(tmp_path / "checkpoints" / "model.onnx")], capsys)
+    assert code == 2 and "checkpoint not found" in err  # it went on to load the (missing) run
 
 
 def test_a_val_split_named_but_missing_is_refused_while_the_default_falls_back(tmp_path, capsys):
