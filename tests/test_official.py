@@ -166,6 +166,15 @@ def test_hints_are_checked() -> None:
         describe_official_generator(official, norm="instance")
 
 
+def test_a_state_dict_of_no_generator_is_refused_naming_the_file(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "dict.pt"
+    torch.save({"weights": torch.zeros(1)}, path)
+    out = tmp_path / "out"
+    assert main(["test", "--checkpoint", str(path), "--input", str(tmp_path), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"pix2pix test: error: {path}: not an official U-Net or ResNet") and err.count("\n") == 1
+
+
 def test_unfitting_state_dicts_are_rejected() -> None:
     discriminator = PatchDiscriminator(6, base_channels=4)
     state = discriminator.state_dict()

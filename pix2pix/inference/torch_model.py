@@ -137,7 +137,10 @@ class Pix2Pix(ImageTranslator):
             return cls(network, config, target_device)
         if generator == "b":  # an official CycleGAN run saves G_B in a file of its own
             raise ValueError(f"{path}: an official state dict holds one generator; load latest_net_G_B.pth for B -> A")
-        return cls.from_official_state_dict(state, target_device, netg=netg, norm=norm)
+        try:
+            return cls.from_official_state_dict(state, target_device, netg=netg, norm=norm)
+        except ValueError as error:  # which file it was, beside what is wrong with it
+            raise ValueError(f"{path}: {error}") from None
 
     @classmethod
     def from_pretrained(cls, name: str, *, device: str = "auto", progress: bool = True) -> Pix2Pix:
