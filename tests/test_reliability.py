@@ -138,22 +138,13 @@ def test_a_run_resumed_from_elsewhere_never_takes_over_another_runs_folder(tiny_
 
 def test_a_new_run_never_overwrites_a_run_that_trained_but_saved_no_checkpoint(tiny_dataset, tmp_path, capsys):
     run = tmp_path / "run"
-    argv = [
-        "train",
-        "--data",
-        str(tiny_dataset),
-        "--out",
-        str(run),
-        *TINY_FLAGS,
-        "--no-report",
-        "--n-epochs-decay",
-        "0",
-    ]
-    assert main([*argv, "--n-epochs", "1", "--save-every", "5"]) == 0  # an epoch logged, no checkpoint saved
+    argv = ["train", "--data", str(tiny_dataset), "--out", str(run), *TINY_FLAGS, "--no-report"]
+    one_epoch = ["--n-epochs", "1", "--n-epochs-decay", "0"]
+    assert main([*argv, *one_epoch, "--save-every", "5"]) == 0  # an epoch logged, no checkpoint saved
     shutil.rmtree(run / "checkpoints")  # as for a run stopped before its first save
     before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
     capsys.readouterr()
-    assert main([*argv, "--n-epochs", "1"]) == 2
+    assert main([*argv, *one_epoch]) == 2
     assert "already holds a run that logged training (log.csv) but saved no checkpoint" in capsys.readouterr().err
     assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
 
