@@ -531,7 +531,8 @@ def refuse_to_overwrite(run_dir: Path, resume: str | None, process: Process) -> 
     that stopped before its first epoch, e.g. on a bad image, is started again in place). Decided by all
     processes together, so that on nodes without a shared disk (where only rank 0's node has the folder)
     every process stops."""
-    if resume == "auto" or (resume and run_folder_of(resolve_resume(resume, run_dir)).resolve() == run_dir.resolve()):
+    # from the path alone: resolving it would read the checkpoints (and warn of a damaged one) a second time
+    if resume == "auto" or (resume and run_folder_of(Path(resume)).resolve() == run_dir.resolve()):
         return  # continuing the run that is there
     has_checkpoints = any((run_dir / CHECKPOINT_DIR).glob("*.pt"))
     log = run_dir / "log.csv"
