@@ -1,5 +1,6 @@
 import dataclasses
 import importlib.util
+import json
 import time
 
 import numpy as np
@@ -65,6 +66,7 @@ def test_test_returns_outputs_at_the_input_size_and_writes_samples(tiny_dataset,
     argv = ["test", "--checkpoint", str(run), "--input", str(images), "--output", str(out), "--quiet"]
     assert main([*argv, "--samples", "3"]) == 0
     samples = [np.asarray(Image.open(out / f"odd_sample{k}.png")) for k in range(3)]
+    assert json.loads((out / "translated.json").read_text())["outputs"] == [f"odd_sample{k}.png" for k in range(3)]
     assert all(s.shape == (45, 77, 3) for s in samples)
     assert not np.array_equal(samples[0], samples[1]), "dropout samples should differ"
     # the same seed reproduces a stochastic output; dropout off + running stats is deterministic

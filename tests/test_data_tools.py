@@ -250,6 +250,15 @@ def test_check_a_dataset_without_train_is_unusable(tmp_path, tiny_dataset):
     assert main(["data", "check", str(tmp_path / "missing")]) == 2
 
 
+def test_check_refuses_a_threshold_beyond_the_hash_bits(tiny_dataset, capsys):
+    for threshold in ("-1", "129"):
+        assert main(["data", "check", str(tiny_dataset), "--threshold", threshold]) == 2
+        assert capsys.readouterr().err == (
+            f"pix2pix data: error: the near-duplicate threshold counts hash bits: 0 to 128, got {threshold}\n"
+        )
+    assert main(["data", "check", str(tiny_dataset), "--threshold", "128", "--quiet"]) == 0
+
+
 def test_check_names_an_unpaired_layout_instead_of_calling_it_unusable(tmp_path, tiny_dataset, capsys):
     unpair(tiny_dataset, tmp_path / "unpaired", direction="AtoB", progress=False)
     assert main(["data", "check", str(tmp_path / "unpaired")]) == 2

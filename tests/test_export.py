@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +186,16 @@ def test_export_command(run_dir, tmp_path, capsys):
     assert capsys.readouterr().err == (
         f"pix2pix export: error: {in_the_way} is a file, so it cannot be the folder the output goes in\n"
     )
+
+
+def test_an_export_into_an_unwritable_folder_names_the_export_not_a_temporary(run_dir, tmp_path, monkeypatch, capsys):
+    def refuse(*args, **kwargs):  # as a read-only folder does (chmod cannot stop root, who runs CI)
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / ".model.onnx.x1y2.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(run_dir), "--format", "onnx", "--out", str(out)]) == 1
+    assert capsys.readouterr().err == f"pix2pix export: error: {out}: Permission denied\n"
 
 
 TORCH_FREE_SCRIPT = """

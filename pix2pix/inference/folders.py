@@ -77,10 +77,9 @@ def refuse_to_overwrite_inputs(output: Path, pairs: list[PairFile], images: list
     inputs = {path.resolve() for pair in pairs for path in (pair.a_path, pair.b_path) if path is not None}
     inputs |= {path.resolve() for path in images}
     names = [pair.name for pair in pairs] + [path.stem for path in images]
-    results = [""] if samples == 1 else [f"_sample{k}" for k in range(samples)]
     for name in names:
         written = [output / "inputs" / f"{name}.png", output / "targets" / f"{name}.png"]
-        written += [output / f"{name}{suffix}.png" for suffix in results]
+        written += [output / file for file in result_files(name, samples)]
         for path in written:
             if path.resolve() in inputs:
                 raise ValueError(f"--output {output} would overwrite the input {path}; write to another folder")
@@ -103,13 +102,18 @@ def chunks(items: Iterator[TestItem], size: int) -> Iterator[list[TestItem]]:
         yield chunk
 
 
+def result_files(name: str, samples: int) -> list[str]:
+    """Where one input's translations go: NAME.png, or NAME_sampleK.png for several samples."""
+    return [f"{name}.png"] if samples == 1 else [f"{name}_sample{k}.png" for k in range(samples)]
+
+
 def save_item(item: TestItem, results: list[Image.Image], output: Path) -> tuple[str, list[str]]:
-    """Write the input, each result (NAME.png, or NAME_sampleK.png for several) and the target; the row."""
+    """Write the input, each result (`result_files`) and the target; the row of the index page."""
     cells = [f"inputs/{item.name}.png"]
     item.source.save(output / cells[0])
-    for k, result in enumerate(results):
-        cells.append(f"{item.name}.png" if len(results) == 1 else f"{item.name}_sample{k}.png")
-        result.save(output / cells[-1])
+    for file, result in zip(result_files(item.name, len(results)), results, strict=True):
+        cells.append(file)
+        result.save(output / file)
     if item.target is not None:
         cells.append(f"targets/{item.name}.png")
         item.target.save(output / cells[-1])
@@ -160,7 +164,7 @@ def translate_to_folder(
                 ]
             rows += [save_item(item, outputs, output) for item, outputs in zip(chunk, results)]
             bar.update(len(chunk))
-    written = [cell for _, cells in rows for cell in cells[1 : 1 + samples]]
+    written = [file for name, _ in rows for file in result_files(name, samples)]
     write_atomically(output / MANIFEST, lambda file: file.write(json.dumps({"outputs": written}).encode()))
     outputs = ["output"] if samples == 1 else [f"sample {k}" for k in range(samples)]
     page = output / "index.html"

@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from pix2pix.data.images import IMAGE_EXTENSIONS, DataError, load_image, split_pair
 
-NEAR_THRESHOLD = 6  # differing bits, out of 128, for "near duplicate"; 0 finds only pixel-identical thumbnails
+HASH_BITS = 128  # a 64-bit difference hash of each half
+NEAR_THRESHOLD = 6  # differing bits, of HASH_BITS, for "near duplicate"; 0 finds only pixel-identical thumbnails
 _MAX_LISTED = 10
 _MATRIX_ELEMENTS = 1 << 22  # bounds the (rows, columns) Hamming-distance block computed at once
 _BITS_SET = np.array([bin(byte).count("1") for byte in range(256)], dtype=np.uint8)  # popcount per byte value
@@ -89,6 +90,8 @@ class _Fingerprints:
 def check_dataset(root: Path | str, *, near_threshold: int = NEAR_THRESHOLD, progress: bool = True) -> CheckReport:
     """Scan every split folder of `root` (see the module docstring)."""
     root = Path(root)
+    if not 0 <= near_threshold <= HASH_BITS:
+        raise ValueError(f"the near-duplicate threshold counts hash bits: 0 to {HASH_BITS}, got {near_threshold}")
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: dataset folder not found")
     split_dirs = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=_split_order)
@@ -263,7 +266,7 @@ def _describe_sizes(sizes: Counter[tuple[int, int]]) -> str:
 def _describe_duplicate(duplicate: Duplicate) -> str:
     if duplicate.kind == "exact":
         return f"{duplicate.second} is an exact copy of {duplicate.first}"
-    return f"{duplicate.second} nearly repeats {duplicate.first} ({duplicate.distance} of 128 hash bits differ)"
+    return f"{duplicate.second} nearly repeats {duplicate.first} ({duplicate.distance} of {HASH_BITS} hash bits differ)"
 
 
 def _format_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:

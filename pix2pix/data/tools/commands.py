@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from pix2pix.data.images import DataError
-from pix2pix.data.tools.check import NEAR_THRESHOLD, check_dataset, format_check_report
+from pix2pix.data.tools.check import HASH_BITS, NEAR_THRESHOLD, check_dataset, format_check_report
 from pix2pix.data.tools.combine import combine_folders, format_combine_report
 from pix2pix.data.tools.download import DATASETS, URL_VARIABLE, check_sha256, download_dataset
 from pix2pix.data.tools.holdout import carve_holdout
@@ -49,7 +49,9 @@ def add_data_command(commands: argparse._SubParsersAction) -> None:
         "--split", default="0.8,0.1,0.1", type=parse_ratios, help="train,val,test proportions (default: 0.8,0.1,0.1)"
     )
     pairs.add_argument("--seed", type=int, default=0, help="seed of the split (default: 0)")
-    pairs.add_argument("--size", type=int, help="centre-crop photos to squares of SIZE px (default: keep)")
+    pairs.add_argument(
+        "--size", type=int, help="centre-crop photos to squares and resize them to SIZE px, up or down (default: keep)"
+    )
     pairs.add_argument("--quiet", action="store_true")
     pairs.set_defaults(run=run_pairs)
 
@@ -84,7 +86,7 @@ def add_data_command(commands: argparse._SubParsersAction) -> None:
         "--threshold",
         type=int,
         default=NEAR_THRESHOLD,
-        help=f"hash bits (of 128) that may differ in a near duplicate (default: {NEAR_THRESHOLD})",
+        help=f"hash bits (0 to {HASH_BITS}) that may differ in a near duplicate (default: {NEAR_THRESHOLD})",
     )
     check.add_argument("--quiet", action="store_true")
     check.set_defaults(run=run_check)
