@@ -228,7 +228,13 @@ class RunConfig:
         ]
 
     def replace(self, section: str, **changes: Any) -> RunConfig:
+        """A copy with `changes` in `section`, unchecked (a change may need a second one to make sense:
+        crop_size, then load_size); `checked` or training checks the result."""
         return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
+
+    def checked(self) -> RunConfig:
+        """This config through `from_dict`'s checks, which one built or `replace`d in Python has skipped."""
+        return RunConfig.from_dict(self.to_dict())
 
 
 def read_sections(path: Path) -> dict[str, dict[str, Any]]:

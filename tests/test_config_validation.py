@@ -279,3 +279,25 @@ def test_any_os_error_of_a_command_is_one_line_unless_debugging(monkeypatch, cap
 def test_an_unknown_device_name_is_a_value_error():
     with pytest.raises(ValueError, match="unknown device 'foo'; allowed: auto, cpu, mps, cuda, cuda:N"):
         resolve_device("foo")
+
+
+@pytest.mark.parametrize(
+    ("section", "changes", "message"),
+    [
+        ("train", {"keep_checkpoints": -1}, "train.keep_checkpoints = -1: must be an integer >= 0"),
+        ("train", {"save_every": 0}, "train.save_every = 0"),
+        ("optim", {"ema_decay": 0.999}, "optim.ema_decay work with pix2pix only"),
+    ],
+)
+def test_a_config_changed_in_python_is_checked_before_it_trains(tiny_dataset, tmp_path, section, changes, message):
+    from pix2pix.training.cycle_loop import fit_cyclegan
+    from pix2pix.training.loop import fit
+    from tests.helpers import tiny_config
+
+    config = tiny_config(tiny_dataset, tmp_path / "run")
+    train = fit
+    if "ema_decay" in changes:  # refused for CycleGAN, which would otherwise train on and ignore it
+        config, train = config.replace("model", model="cyclegan", disc_conditional=False), fit_cyclegan
+    with pytest.raises(ValueError, match=message):
+        train(config.replace(section, **changes), progress=False)
+    assert not (tmp_path / "run").exists()

@@ -177,6 +177,22 @@ def test_auto_falls_back_to_torch_in_one_warning_when_the_export_fails(monkeypat
         model.translate_tensor(batch, **DETERMINISTIC)
 
 
+@pytest.mark.parametrize("mode", [DETERMINISTIC, {"dropout": True, "norm_stats": "batch"}])
+def test_a_bad_batch_is_refused_in_one_line_and_leaves_onnxruntime_on(mode, caplog):
+    model = small_model()
+    for shape, message in [
+        ((1, 1, 64, 64), r"expected a batch of shape \(B, 3, H, W\), got \(1, 1, 64, 64\)"),
+        ((3, 64, 64), r"expected a batch of shape \(B, 3, H, W\), got \(3, 64, 64\)"),
+        ((1, 3, 64, 48), "input size 64x48 \\(HxW\\) is not divisible by the stride 64"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            model.translate_array(np.zeros(shape, np.float32), **mode)
+        with pytest.raises(ValueError, match=message):
+            model.translate_tensor(torch.zeros(shape), **mode)
+    assert not [r for r in caplog.records if "onnxruntime unavailable" in r.getMessage()]
+    assert not model._onnx_failed and model.runtime_for(**mode) == "onnxruntime"
+
+
 def test_a_damaged_cached_export_is_exported_again_and_versions_are_in_the_key(monkeypatch):
     model = small_model(seed=4)
     path = cache_home() / "onnx" / f"{model.digest()}.onnx"

@@ -94,9 +94,7 @@ class OnnxPix2Pix(ImageTranslator):
     ) -> np.ndarray:
         """(B, in, H, W) in [-1, 1] -> (B, out, H, W); `seed` is unused (the exported mode has no noise)."""
         self.check_mode(*self.mode_or_default(dropout, norm_stats))
-        height, width = batch.shape[-2:]
-        if height % self.stride or width % self.stride:
-            raise ValueError(f"input size {height}x{width} (HxW) is not divisible by the stride {self.stride}")
+        self.check_batch(np.shape(batch))
         (target,) = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
         return target
 

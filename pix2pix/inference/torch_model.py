@@ -208,16 +208,17 @@ class Pix2Pix(ImageTranslator):
             return None
         if norm_stats == "batch" and len(batch) != 1:
             return None
-        try:
-            if norm_stats == "running":
-                return self.onnx_twin().translate_array(batch, dropout=False, norm_stats="running")
-            return self.protocol_session().run(batch, dropout=dropout, seed=seed)
+        try:  # only making the engine may turn onnxruntime off: a bad batch is the caller's error, not its
+            engine = self.onnx_twin() if norm_stats == "running" else self.protocol_session()
         except Exception as error:  # onnxruntime's own errors derive from Exception alone
             if self.runtime != "auto":
                 raise
             self._onnx_failed = True
             logger.warning("onnxruntime unavailable (%s); translating in torch", " ".join(str(error).split())[:200])
             return None
+        if isinstance(engine, OnnxPix2Pix):
+            return engine.translate_array(batch, dropout=False, norm_stats="running")
+        return engine.run(batch, dropout=dropout, seed=seed)
 
     def onnx_twin(self) -> OnnxPix2Pix:
         """This generator exported to ONNX in the deterministic mode and opened in onnxruntime. The export
@@ -254,6 +255,7 @@ class Pix2Pix(ImageTranslator):
     def translate_array(
         self, batch: np.ndarray, *, dropout: bool = True, norm_stats: str = "batch", seed: int | None = 0
     ) -> np.ndarray:
+        self.check_batch(np.shape(batch))
         output = self.onnx_output(batch, dropout=dropout, norm_stats=norm_stats, seed=seed)
         if output is not None:
             return output
@@ -270,6 +272,7 @@ class Pix2Pix(ImageTranslator):
         so it runs merged into the convolution before it (`fold_batch_norm`: one pass over the activations
         less, the same result to float error).
         """
+        self.check_batch(batch.shape)
         if self.runtime_for(dropout=dropout, norm_stats=norm_stats) == "onnxruntime":
             output = self.onnx_output(batch.cpu().numpy(), dropout=dropout, norm_stats=norm_stats, seed=seed)
             if output is not None:

@@ -49,6 +49,15 @@ class ImageTranslator:
         """(B, in, H, W) float32 in [-1, 1] -> (B, out, H, W); H and W must be multiples of `stride`."""
         raise NotImplementedError
 
+    def check_batch(self, shape: tuple[int, ...]) -> None:
+        """A ValueError unless `shape` is (B, in_channels, H, W) with H and W multiples of `stride`."""
+        channels = self.config.model.in_channels
+        if len(shape) != 4 or shape[1] != channels:
+            raise ValueError(f"expected a batch of shape (B, {channels}, H, W), got {tuple(shape)}")
+        height, width = shape[-2:]
+        if height % self.stride or width % self.stride:
+            raise ValueError(f"input size {height}x{width} (HxW) is not divisible by the stride {self.stride}")
+
     def runtime_for(self, *, dropout: bool, norm_stats: str) -> str:
         """The engine that translates in this mode ("torch" or "onnxruntime"), for /info and logs."""
         return self.backend

@@ -135,6 +135,7 @@ def train_with_retries(attempt: Attempt, config: RunConfig, *, resume: str | Non
     With `train.nan_retries`, a non-finite loss sends the run back to its last checkpoint (or its start)
     with the learning rates halved, up to that many times; every process takes the same decision.
     """
+    config = config.checked()  # refused before it trains, not when the finished run is loaded
     process = start_process(config.train.device)
     try:
         # once, before the first attempt: a retry from the start writes on into the folder it began
