@@ -199,6 +199,8 @@ class RunConfig:
     def from_dict(cls, sections: dict[str, dict[str, Any]]) -> RunConfig:
         """Build from nested dicts; missing fields take defaults. Unknown names, values of the wrong type
         or out of range, and fields that contradict each other are a ValueError naming them."""
+        if not is_sections(sections):
+            raise ValueError("a config is a dict of sections (data, model, loss, optim, train), each a dict of fields")
         unknown_sections = sorted(set(sections) - {section.name for section in dataclasses.fields(cls)})
         if unknown_sections:
             raise ValueError(f"unknown config section(s): {', '.join(unknown_sections)}")
@@ -237,14 +239,18 @@ class RunConfig:
         return RunConfig.from_dict(self.to_dict())
 
 
+def is_sections(sections: object) -> bool:
+    return isinstance(sections, dict) and all(isinstance(values, dict) for values in sections.values())
+
+
 def read_sections(path: Path) -> dict[str, dict[str, Any]]:
     """The sections of a `.json` or `.toml` config file as written, before defaults and checks."""
     text = Path(path).read_text()
     try:
-        sections = tomllib.loads(text) if str(path).endswith(".toml") else json.loads(text)
+        sections = tomllib.loads(text) if Path(path).suffix.lower() == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: not a valid config file ({error})") from error
-    if not isinstance(sections, dict) or not all(isinstance(values, dict) for values in sections.values()):
+    if not is_sections(sections):
         raise ValueError(f"{path}: not a valid config file (expected sections [data] [model] [loss] [optim] [train])")
     return sections
 

@@ -94,6 +94,8 @@ def compute_mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict[s
     """
     from scipy import stats  # a dependency of scikit-image
 
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence is a fraction, e.g. 0.95 for 95%, got {confidence!r}")
     array = np.asarray(values, dtype=np.float64)
     if array.size == 0:
         raise ValueError("no values to summarise")

@@ -301,3 +301,12 @@ def test_a_config_changed_in_python_is_checked_before_it_trains(tiny_dataset, tm
     with pytest.raises(ValueError, match=message):
         train(config.replace(section, **changes), progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_dict_that_is_no_config_and_an_upper_case_toml_suffix(tmp_path):
+    for sections in (None, {"data": 5}, [{"data": {}}]):
+        with pytest.raises(ValueError, match="a config is a dict of sections"):
+            RunConfig.from_dict(sections)  # type: ignore[arg-type]
+    recipe = tmp_path / "recipe.TOML"
+    recipe.write_text("[optim]\nlr = 1e-4\n")
+    assert RunConfig.load(recipe).optim.lr == 1e-4

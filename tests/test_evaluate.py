@@ -132,6 +132,13 @@ def test_mean_confidence_interval_uses_student_t():
     assert stats["mean"] == 3 and stats["n"] == 5
     assert stats["ci_low"] == pytest.approx(3 - half) and stats["ci_high"] == pytest.approx(3 + half)
     assert math.isnan(compute_mean_ci([2.0])["ci_low"])
+    with pytest.raises(ValueError, match="confidence is a fraction, e.g. 0.95 for 95%, got 95"):
+        compute_mean_ci([1, 2, 3], confidence=95)  # a percentage gave a nan interval, silently
+
+
+def test_evaluate_images_of_no_images_says_so(tmp_path):
+    with pytest.raises(ValueError, match="no images to evaluate"):
+        evaluate_images([], tmp_path / "eval", label="nothing", split="val", progress=False)
 
 
 # ---- palette recovery

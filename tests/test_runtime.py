@@ -193,6 +193,28 @@ def test_a_bad_batch_is_refused_in_one_line_and_leaves_onnxruntime_on(mode, capl
     assert not model._onnx_failed and model.runtime_for(**mode) == "onnxruntime"
 
 
+def test_a_tensor_of_another_float_type_is_translated_in_fp32_and_an_integer_one_refused():
+    model, batch = small_model(), torch.rand(1, 3, 64, 64) * 2 - 1
+    reference = model.translate_tensor(batch, **DETERMINISTIC)
+    for dtype in (torch.float64, torch.bfloat16):
+        output = model.translate_tensor(batch.to(dtype), **DETERMINISTIC)
+        assert output.dtype == torch.float32 and (output - reference).abs().max().item() < 0.1
+    with pytest.raises(ValueError, match="expected a float batch in \\[-1, 1\\], got torch.uint8"):
+        model.translate_tensor(torch.zeros(1, 3, 64, 64, dtype=torch.uint8), **DETERMINISTIC)
+
+
+def test_a_folder_is_translated_from_string_paths_and_zero_samples_are_refused(tmp_path):
+    from pix2pix.inference.folders import translate_to_folder
+
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (40, 30), "gray").save(tmp_path / "in" / "a.png")
+    model = small_model()
+    page = translate_to_folder(model, str(tmp_path / "in"), str(tmp_path / "out"), progress=False, **DETERMINISTIC)
+    assert page == tmp_path / "out" / "index.html" and (tmp_path / "out" / "a.png").is_file()
+    with pytest.raises(ValueError, match="samples must be 1 or more, got 0"):
+        translate_to_folder(model, tmp_path / "in", tmp_path / "out", samples=0, progress=False)
+
+
 def test_a_damaged_cached_export_is_exported_again_and_versions_are_in_the_key(monkeypatch):
     model = small_model(seed=4)
     path = cache_home() / "onnx" / f"{model.digest()}.onnx"

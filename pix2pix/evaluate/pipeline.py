@@ -203,6 +203,9 @@ def evaluate_images(
     progress: bool = True,
 ) -> Evaluation:
     """Measure `items`, write error maps, metrics.json, metrics.csv and index.html into `folder`."""
+    if not items:
+        raise ValueError("no images to evaluate")
+    folder = Path(folder)
     (folder / "errors").mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []  # as Evaluation.rows: a name, metrics and paths per image
     for item in tqdm(items, desc="measuring", disable=not progress, leave=False):

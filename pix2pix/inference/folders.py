@@ -139,6 +139,9 @@ def translate_to_folder(
 
     Where batching changes no result (the deterministic mode) images go through the network `BATCH` at a
     time; otherwise one by one, each with its own seeded dropout draw."""
+    if samples < 1:
+        raise ValueError(f"samples must be 1 or more, got {samples}")
+    input_path, output = Path(input_path), Path(output)
     pairs, images = list_inputs(input_path, split=split, paired=paired)
     refuse_to_overwrite_inputs(output, pairs, images, samples=samples)
     for folder in ("inputs", "targets"):

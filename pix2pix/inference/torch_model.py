@@ -273,6 +273,9 @@ class Pix2Pix(ImageTranslator):
         less, the same result to float error).
         """
         self.check_batch(batch.shape)
+        if not batch.is_floating_point():
+            raise ValueError(f"expected a float batch in [-1, 1], got {batch.dtype}")
+        batch = batch.float()  # the networks run in fp32 (an fp16, bf16 or fp64 batch too)
         if self.runtime_for(dropout=dropout, norm_stats=norm_stats) == "onnxruntime":
             output = self.onnx_output(batch.cpu().numpy(), dropout=dropout, norm_stats=norm_stats, seed=seed)
             if output is not None:
