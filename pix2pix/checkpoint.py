@@ -52,19 +52,21 @@ def remove_stale_temporaries(checkpoint_dir: Path) -> None:
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A run folder means its newest readable checkpoint; a file is taken as is."""
+    """A run folder (or its checkpoints folder) means its newest readable checkpoint; a file is taken as is."""
     path = Path(path)
     if path.is_dir():
-        return find_latest_readable(path / CHECKPOINT_DIR)
+        named_its_checkpoints = path.name == CHECKPOINT_DIR and not (path / CHECKPOINT_DIR).is_dir()
+        return find_latest_readable(path if named_its_checkpoints else path / CHECKPOINT_DIR)
     if not path.exists():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     return path
 
 
 def run_folder_of(path: Path) -> Path:
-    """The run folder of a checkpoint: RUN for RUN or RUN/checkpoints/NAME.pt, else the file's folder."""
+    """The run folder of a checkpoint: RUN for RUN, RUN/checkpoints or RUN/checkpoints/NAME.pt, else the
+    file's folder."""
     if path.is_dir():
-        return path
+        return path.parent if path.name == CHECKPOINT_DIR and not (path / CHECKPOINT_DIR).is_dir() else path
     return path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
 
 

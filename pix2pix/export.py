@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from pix2pix.inference.formats import check_export_suffix
 from pix2pix.inference.onnx_export import describe_export, export_onnx, prepare_generator
 from pix2pix.inference.torch_model import Pix2Pix
 
@@ -51,4 +52,5 @@ def export_model(
     exporters = {"onnx": export_onnx, "torchscript": export_torchscript}
     if export_format not in exporters:
         raise ValueError(f"unknown export format {export_format!r}; expected one of {EXPORT_FORMATS}")
+    check_export_suffix(out, export_format)
     return exporters[export_format](model, out, dropout=dropout, norm_stats=norm_stats)

@@ -29,13 +29,11 @@ def check_export_path(out: Path, export_format: str, checkpoint: str) -> None:
     """Refuse, before loading anything, an --out that would replace a checkpoint or that `Pix2Pix.load`
     would later take for the other format (it tells them apart by the .onnx suffix)."""
     from pix2pix.checkpoint import CHECKPOINT_DIR
+    from pix2pix.inference.formats import check_export_suffix
 
     if out.is_dir():  # torch.jit.save would fail with a C++ traceback
         raise ValueError(f"--out {out} is a folder; name the file to write in it")
-    if (export_format == "onnx") != (out.suffix.lower() == ".onnx"):
-        wanted = "a name ending in .onnx" if export_format == "onnx" else "a name not ending in .onnx (e.g. model.ts)"
-        kind = "an ONNX" if export_format == "onnx" else "a TorchScript"
-        raise ValueError(f"--out {out}: {kind} export needs {wanted}, the suffix loaders tell formats by")
+    check_export_suffix(out, export_format)
     source, folder = Path(checkpoint), out.resolve().parent
     in_a_run = folder.name == CHECKPOINT_DIR and (folder.parent / "config.json").is_file()
     if in_a_run or (source.is_file() and out.resolve() == source.resolve()):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ import pix2pix.training.cycle_loop as cycle_loop
 from pix2pix.checkpoint import load_checkpoint
 from pix2pix.cli import build_parser, main
 from pix2pix.config import DataConfig, LossConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
-from pix2pix.data.builtin import unpair_dataset
+from pix2pix.data.builtin import resolve_unpaired_root, unpair_dataset
 from pix2pix.data.synthetic import generate_synthetic_facades
 from pix2pix.flags import build_config
 from pix2pix.inference import Pix2Pix
@@ -186,6 +187,26 @@ def test_processes_that_make_the_builtin_unpaired_set_at_once_each_get_a_whole_o
 def test_demo_recipe_trains_on_the_builtin_unpaired_data() -> None:
     demo = RunConfig.load(Path(__file__).resolve().parents[1] / "pix2pix" / "recipes" / "cyclegan_demo.toml")
     assert demo.model.model == "cyclegan" and demo.data.data == "builtin" and demo.data.crop_size == 64
+
+
+@pytest.mark.slow
+def test_the_demo_recipe_trains_end_to_end_on_the_builtin_unpaired_data(tmp_path: Path) -> None:
+    """The CycleGAN quick start, shrunk to one epoch of tiny networks: the built-in set is derived on first
+    use, with each domain from other pairs, and the run translates both ways."""
+    run = tmp_path / "run"
+    tiny = ["--base-channels", "4", "--disc-channels", "4", "--load-size", "36", "--crop-size", "32", "--no-report"]
+    argv = ["train", "--config", "cyclegan_demo", "--out", str(run), "--n-epochs", "1", "--n-epochs-decay", "0"]
+    assert main([*argv, *tiny, "--num-workers", "0", "--no-tensorboard", "--quiet"]) == 0
+    (row,) = read_rows(run)
+    data = load_checkpoint(run)[1].data.data
+    root = resolve_unpaired_root("builtin")  # made by the run, found again
+    assert root.is_relative_to(Path(os.environ["PIX2PIX_HOME"]))
+    sizes = [len(list((root / domain).iterdir())) for domain in ("trainA", "trainB")]
+    assert data == "builtin" and int(row["iteration"]) == max(sizes) and min(sizes) > 0
+    assert not {path.name for path in (root / "trainA").iterdir()} & {path.name for path in (root / "trainB").iterdir()}
+    image = Image.new("RGB", (40, 30), (10, 200, 30))
+    for reverse in (False, True):
+        assert Pix2Pix.load(run, reverse=reverse).translate(image).size == (40, 30)
 
 
 # --- training
@@ -371,7 +392,7 @@ def test_checkpoint_translates_a_to_b_by_default_and_b_to_a_on_request(unpaired:
         Pix2Pix.from_checkpoint(run, generator="c")
 
 
-def test_test_export_and_serve_take_reverse_for_the_b_to_a_generator(unpaired: Path, tmp_path: Path, capsys) -> None:
+def test_test_and_export_take_reverse_for_the_b_to_a_generator(unpaired: Path, tmp_path: Path, capsys) -> None:
     config = tiny_cycle_config(unpaired, tmp_path / "run").replace("optim", n_epochs=1, n_epochs_decay=0)
     run = fit_cyclegan(config, progress=False)
     out = tmp_path / "b_to_a"
@@ -383,12 +404,35 @@ def test_test_export_and_serve_take_reverse_for_the_b_to_a_generator(unpaired: P
     from pix2pix.inference import load_model
 
     assert load_model(exported).config.data.direction == "BtoA"
-    parser = build_parser()
-    assert parser.parse_args(["serve", "--checkpoint", str(run), "--reverse"]).reverse
     capsys.readouterr()
     assert main(["export", "--checkpoint", str(exported), "--format", "onnx", "--out", str(tmp_path / "x.onnx"),
                  "--reverse"]) == 2  # fmt: skip
     assert "--reverse needs a CycleGAN run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["a-to-b", "b-to-a"])
+def test_serve_translates_with_the_generator_of_the_direction_asked_for(unpaired, tmp_path, monkeypatch, reverse):
+    """`pix2pix serve` on a CycleGAN run: G_A by default, G_B with --reverse; each answers as the test
+    command's model of that direction does, and says its direction on /info."""
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    config = tiny_cycle_config(unpaired, tmp_path / "run").replace("optim", n_epochs=1, n_epochs_decay=0)
+    run = fit_cyclegan(config, progress=False)
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app))
+    argv = ["serve", "--checkpoint", str(run), "--port", "0", *(["--reverse"] if reverse else [])]
+    assert main(argv) == 0
+    image = Image.open(unpaired / ("testB/b0.png" if reverse else "testA/a0.png")).convert("RGB")
+    expected = Pix2Pix.load(run, reverse=reverse).translate(image, dropout=False, norm_stats="running")
+    body = io.BytesIO()
+    image.save(body, format="PNG")
+    with TestClient(served["app"]) as client:
+        assert client.get("/info").json()["direction"] == ("BtoA" if reverse else "AtoB")
+        response = client.post("/translate", content=body.getvalue(), headers={"content-type": "image/png"})
+    assert response.status_code == 200
+    output = np.asarray(Image.open(io.BytesIO(response.content)), dtype=np.int16)
+    assert np.abs(output - np.asarray(expected, dtype=np.int16)).max() <= 1  # onnxruntime vs torch rounding
 
 
 def test_eval_measures_a_cyclegan_run_on_paired_data_in_either_direction(unpaired: Path, tmp_path: Path) -> None:
@@ -434,10 +478,12 @@ def test_default_cyclegan_networks_have_the_official_parameter_counts() -> None:
 
 
 @pytest.mark.skipif(not (FIXTURES / "G_resnet_9blocks_instance_cyclegan.pt").is_file(), reason="no official fixture")
-def test_an_official_latest_net_g_a_loads_and_reproduces_its_outputs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["latest_net_G_A.pth", "latest_net_G_B.pth"])
+def test_an_official_cyclegan_generator_loads_and_reproduces_its_outputs(tmp_path: Path, name: str) -> None:
+    """The official CycleGAN saves G_A (A -> B) and G_B (B -> A) in files of their own, one network each."""
     fixture = torch.load(FIXTURES / "G_resnet_9blocks_instance_cyclegan.pt")
-    path = tmp_path / "latest_net_G_A.pth"
-    torch.save(fixture["state_dict"], path)  # what the official CycleGAN writes for G_A
+    path = tmp_path / name
+    torch.save(fixture["state_dict"], path)
     model = Pix2Pix.load(path, device="cpu", runtime="torch")
     assert isinstance(model, Pix2Pix)
     assert (model.config.model.generator, model.config.model.norm) == ("resnet_9blocks", "instance")

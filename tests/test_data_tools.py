@@ -259,11 +259,34 @@ def test_check_refuses_a_threshold_beyond_the_hash_bits(tiny_dataset, capsys):
     assert main(["data", "check", str(tiny_dataset), "--threshold", "128", "--quiet"]) == 0
 
 
-def test_check_names_an_unpaired_layout_instead_of_calling_it_unusable(tmp_path, tiny_dataset, capsys):
-    unpair(tiny_dataset, tmp_path / "unpaired", direction="AtoB", progress=False)
-    assert main(["data", "check", str(tmp_path / "unpaired")]) == 2
-    err = capsys.readouterr().err
-    assert "an unpaired (CycleGAN) layout, trainA/ and trainB/" in err and len(err.splitlines()) == 1
+def test_check_reads_an_unpaired_layout_image_by_image(tmp_path, tiny_dataset, capsys):
+    root = tmp_path / "unpaired"
+    unpair(tiny_dataset, root, direction="AtoB", progress=False)
+    assert main(["data", "check", str(root), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "images" in out.splitlines()[1] and out.strip().endswith("usable")
+    report = check_dataset(root, progress=False)
+    counts = {split.name: split.pairs for split in report.splits}
+    assert counts == {"trainA": 6, "trainB": 6, "valA": 2, "valB": 2, "testA": 3, "testB": 3}
+    assert report.usable and not report.duplicates
+
+
+def test_check_of_an_unpaired_layout_finds_broken_files_and_leaks_within_a_domain(tmp_path):
+    root = tmp_path / "unpaired"
+    for domain, offset in (("A", 0), ("B", 100)):
+        for split, seeds in (("train", range(4)), ("test", range(4, 6))):
+            (root / f"{split}{domain}").mkdir(parents=True)
+            for seed in seeds:
+                smooth_image(seed + offset).save(root / f"{split}{domain}" / f"{seed}.png")
+    smooth_image(1).save(root / "testA" / "leaked.png")  # trainA/1.png again
+    smooth_image(2).save(root / "testB" / "from_a.png")  # an A image in B: a different domain, no leak
+    (root / "trainB" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    report = check_dataset(root, progress=False)
+    assert [(d.kind, d.first, d.second) for d in report.duplicates] == [("exact", "trainA/1", "testA/leaked")]
+    assert report.problems == ["1 corrupt file"]
+    empty = write_photos(tmp_path / "empty" / "trainA", 2).parent
+    (empty / "trainB").mkdir()
+    assert check_dataset(empty, progress=False).problems == ["no usable images in trainB"]
 
 
 def test_difference_hash_is_stable_under_reencoding_and_tells_images_apart(tmp_path):

@@ -18,7 +18,14 @@ from PIL import Image
 
 from pix2pix.cli import main
 from pix2pix.config import DataConfig, ModelConfig, RunConfig
-from pix2pix.export import EXPORT_FORMATS, TORCHSCRIPT_CONFIG, TORCHSCRIPT_EXPORT, export_onnx, export_torchscript
+from pix2pix.export import (
+    EXPORT_FORMATS,
+    TORCHSCRIPT_CONFIG,
+    TORCHSCRIPT_EXPORT,
+    export_model,
+    export_onnx,
+    export_torchscript,
+)
 from pix2pix.export_commands import EXPORT_FORMATS as CLI_FORMATS
 from pix2pix.inference import Pix2Pix
 from pix2pix.inference.onnx_model import OnnxPix2Pix
@@ -99,6 +106,13 @@ def test_torchscript_matches_pytorch_at_several_sizes(model_and_shapes, tmp_path
         with torch.no_grad():
             difference = (scripted(batch) - reference(model, batch)).abs().max().item()
         assert difference < TOLERANCE, (shape, difference)
+
+
+@pytest.mark.parametrize(("export_format", "name"), [("onnx", "model.pt"), ("torchscript", "model.onnx")])
+def test_export_model_refuses_a_name_that_loaders_take_for_the_other_format(tmp_path, export_format, name):
+    with pytest.raises(ValueError, match="the suffix loaders tell formats by"):
+        export_model(fresh_model(), tmp_path / name, export_format=export_format)
+    assert not (tmp_path / name).exists()
 
 
 def test_torchscript_can_carry_the_papers_protocol(tmp_path):

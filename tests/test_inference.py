@@ -24,9 +24,24 @@ def test_python_api_translates_a_pil_image_at_its_own_size(tiny_dataset, tmp_pat
     image = Image.new("RGB", (50, 30), (200, 10, 10))
     out = model.translate(image)
     assert out.size == (50, 30) and out.mode == "RGB"
-    # save -> load gives the same outputs
-    again = Pix2Pix.load(run / "checkpoints" / "latest.pt").translate(image)
-    assert np.array_equal(np.asarray(out), np.asarray(again))
+    # save -> load gives the same outputs, from the checkpoint or the run's checkpoints folder
+    for saved in (run / "checkpoints" / "latest.pt", run / "checkpoints"):
+        again = Pix2Pix.load(saved).translate(image)
+        assert np.array_equal(np.asarray(out), np.asarray(again))
+
+
+def test_an_edited_checkpoint_is_refused_naming_its_file(tiny_dataset, tmp_path):
+    run = fit(tiny_config(tiny_dataset, tmp_path / "run"), progress=False)
+    state = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)
+    without_weights = tmp_path / "without_weights.pt"
+    torch.save({key: value for key, value in state.items() if key != "generator"}, without_weights)
+    with pytest.raises(ValueError, match=r"without_weights\.pt: a pix2pix checkpoint without its generator's weights"):
+        Pix2Pix.load(without_weights)
+    other_width = tmp_path / "other_width.pt"
+    config = dict(state["config"], model={**state["config"]["model"], "base_channels": 16})
+    torch.save(dict(state, config=config), other_width)
+    with pytest.raises(ValueError, match=r"other_width\.pt: the generator's weights do not fit .*size mismatch"):
+        Pix2Pix.load(other_width)
 
 
 def test_grayscale_input_and_output(tmp_path):
@@ -167,3 +182,13 @@ def test_running_statistics_translate_through_folded_batch_norm_with_the_same_re
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.folded_generator().modules())
     paper = model.translate_tensor(batch, dropout=dropout, norm_stats="batch", seed=3)  # unfolded: batch stats
     assert torch.equal(paper, run_for_inference(generator, batch, dropout=dropout, norm_stats="batch", seed=3))
+
+
+@pytest.mark.parametrize("preprocess", ["none", "crop"])
+def test_a_resnet_translates_an_image_smaller_than_twice_its_stride(preprocess):
+    """Its residual blocks reflection-pad maps of H/4 x W/4 pixels, which needs two pixels a side."""
+    data = DataConfig(preprocess=preprocess, load_size=64, crop_size=64)
+    model = ModelConfig(generator="resnet_6blocks", norm="instance", dropout=False, base_channels=8)
+    config = RunConfig(data=data, model=model)
+    translator = Pix2Pix(build_generator_for(config), config, torch.device("cpu"), runtime="torch")
+    assert translator.translate(Image.new("RGB", (5, 3), (9, 99, 199))).size == (5, 3)

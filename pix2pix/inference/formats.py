@@ -24,6 +24,15 @@ def is_onnx_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() == ".onnx"
 
 
+def check_export_suffix(out: str | Path, export_format: str) -> None:
+    """Refuse a file name that `load_model` would take for the other format: it tells them apart by the
+    .onnx suffix (an ONNX export in model.pt would be read as a checkpoint, and fail)."""
+    if (export_format == "onnx") != is_onnx_file(out):
+        wanted = "a name ending in .onnx" if export_format == "onnx" else "a name not ending in .onnx (e.g. model.ts)"
+        kind = "an ONNX" if export_format == "onnx" else "a TorchScript"
+        raise ValueError(f"{out}: {kind} export needs {wanted}, the suffix loaders tell formats by")
+
+
 def load_model(
     path: str | Path,
     *,

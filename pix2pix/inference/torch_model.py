@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import textwrap
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +45,20 @@ logger = logging.getLogger(__name__)
 
 def onnxruntime_installed() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
+
+
+def load_generator_weights(network: nn.Module, weights: object, path: Path) -> nn.Module:
+    """`network` with the generator weights of the checkpoint at `path`; an edited or damaged checkpoint
+    is one ValueError naming the file, not a KeyError or load_state_dict's page of missing keys."""
+    if not isinstance(weights, dict):
+        raise ValueError(f"{path}: a pix2pix checkpoint without its generator's weights (damaged or edited)")
+    try:
+        network.load_state_dict(weights)
+    except RuntimeError as error:  # names or shapes that the saved config's network does not have
+        reason = textwrap.shorten(str(error).strip().splitlines()[-1], 240, placeholder=" ...")
+        message = f"{path}: the generator's weights do not fit the network its config describes ({reason})"
+        raise ValueError(message) from None
+    return network
 
 
 Opened = TypeVar("Opened")
@@ -127,14 +142,12 @@ class Pix2Pix(ImageTranslator):
         if is_our_checkpoint(state):
             config = checkpoint_config(state, path)
             # a run with --ema-decay translates with the moving average of its weights
-            weights = state.get("generator_ema") or state["generator"]
+            weights = state.get("generator_ema") or state.get("generator")
             if generator == "b":
                 if "generator_b" not in state:
                     raise ValueError(f"{path}: not a CycleGAN run, so it has no B -> A generator")
                 config, weights = reverse_domains(config), state["generator_b"]
-            network = build_generator_for(config)
-            network.load_state_dict(weights)
-            return cls(network, config, target_device)
+            return cls(load_generator_weights(build_generator_for(config), weights, path), config, target_device)
         if generator == "b":  # an official CycleGAN run saves G_B in a file of its own
             raise ValueError(f"{path}: an official state dict holds one generator; load latest_net_G_B.pth for B -> A")
         try:

@@ -80,7 +80,10 @@ class ImageTranslator:
             "load_size": data.load_size,
             "crop_size": data.crop_size,
         }
-        return test_time_size(size, size_multiple=self.stride, **options)
+        width, height = test_time_size(size, size_multiple=self.stride, **options)
+        # a ResNet reflection-pads its residual blocks' maps (H/4 x W/4) by 1, which needs 2 pixels a side
+        least = 2 * self.stride if self.config.model.generator.startswith("resnet") else self.stride
+        return max(width, least), max(height, least)
 
     def prepare_source(self, image: Image.Image) -> np.ndarray:
         """The network input for `image`: (in_channels, H, W) float32 at `network_size`; Lab models see L."""

@@ -1,9 +1,11 @@
-"""Check a paired dataset before training: counts, sizes, broken files and train/test leakage.
+"""Check a dataset before training: counts, sizes, broken files and train/test leakage.
 
 Every pair is decoded once, one at a time; only its fingerprints are kept (a SHA-256 of the decoded
 pixels for exact duplicates, and a 64-bit difference hash of each half for near duplicates), so memory
 grows with the number of pairs, not their pixels. Duplicates are looked for across splits only: the
-same pair in train and test makes test scores meaningless.
+same pair in train and test makes test scores meaningless. An unpaired (CycleGAN) layout, trainA/,
+trainB/, testA/, ..., is checked image by image, and its duplicates within a domain (trainA against
+testA).
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ class SplitSummary:
     """One split folder; problems are one line each, naming the file."""
 
     name: str
-    layout: str  # "A|B" (side-by-side files) or "A/ B/" (two folders)
-    pairs: int = 0  # decodable, usable pairs
+    layout: str  # "A|B" (side-by-side files), "A/ B/" (two folders) or "images" (one domain, unpaired)
+    pairs: int = 0  # decodable, usable pairs (images, in an unpaired layout)
     sizes: Counter[tuple[int, int]] = field(default_factory=Counter)  # size of A (width, height)
     corrupt: list[str] = field(default_factory=list)
     non_images: list[str] = field(default_factory=list)
@@ -55,22 +57,25 @@ class CheckReport:
     root: Path
     splits: list[SplitSummary]
     duplicates: list[Duplicate]
+    unpaired: bool = False  # trainA/, trainB/, ...: each split a folder of one domain's images
 
     @property
     def problems(self) -> list[str]:
         """Why the dataset cannot be trained on as it is (empty when it can)."""
         problems = []
-        train = next((s for s in self.splits if s.name == "train"), None)
-        if train is None:
-            problems.append("no train split")
-        elif not train.pairs:
-            problems.append("no usable pairs in train")
+        for name in ("trainA", "trainB") if self.unpaired else ("train",):
+            split = next((s for s in self.splits if s.name == name), None)
+            if split is None:
+                problems.append(f"no {name} split")
+            elif not split.pairs:
+                problems.append(f"no usable {'images' if self.unpaired else 'pairs'} in {name}")
         corrupt = sum(len(s.corrupt) for s in self.splits)
         if corrupt:
             problems.append(f"{corrupt} corrupt file{'s' * (corrupt != 1)}")
         mismatched = sum(len(s.mismatched) for s in self.splits)
         if mismatched:
-            problems.append(f"{mismatched} A/B problem{'s' * (mismatched != 1)}")
+            kinds = ("name clash", "name clashes") if self.unpaired else ("A/B problem", "A/B problems")
+            problems.append(f"{mismatched} {kinds[mismatched != 1]}")
         return problems
 
     @property
@@ -96,10 +101,7 @@ def check_dataset(root: Path | str, *, near_threshold: int = NEAR_THRESHOLD, pro
         raise FileNotFoundError(f"{root}: dataset folder not found")
     split_dirs = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=_split_order)
     if not (root / "train").is_dir() and (root / "trainA").is_dir() and (root / "trainB").is_dir():
-        raise DataError(
-            f"{root}: an unpaired (CycleGAN) layout, trainA/ and trainB/, which `data check` does not read (it "
-            "checks pairs); `pix2pix train --model cyclegan` checks each of its images at start"
-        )
+        return _check_unpaired(root, split_dirs, near_threshold, progress=progress)
     summaries, prints = [], []
     for split_dir in split_dirs:
         summary, fingerprints = _scan_split(split_dir, progress=progress)
@@ -108,9 +110,28 @@ def check_dataset(root: Path | str, *, near_threshold: int = NEAR_THRESHOLD, pro
     return CheckReport(root, summaries, _find_duplicates(prints, near_threshold))
 
 
+def _check_unpaired(root: Path, folders: list[Path], near_threshold: int, *, progress: bool) -> CheckReport:
+    """SPLITA/ and SPLITB/ folders of single images; duplicates are looked for within each domain, across
+    its splits (a training photo again in testB), not between domains, which are different images."""
+    folders = sorted(folders, key=lambda folder: (*_split_order(folder.with_name(folder.name[:-1])), folder.name))
+    summaries, duplicates = [], []
+    for domain in ("A", "B"):
+        prints = []
+        for folder in [folder for folder in folders if folder.name.endswith(domain)]:
+            summary, fingerprints = _scan_images(folder, progress=progress)
+            summaries.append(summary)
+            prints.append(fingerprints)
+        duplicates += _find_duplicates(prints, near_threshold)
+    order = [folder.name for folder in folders]  # trainA, trainB, valA, ...
+    summaries.sort(key=lambda summary: order.index(summary.name))
+    return CheckReport(root, summaries, duplicates, unpaired=True)
+
+
 def format_check_report(report: CheckReport) -> str:
     """The table of splits, then the problems and duplicates found, then the verdict."""
     header = ("split", "layout", "pairs", "A size", "corrupt", "non-image", "A/B problems")
+    if report.unpaired:
+        header = ("split", "layout", "images", "size", "corrupt", "non-image", "name clashes")
     rows = [
         (
             s.name,
@@ -126,7 +147,7 @@ def format_check_report(report: CheckReport) -> str:
     lines = [f"dataset {report.root}", *_format_table(header, rows)]
     for title, items in (
         ("corrupt or unreadable files", [line for s in report.splits for line in s.corrupt]),
-        ("A/B problems", [line for s in report.splits for line in s.mismatched]),
+        (header[-1], [line for s in report.splits for line in s.mismatched]),
         ("non-image files (ignored by training)", [line for s in report.splits for line in s.non_images]),
         ("duplicates across splits", [_describe_duplicate(d) for d in report.duplicates]),
     ):
@@ -175,6 +196,26 @@ def _scan_split(split_dir: Path, *, progress: bool) -> tuple[SplitSummary, _Fing
         fingerprints.names.append(f"{split_dir.name}/{stem}")
         fingerprints.digests.append(digest.digest())
         fingerprints.hashes.append((compute_difference_hash(a), compute_difference_hash(b)))
+    return summary, fingerprints
+
+
+def _scan_images(folder: Path, *, progress: bool) -> tuple[SplitSummary, _Fingerprints]:
+    """One domain's folder of an unpaired layout; each image fingerprinted as a pair of itself, so a
+    near duplicate is `threshold` of HASH_BITS bits, as for pairs."""
+    summary, fingerprints = SplitSummary(folder.name, "images"), _Fingerprints()
+    files = sorted(_list_files(folder, summary).items())
+    for stem, path in tqdm(files, desc=f"check {folder.name}", unit="image", disable=not progress):
+        try:
+            image = load_image(path, 3)
+        except DataError as err:
+            summary.corrupt.append(str(err))
+            continue
+        summary.pairs += 1
+        summary.sizes[image.size] += 1
+        fingerprints.names.append(f"{folder.name}/{stem}")
+        fingerprints.digests.append(hashlib.sha256(f"{image.size}".encode() + image.tobytes()).digest())
+        difference_hash = compute_difference_hash(image)
+        fingerprints.hashes.append((difference_hash, difference_hash))
     return summary, fingerprints
 
 

@@ -81,7 +81,7 @@ def add_data_command(commands: argparse._SubParsersAction) -> None:
     unpaired.set_defaults(run=run_unpair)
 
     check = tools.add_parser("check", help="check a dataset; exit code 2 when it cannot be trained on")
-    check.add_argument("root", help="dataset root (holding train/, val/, test/)")
+    check.add_argument("root", help="dataset root (holding train/, val/, test/; or trainA/, trainB/, ... unpaired)")
     check.add_argument(
         "--threshold",
         type=int,
