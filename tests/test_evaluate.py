@@ -451,6 +451,12 @@ def test_eval_cli_end_to_end(tiny_run, tmp_path, capsys):
     assert main([*argv, "--quiet"]) == 0 and len(list(results.glob("*.png"))) == 3
     assert main(["eval", "--results", str(results), "--quiet"]) == 0
     assert json.loads((results / "eval" / "metrics.json").read_text())["n_images"] == 2
+    # several samples of each image (NAME_sampleK.png): each is measured against NAME's ground truth
+    sampled = tmp_path / "sampled"
+    argv = ["test", "--checkpoint", str(tiny_run), "--input", data, "--output", str(sampled), "--samples", "2"]
+    assert main([*argv, "--quiet"]) == 0
+    assert main(["eval", "--results", str(sampled), "--quiet"]) == 0
+    assert json.loads((sampled / "eval" / "metrics.json").read_text())["n_images"] == 2 * 3
 
 
 def test_loss_curves_add_the_validation_row_when_the_run_logged_it(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,12 +92,24 @@ def list_result_images(folder: Path) -> list[ImageFiles]:
     for output in outputs:
         if not output.is_file():
             raise DataError(f"{output}: missing, though {MANIFEST} lists it as translated")
-        target = folder / "targets" / output.name
+        target = folder / "targets" / source_name(output, folder)
         if not target.exists():
             raise DataError(f"{target}: missing ground truth for {output.name} (run `pix2pix test` on a paired split)")
-        source = folder / "inputs" / output.name
+        source = folder / "inputs" / target.name
         items.append(ImageFiles(output.stem, output, target, source if source.exists() else None))
     return items
+
+
+SAMPLE_NAME = re.compile(r"(?P<name>.+)_sample\d+")
+
+
+def source_name(output: Path, folder: Path) -> str:
+    """The file name of the input and target of the translation `output`: its own, or NAME.png for
+    NAME_sampleK.png, one of `pix2pix test --samples`' translations of NAME (each is measured)."""
+    sample = SAMPLE_NAME.fullmatch(output.stem)
+    if sample and not (folder / "targets" / output.name).exists():
+        return f"{sample['name']}.png"
+    return output.name
 
 
 def translate_split(
