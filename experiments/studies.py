@@ -64,6 +64,7 @@ class Row:
     paper: tuple[float, float, float] | None = None  # the paper's FCN-scores: per-pixel acc, per-class acc, IoU
     recipe: str = ""  # another recipe than the study's (CycleGAN beside pix2pix)
     eval_flags: tuple[str, ...] = ()  # for `pix2pix eval` (CycleGAN: the paired data, and which half is input)
+    reverse: bool = False  # evaluate the run's B -> A generator (a CycleGAN's second), beside its A -> B one
 
     def recipe_of(self, study: Study) -> str:
         return self.recipe or study.recipe
@@ -252,6 +253,25 @@ STUDIES = (
         paper_table=CYCLEGAN_TABLE,
         unpaired_direction="BtoA",
     ),
+    Study(  # the same CycleGAN run as the cyclegan study's: its second generator, G_B, learned the other way
+        "cyclegan_photo2labels",
+        "Unpaired (CycleGAN) against paired (pix2pix) training, facades photo -> labels",
+        "facades_cpu",
+        (
+            Row("pix2pix, L1 + cGAN (paired)", ("--direction", "AtoB"), (0.85, 0.40, 0.32)),
+            Row(
+                "CycleGAN (unpaired), its B -> A generator",
+                (),
+                (0.58, 0.22, 0.16),
+                recipe="facades_cyclegan_cpu",
+                eval_flags=("--data", "datasets/facades", "--direction", "AtoB"),
+                reverse=True,
+            ),
+        ),
+        seeds=(0,),
+        paper_table="Zhu et al. 2017 (CycleGAN), Cityscapes photo -> labels, label maps scored as they are, Table 2",
+        unpaired_direction="BtoA",
+    ),
     Study(  # a CycleGAN iteration costs about 7 pix2pix ones: at half width the comparison fits a CPU afternoon
         "cyclegan_half",
         "Unpaired (CycleGAN) against paired (pix2pix) training at half width (ngf = ndf = 16), facades labels -> photo",
@@ -353,9 +373,9 @@ def work_through(study: Study, failures: list[str], *, train_runs: bool) -> bool
                 if train_runs:
                     train(study, row, seed, run)
                 if is_finished(run):
-                    if not is_evaluated(run):
-                        evaluate(run, row.eval_flags, fcn_score=study.fcn_score)
-                    save_record(run, record)
+                    if not is_evaluated(run, row):
+                        evaluate(run, row, fcn_score=study.fcn_score)
+                    save_record(run, eval_folder(run, row), record)
             except subprocess.CalledProcessError as error:  # one failed run does not end an unattended study
                 failures.append(f"{run}: `pix2pix {error.cmd[3]}` exited {error.returncode}")
                 print(f"failed: {failures[-1]}; going on with the next run", file=sys.stderr, flush=True)
@@ -389,29 +409,37 @@ def run_folder(study: Study, row: Row, seed: int) -> Path:
 
 
 def record_folder(study: Study, row: Row, seed: int) -> Path:
-    """experiments/records/RECIPE/FLAGS-seedS, beside the run's name."""
-    return RECORDS / run_folder(study, row, seed).relative_to(RUNS)
+    """experiments/records/RECIPE/FLAGS-seedS, beside the run's name (FLAGS-seedS-reverse for its B -> A
+    generator)."""
+    run = run_folder(study, row, seed).relative_to(RUNS)
+    return RECORDS / (run.with_name(f"{run.name}-reverse") if row.reverse else run)
+
+
+def eval_folder(run: Path, row: Row) -> Path:
+    """Where `pix2pix eval` writes the row's evaluation of `run`: RUN/eval-val, or RUN/eval-val-reverse."""
+    return run / ("eval-val-reverse" if row.reverse else "eval-val")
 
 
 RECORD_FILES = ("config.json", "log.csv", "metrics.json", "grid.jpg")
 
 
-def save_record(run: Path, record: Path) -> None:
-    """Keep what the pages read of a finished, evaluated run: a few tens of kB, where the run is 100s of MB."""
+def save_record(run: Path, evaluation: Path, record: Path) -> None:
+    """Keep what the pages read of a finished run and its `evaluation`: a few tens of kB, where the run is
+    100s of MB."""
     record.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "log.csv"):
         shutil.copyfile(run / name, record / name)
-    write_grid([run], record / "grid.jpg")  # input | output | target, the first validation images
+    write_grid([evaluation], record / "grid.jpg")  # input | output | target, the first validation images
     (record / "measured.json").write_text(json.dumps(describe_machine(), indent=2) + "\n")
-    shutil.copyfile(run / "eval-val" / "metrics.json", record / "metrics.json")  # last: it marks the record whole
+    shutil.copyfile(evaluation / "metrics.json", record / "metrics.json")  # last: it marks the record whole
     print(f"recorded {record}")
 
 
-def write_grid(runs: list[Path], path: Path) -> None:
-    """input | each run's output | target, for the first validation images (same for every run)."""
-    images = [run / "eval-val" / "images" for run in runs]
-    names = [row["name"] for row in read_metrics(runs[0] / "eval-val")["images"][:GRID_IMAGES]]
-    columns = 2 + len(runs)
+def write_grid(evaluations: list[Path], path: Path) -> None:
+    """input | each evaluation's output | target, for the first validation images (same for every run)."""
+    images = [evaluation / "images" for evaluation in evaluations]
+    names = [row["name"] for row in read_metrics(evaluations[0])["images"][:GRID_IMAGES]]
+    columns = 2 + len(evaluations)
     grid = Image.new("RGB", (columns * GRID_CELL, len(names) * GRID_CELL), "white")
     for row, name in enumerate(names):
         cells = [images[0] / "inputs" / f"{name}.png", *(folder / f"{name}.png" for folder in images)]
@@ -480,16 +508,18 @@ def finished_epochs(run: Path) -> int:
         return max((int(row["epoch"]) for row in csv.DictReader(f)), default=0)
 
 
-def evaluate(run: Path, eval_flags: tuple[str, ...] = (), *, fcn_score: bool) -> None:
-    """`pix2pix eval` of the run's final checkpoint on the validation split, into RUN/eval-val; on facades
+def evaluate(run: Path, row: Row, *, fcn_score: bool) -> None:
+    """`pix2pix eval` of the run's final checkpoint on the validation split, into `eval_folder`; on facades
     with the kept segmenter, or, the first time, with one trained as FCN_SETTINGS say, which is then kept."""
     fcn = ["--fcn-score", "on", *FCN_SETTINGS] if fcn_score else ["--fcn-score", "off"]
     if fcn_score and SEGMENTER.exists():
         fcn += ["--fcn-segmenter", str(SEGMENTER)]
-    pix2pix("eval", "--checkpoint", str(run), "--split", "val", *eval_flags, *fcn, "--quiet")
+    folder = eval_folder(run, row)
+    reverse = ["--reverse", "--output", str(folder)] if row.reverse else []
+    pix2pix("eval", "--checkpoint", str(run), "--split", "val", *row.eval_flags, *reverse, *fcn, "--quiet")
     if not fcn_score or SEGMENTER.exists():
         return
-    scored = json.loads((run / "eval-val" / "metrics.json").read_text()).get("fcn_score") or {}
+    scored = json.loads((folder / "metrics.json").read_text()).get("fcn_score") or {}
     if "segmenter" in scored:  # photos scored by a trained segmenter (not label maps compared as they are)
         SEGMENTER.parent.mkdir(parents=True, exist_ok=True)
         partial = SEGMENTER.with_name(f".{SEGMENTER.name}.{os.getpid()}")  # another runner may read it at once
@@ -509,11 +539,11 @@ def prepare_unpaired(paired: Path, direction: str) -> None:
         sys.exit(f"{unpaired} was not made by `pix2pix data unpair {paired} --direction {direction}`: delete it")
 
 
-def is_evaluated(run: Path) -> bool:
+def is_evaluated(run: Path, row: Row) -> bool:
     """An evaluation newer than the run's last epoch, with today's SSIM (an older one is redone: it is cheap)."""
     from pix2pix.metrics import SSIM_SETTINGS  # loads torch: only when a run is there to check
 
-    metrics = run / "eval-val" / "metrics.json"
+    metrics = eval_folder(run, row) / "metrics.json"
     if not metrics.exists() or metrics.stat().st_mtime <= (run / "log.csv").stat().st_mtime:
         return False
     return ssim_kind(json.loads(metrics.read_text())) == SSIM_SETTINGS

@@ -141,7 +141,7 @@ def test_a_finished_run_is_recorded_with_a_strip_of_its_validation_images(tmp_pa
         for name in ("img0", "img1"):
             Image.new("RGB", (64, 64), colour).save(folder / f"{name}.png")
     assert not studies.is_recorded(record)
-    studies.save_record(run, record)
+    studies.save_record(run, run / "eval-val", record)
     assert studies.is_recorded(record) and json.loads((record / "measured.json").read_text())["date"]
     assert studies.read_metrics(record) == json.loads((run / "eval-val" / "metrics.json").read_text())
     strip = Image.open(record / "grid.jpg").convert("RGB")
@@ -248,8 +248,8 @@ def test_a_row_with_its_own_recipe_trains_and_is_evaluated_as_its_recipe_needs(t
     monkeypatch.setattr(studies, "pix2pix", lambda *args: calls.append(args))
     studies.train(study, unpaired, 0, tmp_path / "run")
     assert calls[-1][:3] == ("train", "--config", "configs/facades_cyclegan_cpu.toml")
-    studies.evaluate(tmp_path / "run", unpaired.eval_flags, fcn_score=False)
-    assert " --data datasets/facades --direction BtoA " in " ".join(calls[-1])
+    studies.evaluate(tmp_path / "run", unpaired, fcn_score=False)
+    assert " --data datasets/facades --direction BtoA " in " ".join(calls[-1]) and "--reverse" not in calls[-1]
 
     def fake_unpair(*args: str) -> None:
         calls.append(args)
@@ -266,6 +266,37 @@ def test_a_row_with_its_own_recipe_trains_and_is_evaluated_as_its_recipe_needs(t
     (Path("datasets/facades-unpaired") / "unpair.json").write_text(json.dumps({"direction": "AtoB"}))
     with pytest.raises(SystemExit, match="was not made by `pix2pix data unpair datasets/facades --direction BtoA`"):
         studies.prepare_unpaired(Path("datasets/facades"), study.unpaired_direction)
+
+
+def test_a_cyclegans_second_generator_is_evaluated_and_recorded_beside_its_first(tmp_path, monkeypatch):
+    """photo -> labels from the run that the labels -> photo study trains: one run, two evaluations."""
+    monkeypatch.chdir(tmp_path)
+    forward = next(s for s in studies.STUDIES if s.name == "cyclegan").rows[1]
+    study = next(s for s in studies.STUDIES if s.name == "cyclegan_photo2labels")
+    paired, backward = study.rows
+    assert studies.run_folder(study, backward, 0) == studies.run_folder(study, forward, 0)  # trained once
+    assert studies.record_folder(study, backward, 0) == Path(
+        "experiments/records/facades_cyclegan_cpu/default-seed0-reverse"
+    )
+    assert studies.run_folder(study, paired, 0) == Path("runs/studies/facades_cpu/direction_AtoB-seed0")
+    calls: list[tuple[str, ...]] = []
+
+    def fake_eval(*args: str) -> None:
+        calls.append(args)
+        folder = Path(args[args.index("--output") + 1]) if "--output" in args else Path("run") / "eval-val"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "metrics.json").write_text(json.dumps({"settings": {"SSIM": SSIM_SETTINGS}}))
+
+    monkeypatch.setattr(studies, "pix2pix", fake_eval)
+    write_run_files(Path("run"), ssim=[0.5], fcn_acc=[0.5], class_iou=0.2, epochs=1)
+    (Path("run") / "eval-val" / "metrics.json").unlink()
+    for row in (forward, backward):
+        assert not studies.is_evaluated(Path("run"), row)
+        studies.evaluate(Path("run"), row, fcn_score=False)
+    assert "--reverse" not in calls[0] and " --direction BtoA " in " ".join(calls[0])
+    assert calls[1][calls[1].index("--output") + 1] == "run/eval-val-reverse" and "--reverse" in calls[1]
+    assert " --direction AtoB " in " ".join(calls[1])
+    assert studies.is_evaluated(Path("run"), forward) and studies.is_evaluated(Path("run"), backward)
 
 
 def test_records_measured_with_two_ssims_are_not_compared_on_ssim(tmp_path, monkeypatch):
@@ -314,11 +345,12 @@ def test_the_first_facades_evaluation_keeps_its_segmenter_and_later_ones_use_it(
         (run / "eval-val" / "metrics.json").write_text(json.dumps(metrics))
 
     monkeypatch.setattr(studies, "pix2pix", fake_eval)
-    studies.evaluate(Path("runs/one"), fcn_score=True)
+    row = studies.Row("default")
+    studies.evaluate(Path("runs/one"), row, fcn_score=True)
     assert "--fcn-segmenter" not in calls[0] and studies.SEGMENTER.read_bytes() == b"weights"
-    studies.evaluate(Path("runs/two"), fcn_score=True)
+    studies.evaluate(Path("runs/two"), row, fcn_score=True)
     assert calls[1][calls[1].index("--fcn-segmenter") + 1] == str(studies.SEGMENTER)
-    studies.evaluate(Path("runs/maps"), fcn_score=False)
+    studies.evaluate(Path("runs/maps"), row, fcn_score=False)
     assert "--fcn-segmenter" not in calls[2]
 
 
