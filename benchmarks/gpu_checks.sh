@@ -9,7 +9,7 @@
 #   studies=A,B  experiments/studies.py A B: the runs a CPU would take hours over, recorded as they finish
 #
 #     benchmarks/gpu_checks.sh DATA_ROOT OUT_DIR                         # tests bench nccl paper=3
-#     benchmarks/gpu_checks.sh DATA_ROOT OUT_DIR studies=batch_size,cyclegan
+#     benchmarks/gpu_checks.sh DATA_ROOT OUT_DIR studies=cyclegan,cyclegan_photo2labels
 #     DEVICE=cpu benchmarks/gpu_checks.sh DATA_ROOT OUT_DIR tests paper=1  # the same steps on the CPU: a dry run
 #
 # DATA_ROOT holds facades/. Runs from a checkout without installing it (PYTHONPATH), with the python3 that

@@ -192,3 +192,13 @@ def test_a_resnet_translates_an_image_smaller_than_twice_its_stride(preprocess):
     config = RunConfig(data=data, model=model)
     translator = Pix2Pix(build_generator_for(config), config, torch.device("cpu"), runtime="torch")
     assert translator.translate(Image.new("RGB", (5, 3), (9, 99, 199))).size == (5, 3)
+
+
+@pytest.mark.parametrize("runtime", ["torch", "auto"])
+def test_a_diverged_generator_is_refused_rather_than_saved_as_black_pixels(runtime):
+    model = small_model()
+    with torch.no_grad():
+        model.generator.encoder[0][0].weight.fill_(float("nan"))
+    model.runtime = runtime
+    with pytest.raises(ValueError, match="output holds NaN or inf: its weights have diverged"):
+        model.translate(Image.new("RGB", (64, 64), (9, 99, 199)), dropout=False, norm_stats="running")

@@ -99,6 +99,10 @@ class ImageTranslator:
         Lab models predict ab at the network size; it is joined to the image's own full-size L, so
         the output keeps the input's luminance (and is RGB).
         """
+        if not np.isfinite(output).all():  # else NaN would be saved, and scored, as black pixels
+            raise ValueError(
+                "the network's output holds NaN or inf: its weights have diverged; use an earlier checkpoint"
+            )
         if self.config.data.color_space == "lab":
             rgb = image.convert("RGB")
             ab = resize_bilinear(output, rgb.height, rgb.width)
