@@ -142,6 +142,14 @@ def test_health_and_info(client):
     assert info["batching"] == {"active": True, "window_ms": 2.0, "max_batch": MAX_BATCH, "reason": None}
 
 
+def test_a_diverged_model_is_refused_before_serving():
+    model = untrained_model("datasets/edges2shoes")
+    with torch.no_grad():
+        model.generator.encoder[0][0].weight.fill_(float("nan"))
+    with pytest.raises(ValueError, match="output holds NaN or inf"):  # the warm-up translation finds it
+        create_app(model, workers=1)
+
+
 def test_label_models_publish_the_facade_palette():
     with TestClient(create_app(label_model(), workers=1)) as label_client:
         info = label_client.get("/info").json()
