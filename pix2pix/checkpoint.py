@@ -55,8 +55,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     """A run folder (or its checkpoints folder) means its newest readable checkpoint; a file is taken as is."""
     path = Path(path)
     if path.is_dir():
-        named_its_checkpoints = path.name == CHECKPOINT_DIR and not (path / CHECKPOINT_DIR).is_dir()
-        return find_latest_readable(path if named_its_checkpoints else path / CHECKPOINT_DIR)
+        return find_latest_readable(path if is_checkpoints_folder(path) else path / CHECKPOINT_DIR)
     if not path.exists():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     return path
@@ -66,8 +65,13 @@ def run_folder_of(path: Path) -> Path:
     """The run folder of a checkpoint: RUN for RUN, RUN/checkpoints or RUN/checkpoints/NAME.pt, else the
     file's folder."""
     if path.is_dir():
-        return path.parent if path.name == CHECKPOINT_DIR and not (path / CHECKPOINT_DIR).is_dir() else path
+        return path.parent if is_checkpoints_folder(path) else path
     return path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
+
+
+def is_checkpoints_folder(folder: Path) -> bool:
+    """RUN/checkpoints itself, rather than a run folder that happens to be named checkpoints."""
+    return folder.name == CHECKPOINT_DIR and not (folder / CHECKPOINT_DIR).is_dir()
 
 
 def find_latest_readable(checkpoint_dir: Path) -> Path:
