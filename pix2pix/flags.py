@@ -87,8 +87,8 @@ def add_runtime_flag(parser: argparse.ArgumentParser) -> None:
         "--runtime",
         choices=RUNTIMES,
         default="auto",
-        help="auto: onnxruntime on a CPU when installed (about 1.7-2x eager PyTorch) for the deterministic mode and, "
-        "one image at a time, the paper's protocol; torch for dropout with running stats (default: auto)",
+        help="auto: onnxruntime on a CPU when installed (1.3-2.2x eager PyTorch by CPU) for the deterministic mode "
+        "and, one image at a time, the paper's protocol; torch for dropout with running stats (default: auto)",
     )
 
 
