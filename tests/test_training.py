@@ -15,6 +15,7 @@ from pix2pix.networks import build_discriminator_for, build_generator_for
 from pix2pix.nn.modes import set_inference_mode
 from pix2pix.training.loop import epoch_order, fit, linear_decay
 from pix2pix.training.step import train_step
+from pix2pix.visuals import PROGRESS_FRAMES, write_progress_gif
 from tests.helpers import logged, tiny_config, write_pairs
 
 
@@ -128,6 +129,22 @@ def test_checkpoint_is_self_describing(tiny_dataset, tmp_path):
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png", "progress.gif"]
     with Image.open(run / "samples" / "progress.gif") as gif:
         assert gif.n_frames == 2
+
+
+def test_a_long_runs_progress_animation_keeps_evenly_spaced_frames_from_first_to_last(tmp_path):
+    """Rebuilt after every sample epoch, it would otherwise grow a frame, and cost, per epoch."""
+    frames = []
+    for epoch in range(1, PROGRESS_FRAMES + 13):
+        frames.append(tmp_path / f"epoch_{epoch:04d}.png")
+        Image.new("RGB", (8, 8), (epoch, 0, 0)).save(frames[-1])
+    write_progress_gif(frames, tmp_path / "progress.gif")
+    with Image.open(tmp_path / "progress.gif") as gif:
+        reds = []
+        for index in range(gif.n_frames):
+            gif.seek(index)
+            reds.append(gif.convert("RGB").getpixel((0, 0))[0])
+    assert len(reds) == PROGRESS_FRAMES and reds[0] == 1 and reds[-1] == len(frames)
+    assert reds == sorted(set(reds))
 
 
 def test_validation_logs_metrics_and_keeps_the_best_checkpoint(tiny_dataset, tmp_path):
