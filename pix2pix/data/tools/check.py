@@ -113,18 +113,15 @@ def check_dataset(root: Path | str, *, near_threshold: int = NEAR_THRESHOLD, pro
 def _check_unpaired(root: Path, folders: list[Path], near_threshold: int, *, progress: bool) -> CheckReport:
     """SPLITA/ and SPLITB/ folders of single images; duplicates are looked for within each domain, across
     its splits (a training photo again in testB), not between domains, which are different images."""
-    folders = sorted(folders, key=lambda folder: (*_split_order(folder.with_name(folder.name[:-1])), folder.name))
-    summaries, duplicates = [], []
+    domains = [folder for folder in folders if folder.name.endswith(("A", "B"))]
+    # trainA, trainB, valA, ...: in the paired splits' order
+    domains.sort(key=lambda folder: (*_split_order(folder.with_name(folder.name[:-1])), folder.name))
+    scanned = [_scan_images(folder, progress=progress) for folder in domains]
+    duplicates = []
     for domain in ("A", "B"):
-        prints = []
-        for folder in [folder for folder in folders if folder.name.endswith(domain)]:
-            summary, fingerprints = _scan_images(folder, progress=progress)
-            summaries.append(summary)
-            prints.append(fingerprints)
+        prints = [fingerprints for folder, (_, fingerprints) in zip(domains, scanned) if folder.name.endswith(domain)]
         duplicates += _find_duplicates(prints, near_threshold)
-    order = [folder.name for folder in folders]  # trainA, trainB, valA, ...
-    summaries.sort(key=lambda summary: order.index(summary.name))
-    return CheckReport(root, summaries, duplicates, unpaired=True)
+    return CheckReport(root, [summary for summary, _ in scanned], duplicates, unpaired=True)
 
 
 def format_check_report(report: CheckReport) -> str:
