@@ -250,7 +250,8 @@ def measure_ceiling(device: torch.device, args) -> dict[str, float]:
 
 
 def print_profile(size: int, device: torch.device) -> None:
-    """Top operators (self time) of one of our training iterations."""
+    """Top operators (self time) of one of our training iterations, then the same by input shape (which
+    layer of which network)."""
     from torch.profiler import ProfilerActivity, profile
 
     generator, discriminator = build_networks(size, device)
@@ -258,10 +259,11 @@ def print_profile(size: int, device: torch.device) -> None:
     iteration = make_our_iteration(generator, discriminator, source, source.clone())
     iteration()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as profiler:
+    with profile(activities=activities, record_shapes=True) as profiler:
         iteration()
     sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     print(profiler.key_averages().table(sort_by=sort, row_limit=12))
+    print(profiler.key_averages(group_by_input_shape=True).table(sort_by=sort, row_limit=12))
 
 
 def bench_batches(device: torch.device, args) -> None:
