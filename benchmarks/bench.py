@@ -23,6 +23,9 @@ iteration and reports medians, so load from other processes hits both alike; rat
 Also: data-loading throughput of `PairedDataset`, FLOPs of one training iteration and of one translation
 (`torch.utils.flop_counter`), achieved GFLOP/s and its fraction of the machine's ceiling, measured in
 the same run as torch's 2048^3 fp32 matmul and k4 s2 convolution (onnxruntime's own kernels can pass it).
+`--profile` then prints the top operators of one of our training iterations and, on a CPU, the floor: the
+baseline's iteration against ours' time in its convolution kernels and optimizer step alone, i.e. what
+ours/baseline would be were everything else in ours free.
 
 `--distributed` instead measures training images/s of 1 and 2 CPU processes under DDP (gloo), the
 CPU cores split evenly between the processes, and their ratio.
@@ -251,7 +254,7 @@ def measure_ceiling(device: torch.device, args) -> dict[str, float]:
 
 def print_profile(size: int, device: torch.device) -> None:
     """Top operators (self time) of one of our training iterations, then the same by input shape (which
-    layer of which network)."""
+    layer of which network); on a CPU, then how far a change outside the convolution kernels could go."""
     from torch.profiler import ProfilerActivity, profile
 
     generator, discriminator = build_networks(size, device)
@@ -264,6 +267,68 @@ def print_profile(size: int, device: torch.device) -> None:
     sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     print(profiler.key_averages().table(sort_by=sort, row_limit=12))
     print(profiler.key_averages(group_by_input_shape=True).table(sort_by=sort, row_limit=12))
+    if device.type == "cpu":
+        print_kernel_floor(size, profile_kernel_floor(size))
+
+
+# The aten operators of ours that no change outside their kernels can shorten, by what they compute. On a
+# CPU `_convolution` runs the transposed forward inline, `mm` with `im2col`/`col2im` is the matmul form of
+# the deepest transposes, and fused Adam reads and writes every weight and both moments (memory-bound).
+FLOOR_OPERATORS = {
+    "convolution kernels": frozenset(
+        {
+            "aten::mkldnn_convolution",
+            "aten::convolution_backward",
+            "aten::_convolution",
+            "aten::mm",
+            "aten::im2col",
+            "aten::col2im",
+        }
+    ),
+    "fused Adam": frozenset({"aten::_fused_adam_"}),
+}
+
+
+def profile_kernel_floor(size: int, rounds: int = 3) -> dict[str, float]:
+    """Milliseconds of self CPU time under the profiler, mean of `rounds` iterations profiled alternately:
+    the baseline's iteration, ours, and ours' time in each kind of `FLOOR_OPERATORS`."""
+    from torch.profiler import ProfilerActivity, profile
+
+    generator, discriminator = build_networks(size, torch.device("cpu"))
+    source, target = torch.randn(1, 3, size, size), torch.randn(1, 3, size, size)
+    variants = {
+        "baseline": make_official_iteration(
+            official_unet_like(generator), copy.deepcopy(discriminator), source, target
+        ),
+        "ours": make_our_iteration(copy.deepcopy(generator), copy.deepcopy(discriminator), source, target),
+    }
+    milliseconds = dict.fromkeys([*variants, *FLOOR_OPERATORS], 0.0)
+    for iteration in variants.values():
+        iteration()  # warm-up
+    for _ in range(rounds):
+        for name, iteration in variants.items():
+            with profile(activities=[ProfilerActivity.CPU]) as profiler:
+                iteration()
+            events = profiler.key_averages()
+            milliseconds[name] += sum(event.self_cpu_time_total for event in events) / rounds / 1000
+            if name == "ours":
+                for kind, operators in FLOOR_OPERATORS.items():
+                    kind_time = sum(event.self_cpu_time_total for event in events if event.key in operators)
+                    milliseconds[kind] += kind_time / rounds / 1000
+    return milliseconds
+
+
+def print_kernel_floor(size: int, milliseconds: dict[str, float]) -> None:
+    """What ours/baseline would be were everything in ours but its convolution kernels and optimizer
+    step free: how far any change outside those kernels can go."""
+    baseline, ours = milliseconds["baseline"], milliseconds["ours"]
+    floor = {kind: milliseconds[kind] for kind in FLOOR_OPERATORS}
+    shares = ", ".join(f"{kind} {time:.0f} ms ({time / ours:.0%})" for kind, time in floor.items())
+    print(
+        f"{size}px, self CPU time under the profiler: baseline {baseline:.0f} ms, ours {ours:.0f} ms "
+        f"({baseline / ours:.2f}x); in ours {shares}.\n"
+        f"Were everything else in ours free, ours/baseline would be {baseline / sum(floor.values()):.2f}x."
+    )
 
 
 def bench_batches(device: torch.device, args) -> None:
