@@ -23,9 +23,9 @@ iteration and reports medians, so load from other processes hits both alike; rat
 Also: data-loading throughput of `PairedDataset`, FLOPs of one training iteration and of one translation
 (`torch.utils.flop_counter`), achieved GFLOP/s and its fraction of the machine's ceiling, measured in
 the same run as torch's 2048^3 fp32 matmul and k4 s2 convolution (onnxruntime's own kernels can pass it).
-`--profile` then prints the top operators of one of our training iterations and, on a CPU, the floor: the
-baseline's iteration against ours' time in its convolution kernels and optimizer step alone, i.e. what
-ours/baseline would be were everything else in ours free.
+`--profile` then prints the top operators of one of our training iterations and, on a CPU, the floor:
+the share of ours' time in its convolution kernels and optimizer step, and so what ours/baseline would be
+were everything else in ours free (the measured ratio over that share).
 
 `--distributed` instead measures training images/s of 1 and 2 CPU processes under DDP (gloo), the
 CPU cores split evenly between the processes, and their ratio.
@@ -252,9 +252,10 @@ def measure_ceiling(device: torch.device, args) -> dict[str, float]:
     return {name: flops[name] / seconds[name] / 1e9 for name in variants}
 
 
-def print_profile(size: int, device: torch.device) -> None:
+def print_profile(size: int, device: torch.device, measured: dict[str, float]) -> None:
     """Top operators (self time) of one of our training iterations, then the same by input shape (which
-    layer of which network); on a CPU, then how far a change outside the convolution kernels could go."""
+    layer of which network); on a CPU, then how far a change outside the convolution kernels could go, from
+    `measured` (bench_training's seconds at `size`)."""
     from torch.profiler import ProfilerActivity, profile
 
     generator, discriminator = build_networks(size, device)
@@ -268,7 +269,7 @@ def print_profile(size: int, device: torch.device) -> None:
     print(profiler.key_averages().table(sort_by=sort, row_limit=12))
     print(profiler.key_averages(group_by_input_shape=True).table(sort_by=sort, row_limit=12))
     if device.type == "cpu":
-        print_kernel_floor(size, profile_kernel_floor(size))
+        print_floor(size, measured)
 
 
 # The aten operators of ours that no change outside their kernels can shorten, by what they compute. On a
@@ -289,45 +290,35 @@ FLOOR_OPERATORS = {
 }
 
 
-def profile_kernel_floor(size: int, rounds: int = 3) -> dict[str, float]:
-    """Milliseconds of self CPU time under the profiler, mean of `rounds` iterations profiled alternately:
-    the baseline's iteration, ours, and ours' time in each kind of `FLOOR_OPERATORS`."""
+def profile_floor_shares(size: int, rounds: int = 3) -> dict[str, float]:
+    """The share of ours' self CPU time in each kind of `FLOOR_OPERATORS`, under the profiler, over
+    `rounds` iterations. (The profiler slows small operators most, so these shares err low.)"""
     from torch.profiler import ProfilerActivity, profile
 
     generator, discriminator = build_networks(size, torch.device("cpu"))
     source, target = torch.randn(1, 3, size, size), torch.randn(1, 3, size, size)
-    variants = {
-        "baseline": make_official_iteration(
-            official_unet_like(generator), copy.deepcopy(discriminator), source, target
-        ),
-        "ours": make_our_iteration(copy.deepcopy(generator), copy.deepcopy(discriminator), source, target),
+    iteration = make_our_iteration(generator, discriminator, source, target)
+    iteration()  # warm-up
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        for _ in range(rounds):
+            iteration()
+    events = profiler.key_averages()
+    total = sum(event.self_cpu_time_total for event in events)
+    return {
+        kind: sum(event.self_cpu_time_total for event in events if event.key in operators) / total
+        for kind, operators in FLOOR_OPERATORS.items()
     }
-    milliseconds = dict.fromkeys([*variants, *FLOOR_OPERATORS], 0.0)
-    for iteration in variants.values():
-        iteration()  # warm-up
-    for _ in range(rounds):
-        for name, iteration in variants.items():
-            with profile(activities=[ProfilerActivity.CPU]) as profiler:
-                iteration()
-            events = profiler.key_averages()
-            milliseconds[name] += sum(event.self_cpu_time_total for event in events) / rounds / 1000
-            if name == "ours":
-                for kind, operators in FLOOR_OPERATORS.items():
-                    kind_time = sum(event.self_cpu_time_total for event in events if event.key in operators)
-                    milliseconds[kind] += kind_time / rounds / 1000
-    return milliseconds
 
 
-def print_kernel_floor(size: int, milliseconds: dict[str, float]) -> None:
-    """What ours/baseline would be were everything in ours but its convolution kernels and optimizer
-    step free: how far any change outside those kernels can go."""
-    baseline, ours = milliseconds["baseline"], milliseconds["ours"]
-    floor = {kind: milliseconds[kind] for kind in FLOOR_OPERATORS}
-    shares = ", ".join(f"{kind} {time:.0f} ms ({time / ours:.0%})" for kind, time in floor.items())
+def print_floor(size: int, measured: dict[str, float]) -> None:
+    """What ours/baseline would be were everything in ours but its convolution kernels and optimizer step
+    free: how far any change outside those kernels can go. `measured`: bench_training's seconds."""
+    shares = profile_floor_shares(size)
+    ratio, floor = measured["baseline"] / measured["ours"], sum(shares.values())
+    named = ", ".join(f"{kind} {share:.0%}" for kind, share in shares.items())
     print(
-        f"{size}px, self CPU time under the profiler: baseline {baseline:.0f} ms, ours {ours:.0f} ms "
-        f"({baseline / ours:.2f}x); in ours {shares}.\n"
-        f"Were everything else in ours free, ours/baseline would be {baseline / sum(floor.values()):.2f}x."
+        f"{size}px, ours under the profiler: {named}. Were everything else in ours free, ours/baseline "
+        f"would be {ratio:.2f}x / {floor:.2f} = {ratio / floor:.2f}x."
     )
 
 
@@ -531,7 +522,7 @@ def main() -> None:
     differences = ", ".join(f"{name} {error:.1e}" for name, error in errors.items())
     print(f"max |output - eager output|: {differences}; data: {data_root}")
     if args.profile:
-        print_profile(args.size, device)
+        print_profile(args.size, device, large)
 
 
 def gflops_cells(gflops: dict[str, float]) -> tuple[str, str, str]:
