@@ -24,8 +24,8 @@ Also: data-loading throughput of `PairedDataset`, FLOPs of one training iteratio
 (`torch.utils.flop_counter`), achieved GFLOP/s and its fraction of the machine's ceiling, measured in
 the same run as torch's 2048^3 fp32 matmul and k4 s2 convolution (onnxruntime's own kernels can pass it).
 `--profile` then prints the top operators of one of our training iterations and, on a CPU, the floor:
-the share of ours' time in its convolution kernels and optimizer step, and so what ours/baseline would be
-were everything else in ours free (the measured ratio over that share).
+our iteration's milliseconds in its convolution kernels and Adam step, and so what ours/baseline would be
+were everything else in ours free.
 
 `--distributed` instead measures training images/s of 1 and 2 CPU processes under DDP (gloo), the
 CPU cores split evenly between the processes, and their ratio.
@@ -272,9 +272,10 @@ def print_profile(size: int, device: torch.device, measured: dict[str, float]) -
         print_floor(size, measured)
 
 
-# The aten operators of ours that no change outside their kernels can shorten, by what they compute. On a
-# CPU `_convolution` runs the transposed forward inline, `mm` with `im2col`/`col2im` is the matmul form of
-# the deepest transposes, and fused Adam reads and writes every weight and both moments (memory-bound).
+# The aten operators whose self time on a CPU is the arithmetic of our training iteration, by kind:
+# oneDNN's forward and backward convolutions, the transposed forward (which `_convolution` runs inline),
+# the matmul form of the deepest transposes (`mm` with `im2col`/`col2im`), and fused Adam, which reads
+# and writes every weight and both moments (bound by memory).
 FLOOR_OPERATORS = {
     "convolution kernels": frozenset(
         {
@@ -290,9 +291,9 @@ FLOOR_OPERATORS = {
 }
 
 
-def profile_floor_shares(size: int, rounds: int = 3) -> dict[str, float]:
-    """The share of ours' self CPU time in each kind of `FLOOR_OPERATORS`, under the profiler, over
-    `rounds` iterations. (The profiler slows small operators most, so these shares err low.)"""
+def profile_operators(size: int, rounds: int = 3) -> dict[str, float]:
+    """Milliseconds of self CPU time per iteration of each aten operator in our training iteration, under
+    the profiler, mean of `rounds` iterations."""
     from torch.profiler import ProfilerActivity, profile
 
     generator, discriminator = build_networks(size, torch.device("cpu"))
@@ -302,23 +303,22 @@ def profile_floor_shares(size: int, rounds: int = 3) -> dict[str, float]:
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
         for _ in range(rounds):
             iteration()
-    events = profiler.key_averages()
-    total = sum(event.self_cpu_time_total for event in events)
-    return {
-        kind: sum(event.self_cpu_time_total for event in events if event.key in operators) / total
-        for kind, operators in FLOOR_OPERATORS.items()
-    }
+    return {event.key: event.self_cpu_time_total / rounds / 1000 for event in profiler.key_averages()}
 
 
 def print_floor(size: int, measured: dict[str, float]) -> None:
-    """What ours/baseline would be were everything in ours but its convolution kernels and optimizer step
-    free: how far any change outside those kernels can go. `measured`: bench_training's seconds."""
-    shares = profile_floor_shares(size)
-    ratio, floor = measured["baseline"] / measured["ours"], sum(shares.values())
-    named = ", ".join(f"{kind} {share:.0%}" for kind, share in shares.items())
+    """What ours/baseline would be were everything in ours but its convolution kernels and Adam step free
+    (Python, autograd, batch norm, activations, copies): how far work around those kernels can go.
+    `measured`: bench_training's seconds at `size`, timed without the profiler, which slows small operators
+    most and so leaves the kernels' own milliseconds nearly as they are."""
+    milliseconds = profile_operators(size)
+    floor = {kind: sum(milliseconds.get(name, 0.0) for name in names) for kind, names in FLOOR_OPERATORS.items()}
+    ours, baseline = measured["ours"] * 1000, measured["baseline"] * 1000
+    named = ", ".join(f"{kind} {time:.0f} ms ({time / ours:.0%})" for kind, time in floor.items())
     print(
-        f"{size}px, ours under the profiler: {named}. Were everything else in ours free, ours/baseline "
-        f"would be {ratio:.2f}x / {floor:.2f} = {ratio / floor:.2f}x."
+        f"{size}px: ours {ours:.0f} ms an iteration, of which {named} (under the profiler); the baseline "
+        f"{baseline:.0f} ms. Were everything else in ours free, ours/baseline would be "
+        f"{baseline / sum(floor.values()):.2f}x (measured: {baseline / ours:.2f}x)."
     )
 
 
