@@ -562,7 +562,10 @@ def write_page(study: Study, done: dict[tuple[Row, int], Path]) -> None:
     if first_seed:
         join_grids(first_seed, grid)
     curves = PAGES / f"{study.name}-curves.png"
-    labelled = {row.label: done[row, study.seeds[0]] for row in study.rows if (row, study.seeds[0]) in done}
+    # a reverse row's log is its run's, whose validation translated A -> B: not the row's generator
+    labelled = {
+        row.label: done[row, study.seeds[0]] for row in study.rows if (row, study.seeds[0]) in done and not row.reverse
+    }
     has_curves = plot_validation_curves(labelled, curves)
     page = PAGES / f"{study.name}.md"
     page.write_text(format_page(study, done, grid.name if first_seed else None, curves.name if has_curves else None))
@@ -587,6 +590,14 @@ def join_grids(records: list[Path], path: Path) -> None:
 CURVES = (("val_G", "generator loss on the validation pairs"), ("val_ssim", "validation SSIM"))
 
 
+VALIDATION_SCALE = (
+    "Validation during training scores the translations at the size the network translates at (a "
+    "resize-and-crop recipe's crop size), the tables above at the validation images' own size (the output "
+    "resized to it): where the two differ, so do the SSIMs, most for outputs whose fine detail does not line "
+    "up with the target's."
+)
+
+
 def plot_validation_curves(runs: dict[str, Path], path: Path) -> bool:
     """The generator's validation loss beside the validation SSIM, epoch by epoch, one line per row: the
     Maps tutorial's point that the loss does not follow image quality, checked on each study. False when
@@ -603,21 +614,28 @@ def plot_validation_curves(runs: dict[str, Path], path: Path) -> bool:
     figure, axes = plt.subplots(1, len(CURVES), figsize=(6 * len(CURVES), 3.5), constrained_layout=True)
     for axis, (column, title) in zip(axes, CURVES):
         for label, rows in logs.items():
-            axis.plot([row["epoch"] for row in rows], [row[column] for row in rows], marker="o", label=label)
+            points = [(row["epoch"], row[column]) for row in rows if column in row]
+            if points:
+                axis.plot(*zip(*points), marker="o", label=label)
         axis.set_title(title)
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+        if axis.lines:  # a panel of a column no run logged stays empty
+            axis.legend(fontsize=8)
     figure.savefig(path, dpi=80)
     plt.close(figure)
     return True
 
 
 def read_validation_log(record: Path) -> list[dict[str, float]]:
-    """The epochs of log.csv with validation losses (runs trained before they were logged have none)."""
+    """The validation epochs of log.csv, each with the CURVES columns it logged: a pix2pix run's rows with
+    validation losses (runs trained before they were logged have none), a CycleGAN run's with its cycle
+    terms (it logs G_A's val_ssim but no val_G)."""
     with (record / "log.csv").open() as f:
-        rows = [row for row in csv.DictReader(f) if row.get("val_G")]
-    return [{"epoch": int(row["epoch"]), **{name: float(row[name]) for name, _ in CURVES}} for row in rows]
+        rows = [row for row in csv.DictReader(f) if row.get("val_G") or row.get("val_cycle_A")]
+    return [
+        {"epoch": int(row["epoch"]), **{name: float(row[name]) for name, _ in CURVES if row.get(name)}} for row in rows
+    ]
 
 
 def format_page(study: Study, done: dict[tuple[Row, int], Path], grid: str | None, curves: str | None = None) -> str:
@@ -645,6 +663,7 @@ def format_page(study: Study, done: dict[tuple[Row, int], Path], grid: str | Non
     if curves:
         lines += ["", "## Validation curves", "", f"Seed {study.seeds[0]}, every validation epoch of each row:", ""]
         lines.append(f"![validation loss and SSIM]({curves})")
+        lines += ["", VALIDATION_SCALE]
     return "\n".join(lines) + "\n"
 
 

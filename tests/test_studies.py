@@ -219,6 +219,12 @@ def test_validation_curves_are_drawn_from_the_runs_that_logged_them(tmp_path):
     assert not studies.plot_validation_curves({"old": unlogged}, tmp_path / "none.png")
     assert studies.plot_validation_curves({"new": logged, "old": unlogged}, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 1000
+    cyclegan = tmp_path / "cyclegan"  # no val_G: its validation SSIM alone, beside the pix2pix run's
+    cyclegan.mkdir()
+    (cyclegan / "log.csv").write_text("epoch,val_ssim,val_cycle_A\n1,,\n2,0.10,1.6\n")
+    assert studies.read_validation_log(cyclegan) == [{"epoch": 2, "val_ssim": 0.10}]
+    assert studies.plot_validation_curves({"cyclegan": cyclegan}, tmp_path / "cyclegan.png")
+    assert studies.plot_validation_curves({"new": logged, "cyclegan": cyclegan}, tmp_path / "both.png")
 
 
 def test_no_train_writes_a_page_of_the_finished_runs_even_while_others_train(tmp_path, monkeypatch):
