@@ -1,7 +1,7 @@
 """Ours vs a straightforward eager implementation of the official algorithm, measured side by side.
 
     python benchmarks/bench.py [--device cuda] [--size 256] [--iters 6] [--warmup 2] [--profile]
-    python benchmarks/bench.py --distributed [--size 128] [--batch-size 1] [--iters 6] [--warmup 2]
+    python benchmarks/bench.py --distributed [--size 256] [--batch-size 1] [--iters 6] [--warmup 2]
     python benchmarks/bench.py --batches 1 16 64 [--device cuda] [--compile]
     python benchmarks/bench.py --upgrades [--recipe facades_cpu] [--device cuda]
 
@@ -14,15 +14,17 @@ Ours: `train_step` with `build_optimizer` (fused Adam) on our networks, whose `U
 the deepest levels as a matmul + fold on a CPU; inference through the public API,
 `Pix2Pix.translate_tensor`: `runtime="auto"` (onnxruntime when installed, on a CPU) and `runtime="torch"`
 (batch norm folded into the convs under `torch.inference_mode`) for the deterministic mode, and the
-paper's protocol (batch statistics, dropout on), which runs in torch.
+paper's protocol (batch statistics, dropout on) with `runtime="auto"` (onnxruntime too, one image at a
+time, with torch's dropout masks).
 
 Training at `--size` (U-Net depth from the size: 256 -> 8) and at half of it (depth 7), batch 1, with
 also ours under bf16 autocast (`--precision bf16`) where the device computes bf16 natively;
 inference at `--size`, batch 1. Each row alternates its variants iteration by
 iteration and reports medians, so load from other processes hits both alike; ratios are ours/baseline.
 Also: data-loading throughput of `PairedDataset`, FLOPs of one training iteration and of one translation
-(`torch.utils.flop_counter`), achieved GFLOP/s and its fraction of the machine's ceiling, measured in
-the same run as torch's 2048^3 fp32 matmul and k4 s2 convolution (onnxruntime's own kernels can pass it).
+(`torch.utils.flop_counter`), achieved GFLOP/s and its fraction of the machine's ceiling, the higher of
+torch's 2048^3 fp32 matmul and k4 s2 convolution measured in the same run (onnxruntime's own kernels can
+pass it).
 `--profile` then prints the top operators of one of our training iterations and, on a CPU, the floor:
 our iteration's milliseconds in its convolution kernels and Adam step, and so what ours/baseline would be
 were everything else in ours free.

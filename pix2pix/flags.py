@@ -87,7 +87,7 @@ def add_runtime_flag(parser: argparse.ArgumentParser) -> None:
         "--runtime",
         choices=RUNTIMES,
         default="auto",
-        help="auto: onnxruntime on a CPU when installed (1.3-2.2x eager PyTorch by CPU) for the deterministic mode "
+        help="auto: onnxruntime on a CPU when installed (1.3-2.3x eager PyTorch by CPU) for the deterministic mode "
         "and, one image at a time, the paper's protocol; torch for dropout with running stats (default: auto)",
     )
 

@@ -198,7 +198,7 @@ class Pix2Pix(ImageTranslator):
     def runtime_for(self, *, dropout: bool, norm_stats: str) -> str:
         """The engine that translates in this mode. With `runtime="auto"` on the CPU, when onnxruntime is
         installed (the `export` extra), the deterministic mode (dropout off, running statistics) and the
-        batch-statistics modes (the paper's protocol) run in onnxruntime, 1.3-2.2x eager PyTorch by CPU
+        batch-statistics modes (the paper's protocol) run in onnxruntime, 1.3-2.3x eager PyTorch by CPU
         (docs/performance.md); the latter one image at a time (a batch of several runs in torch, whose batch
         norm then spans the batch). Running statistics with dropout, and `runtime="torch"`, run in PyTorch;
         `runtime="onnxruntime"` insists, and refuses that one mode."""
