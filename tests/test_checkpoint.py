@@ -4,6 +4,7 @@ run, only small states written and read back (tests/test_reliability.py has the 
 from __future__ import annotations
 
 import errno
+import os
 import re
 import warnings
 from pathlib import Path
@@ -314,3 +315,20 @@ def test_a_successful_write_replaces_the_file_and_leaves_no_temporary(tmp_path):
     save_checkpoint(path, small_state(tmp_path, epoch=2))
     assert [p.name for p in tmp_path.iterdir()] == [LATEST]
     assert read_checkpoint_file(path)["epoch"] == 2
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_a_written_file_gets_a_new_files_permissions_or_keeps_the_ones_it_had(tmp_path):
+    """mkstemp makes its file owner-only: renamed into place as it was, a checkpoint or export would be
+    unreadable to the group a shared run folder or a server's user relies on."""
+    from pix2pix.atomic import write_atomically
+
+    umask = os.umask(0)  # read it: set, then straight back
+    os.umask(umask)
+    fresh, kept = tmp_path / "model.onnx", tmp_path / "private.pt"
+    write_atomically(fresh, lambda f: f.write(b"x"))
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask
+    kept.write_bytes(b"old")
+    kept.chmod(0o600)
+    write_atomically(kept, lambda f: f.write(b"new"))
+    assert kept.stat().st_mode & 0o777 == 0o600 and kept.read_bytes() == b"new"
