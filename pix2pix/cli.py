@@ -51,6 +51,11 @@ def run_train(args: argparse.Namespace) -> int | None:
     if args.resume and not args.config:  # a resumed run keeps its own settings; flags change them
         saved = resumed_config(args.resume, Path(config.train.out))
         config = build_config(args, base=saved)
+        if config.model.model != saved.model.model:  # not a change of a run: another kind of training
+            raise ValueError(
+                f"--resume {args.resume}: a {saved.model.model} run, which --model {config.model.model} cannot "
+                "continue; resume it without --model, or start a new run with another --out"
+            )
         changes = config.differences(saved)
         if changes and os.environ.get("RANK", "0") == "0":
             print(f"resuming {config.train.out} with changes: {'; '.join(changes)}")

@@ -368,6 +368,44 @@ def test_cli_stop_exits_75_and_resume_auto_finishes(
     assert state["iteration"] == 4 and config.model.model == "cyclegan" and config.model.base_channels == 4
 
 
+def test_resuming_a_cyclegan_run_as_pix2pix_is_refused_in_one_line(
+    unpaired: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refused before anything is loaded (G_A and D_A would load into pix2pix's networks, then the
+    optimizers would not, in torch's words)."""
+    run = tmp_path / "run"
+    argv = ["train", "--model", "cyclegan", "--data", str(unpaired), "--out", str(run), *TINY_FLAGS, "--no-report"]
+    assert main([*argv, "--n-epochs", "1", "--n-epochs-decay", "0"]) == 0
+    before = {path.name: path.read_bytes() for path in (run / "checkpoints").glob("*.pt")}
+    capsys.readouterr()
+    resume = ["train", "--resume", "auto", "--out", str(run), "--model", "pix2pix", "--no-report", "--quiet"]
+    assert main(resume) == 2
+    err = capsys.readouterr().err
+    assert "a cyclegan run, which --model pix2pix cannot continue" in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert {path.name: path.read_bytes() for path in (run / "checkpoints").glob("*.pt")} == before
+
+
+def test_resuming_a_cyclegan_run_with_a_pix2pix_config_is_refused_in_one_line(
+    unpaired: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --config the run's own settings are not read first: its checkpoint's optimizers then do not
+    fit pix2pix's, and that is said as a change of networks, not in torch's words."""
+    from tests.helpers import write_pairs
+
+    write_pairs(unpaired, "train", 2, size=40)  # a root with both layouts, so the data loads either way
+    run = tmp_path / "run"
+    assert fit_cyclegan(tiny_cycle_config(unpaired, run).replace("optim", n_epochs=1, n_epochs_decay=0), progress=False)
+    pix2pix_config = tmp_path / "pix2pix.json"
+    load_checkpoint(run)[1].replace("model", model="pix2pix").save_json(pix2pix_config)
+    capsys.readouterr()
+    resume = ["train", "--config", str(pix2pix_config), "--resume", "auto", "--out", str(run), "--no-report", "--quiet"]
+    assert main(resume) == 2
+    err = capsys.readouterr().err
+    assert "its networks differ" in err and "model.model: 'cyclegan' -> 'pix2pix'" in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
 # --- translation
 
 

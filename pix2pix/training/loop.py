@@ -244,7 +244,7 @@ def restore_run(run: TrainingState, config: RunConfig, checkpoint: Path) -> None
     state, saved = load_checkpoint(checkpoint)
     try:
         run.restore(state, config)
-    except RuntimeError as error:  # load_state_dict: other layers than the checkpoint's
+    except (RuntimeError, ValueError) as error:  # load_state_dict: other layers, other optimizer groups
         changes = "; ".join(config.differences(saved, ("data", "model"))) or "see its config.json"
         raise ValueError(
             f"{checkpoint}: its networks differ from the ones this config builds ({changes}); resume without "
