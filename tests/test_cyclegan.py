@@ -487,6 +487,15 @@ def test_eval_measures_a_cyclegan_run_on_paired_data_in_either_direction(unpaire
     assert main(["eval", "--checkpoint", str(run), *arguments, "--reverse", "--output", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_images"] == 2 and metrics["settings"]["direction"] == "AtoB"
+    assert metrics["settings"]["generator"] == "G_B, B -> A (--reverse)"
+    # by default each generator's report has a folder of its own: --reverse never replaces G_A's
+    common = ["eval", "--checkpoint", str(run), "--data", str(paired), "--split", "val", "--fcn-score", "off"]
+    assert main([*common, "--direction", "BtoA", "--quiet"]) == 0
+    assert main([*common, "--direction", "AtoB", "--reverse", "--quiet"]) == 0
+    forward = json.loads((run / "eval-val" / "metrics.json").read_text())["settings"]
+    reverse = json.loads((run / "eval-val-reverse" / "metrics.json").read_text())["settings"]
+    assert (forward["generator"], forward["direction"]) == ("G_A, A -> B", "BtoA")
+    assert (reverse["generator"], reverse["direction"]) == ("G_B, B -> A (--reverse)", "AtoB")
 
 
 def test_b_to_a_of_a_pix2pix_run_is_refused(tiny_dataset: Path, tmp_path: Path) -> None:

@@ -59,7 +59,7 @@ def add_eval_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--output",
         type=Path,
-        help="report folder (default: RUN/eval-SPLIT, or RESULTS/eval; "
+        help="report folder (default: RUN/eval-SPLIT, RUN/eval-SPLIT-reverse with --reverse, or RESULTS/eval; "
         "with several runs: the comparison folder, default PARENT/compare-SPLIT)",
     )
     parser.add_argument(
@@ -133,16 +133,19 @@ def label_runs(paths: list[Path]) -> list[str]:
     return labels
 
 
-def default_eval_folder(checkpoint: Path, split: str) -> Path:
+def default_eval_folder(checkpoint: Path, split: str, *, reverse: bool = False) -> Path:
     """RUN/eval-SPLIT for a run folder or its latest.pt; RUN/eval-SPLIT-STEM for another checkpoint file;
-    eval-SPLIT-NAME here for `pretrained:NAME`."""
+    eval-SPLIT-NAME here for `pretrained:NAME`; each with -reverse for a CycleGAN's B -> A generator, so
+    that its report never replaces the A -> B one."""
     from pix2pix.checkpoint import LATEST, run_folder_of
     from pix2pix.inference.pretrained import is_pretrained_name, pretrained_entry
 
+    suffix = "-reverse" if reverse else ""
     if is_pretrained_name(checkpoint):
-        return Path(f"eval-{split}-{pretrained_entry(str(checkpoint)).name}")
+        return Path(f"eval-{split}-{pretrained_entry(str(checkpoint)).name}{suffix}")
     latest = checkpoint.is_dir() or checkpoint.name == LATEST
-    return run_folder_of(checkpoint) / (f"eval-{split}" if latest else f"eval-{split}-{checkpoint.stem}")
+    name = f"eval-{split}" if latest else f"eval-{split}-{checkpoint.stem}"
+    return run_folder_of(checkpoint) / f"{name}{suffix}"
 
 
 def run_eval(args: argparse.Namespace) -> None:
@@ -162,7 +165,10 @@ def run_eval(args: argparse.Namespace) -> None:
     evaluations = []
     for source, label in zip(sources, labels):
         if args.checkpoint:
-            folder = default_eval_folder(source, args.split) if several or args.output is None else args.output
+            if several or args.output is None:
+                folder = default_eval_folder(source, args.split, reverse=args.reverse)
+            else:
+                folder = args.output
             evaluation = evaluate_checkpoint(
                 source,
                 folder,

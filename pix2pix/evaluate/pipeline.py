@@ -188,6 +188,8 @@ def evaluate_checkpoint(
         "seed": seed,
         "runtime": model.runtime_for(dropout=dropout, norm_stats=norm_stats),
     }
+    if model.config.model.model == "cyclegan":  # which of its two generators the report measures
+        settings["generator"] = "G_B, B -> A (--reverse)" if reverse else "G_A, A -> B"
     return evaluate_images(
         items,
         folder,
