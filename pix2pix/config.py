@@ -37,6 +37,11 @@ PrecisionName = Literal["auto", "fp32", "bf16", "fp16"]
 Toggle = Literal["auto", "on", "off"]  # "auto": whatever suits the device
 
 
+def other_direction(direction: str) -> Direction:
+    """AtoB for BtoA and the reverse: a CycleGAN's second generator, or pairs laid out the other way."""
+    return "BtoA" if direction == "AtoB" else "AtoB"
+
+
 def option(default: Any, help: str) -> Any:
     """A config field with its one-line help: the text `--help` shows beside the flag (flags.py)."""
     return field(default=default, metadata={"help": help})

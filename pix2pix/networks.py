@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from pix2pix.config import RunConfig
+from pix2pix.config import RunConfig, other_direction
 from pix2pix.nn.registry import build_discriminator, build_generator
 
 
@@ -50,6 +50,6 @@ def reverse_domains(config: RunConfig) -> RunConfig:
     """The config that describes a CycleGAN run's B -> A networks (G_B, and D_B, which judges A images):
     the channels and the direction swapped, so `build_generator_for` and the inference side read it as
     they read the A -> B one."""
-    model, direction = config.model, config.data.direction
+    model = config.model
     swapped = config.replace("model", in_channels=model.out_channels, out_channels=model.in_channels)
-    return swapped.replace("data", direction="BtoA" if direction == "AtoB" else "AtoB")
+    return swapped.replace("data", direction=other_direction(config.data.direction))

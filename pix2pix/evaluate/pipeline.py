@@ -17,9 +17,11 @@ import numpy as np
 from tqdm import tqdm
 
 from pix2pix.checkpoint import run_folder_of
+from pix2pix.config import other_direction
 from pix2pix.data.builtin import resolve_data_root
 from pix2pix.data.images import DataError, list_images, load_image
 from pix2pix.data.layout import find_pairs
+from pix2pix.data.tools.unpair import read_unpair_record
 from pix2pix.evaluate import fcn_score
 from pix2pix.evaluate.perceptual import FID_RELIABLE_IMAGES, PerceptualModels, compute_frechet_distance
 from pix2pix.evaluate.report import OPTIONAL_METRICS, render_error_map, write_report
@@ -149,6 +151,17 @@ def evaluation_data_root(data: str | None, model: ImageTranslator) -> Path:
     return resolve_data_root(source)
 
 
+def unpaired_source(model: ImageTranslator) -> tuple[str, str] | None:
+    """For a CycleGAN run trained on a `pix2pix data unpair` layout: the paired dataset its halves were made
+    from (ROOT/unpair.json) and the direction in which those pairs give this generator its input."""
+    root = model.config.data.data
+    record = read_unpair_record(Path(root)) if root and model.config.model.model == "cyclegan" else None
+    if record is None:
+        return None
+    recorded = record["direction"]  # which half of the source's pairs became domain A
+    return record["source"], recorded if model.config.data.direction == "AtoB" else other_direction(recorded)
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     folder: str | Path,
@@ -167,12 +180,16 @@ def evaluate_checkpoint(
     perceptual: PerceptualModels | None = None,
     progress: bool = True,
 ) -> Evaluation:
-    """Translate `split` of `data` (default: the dataset the run was trained on) and evaluate it in `folder`.
+    """Translate `split` of `data` (default: the dataset the run was trained on, or for a CycleGAN run on
+    `data unpair`'s halves the pairs they came from) and evaluate it in `folder`.
     `direction` overrides which half of the pairs is the input; `reverse`, a CycleGAN run's B -> A generator.
     A mode keyword left None is the model's own (`mode_or_default`: the paper's protocol, or an export's mode)."""
     checkpoint, folder = Path(checkpoint), Path(folder)
     model = load_model(checkpoint, device=device, runtime=runtime, reverse=reverse)
     dropout, norm_stats = model.mode_or_default(dropout, norm_stats)
+    source = unpaired_source(model) if data is None else None
+    if source is not None:  # a CycleGAN run on `data unpair`'s halves: their pairs, the generator's way round
+        data, direction = source[0], direction or source[1]
     if direction is not None:
         model.config = model.config.replace("data", direction=direction)
     data_root = evaluation_data_root(data, model)
