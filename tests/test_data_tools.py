@@ -287,6 +287,9 @@ def test_check_of_an_unpaired_layout_finds_broken_files_and_leaks_within_a_domai
     empty = write_photos(tmp_path / "empty" / "trainA", 2).parent
     (empty / "trainB").mkdir()
     assert check_dataset(empty, progress=False).problems == ["no usable images in trainB"]
+    half_made = write_photos(tmp_path / "half" / "trainA", 2).parent  # read as pairs, its images were cut in two
+    report = check_dataset(half_made, progress=False)
+    assert report.unpaired and report.problems == ["no trainB split"]
 
 
 def test_difference_hash_is_stable_under_reencoding_and_tells_images_apart(tmp_path):

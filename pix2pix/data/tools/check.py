@@ -100,7 +100,8 @@ def check_dataset(root: Path | str, *, near_threshold: int = NEAR_THRESHOLD, pro
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: dataset folder not found")
     split_dirs = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=_split_order)
-    if not (root / "train").is_dir() and (root / "trainA").is_dir() and (root / "trainB").is_dir():
+    # a half-made unpaired layout too, so that its verdict names the missing domain
+    if not (root / "train").is_dir() and ((root / "trainA").is_dir() or (root / "trainB").is_dir()):
         return _check_unpaired(root, split_dirs, near_threshold, progress=progress)
     summaries, prints = [], []
     for split_dir in split_dirs:
