@@ -495,6 +495,7 @@ def test_eval_measures_a_cyclegan_run_on_paired_data_in_either_direction(unpaire
     forward = json.loads((run / "eval-val" / "metrics.json").read_text())["settings"]
     reverse = json.loads((run / "eval-val-reverse" / "metrics.json").read_text())["settings"]
     assert (forward["generator"], forward["direction"]) == ("G_A, A -> B", "BtoA")
+    assert "Training losses" in (run / "eval-val" / "index.html").read_text()  # the CycleGAN terms of log.csv
     assert (reverse["generator"], reverse["direction"]) == ("G_B, B -> A (--reverse)", "AtoB")
 
 

@@ -26,8 +26,11 @@ if TYPE_CHECKING:
 # one fixed scale keeps the maps of different images and runs comparable
 ERROR_SCALE = 128.0
 LOSS_CURVES = ("G_GAN", "G_L1", "D_real", "D_fake")
-# with --val-every: the generator's loss on the validation pairs beside an image score, epoch by epoch
-VALIDATION_CURVES = ("val_G_GAN", "val_G_L1", "val_G", "val_ssim")
+# a CycleGAN run's terms, a row for each direction
+CYCLE_LOSS_CURVES = (("D_A", "G_A", "cycle_A", "idt_A"), ("D_B", "G_B", "cycle_B", "idt_B"))
+# with --val-every: the generator's loss on the validation pairs beside an image score, epoch by epoch (a
+# CycleGAN run's: its cycle terms on the validation images)
+VALIDATION_CURVES = ("val_G_GAN", "val_G_L1", "val_G", "val_ssim", "val_cycle_A", "val_cycle_B")
 # per-image metrics measured only in some evaluations, as METRICS: name -> (label, True when higher is better)
 OPTIONAL_METRICS = {"lpips": ("LPIPS", False), "fcn_acc": ("FCN per-pixel acc", True)}
 FCN_LABELS = {"pixel_acc": "per-pixel accuracy", "class_acc": "per-class accuracy", "class_iou": "class IoU"}
@@ -74,7 +77,9 @@ def plot_loss_curves(log_csv: Path, path: Path) -> bool:
         return False
     with log_csv.open() as f:
         rows = list(csv.DictReader(f))
-    if not rows or not set(LOSS_CURVES) <= set(rows[0]):
+    logged_columns = set(rows[0]) if rows else set()
+    loss_rows = [names for names in (LOSS_CURVES, *CYCLE_LOSS_CURVES) if set(names) <= logged_columns]
+    if not loss_rows:
         return False
     import matplotlib
 
@@ -82,8 +87,8 @@ def plot_loss_curves(log_csv: Path, path: Path) -> bool:
     from matplotlib import pyplot as plt
 
     validation = [name for name in VALIDATION_CURVES if any(row.get(name) for row in rows)]
-    panels = [LOSS_CURVES, *([validation] if validation else [])]
-    columns = len(LOSS_CURVES)
+    panels = [*loss_rows, *([validation] if validation else [])]
+    columns = max(len(names) for names in panels)
     figure, axes = plt.subplots(
         len(panels), columns, figsize=(4 * columns, 3 * len(panels)), constrained_layout=True, squeeze=False
     )
