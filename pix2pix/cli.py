@@ -43,6 +43,19 @@ EXIT_INTERRUPTED = 130  # a second Ctrl-C: stopped at once (128 + SIGINT, as she
 
 
 def run_train(args: argparse.Namespace) -> int | None:
+    try:
+        # from the first moment the command runs: importing torch alone takes about a second
+        with sigterm_stops_start_up():  # until the training loop takes the signal over, and after it
+            return train_and_report(args)
+    except StoppedDuringStartUp:
+        print(
+            "stopped outside the training loop (starting up or closing): no training was lost; run the command"
+            " again (with --resume auto once the run has checkpoints)"
+        )
+        return EXIT_RESUMABLE
+
+
+def train_and_report(args: argparse.Namespace) -> int | None:
     # late: fast --help
     from pix2pix.training.cycle_loop import fit_cyclegan
     from pix2pix.training.loop import TrainingInterrupted, TrainingStopped, fit, resumed_config
@@ -62,20 +75,13 @@ def run_train(args: argparse.Namespace) -> int | None:
     check_packages_for(config)
     train = fit_cyclegan if config.model.model == "cyclegan" else fit
     try:
-        with sigterm_stops_start_up():  # until the training loop takes the signal over, and after it
-            run_dir = train(config, resume=args.resume, progress=not args.quiet)
-            if os.environ.get("RANK", "0") == "0":  # under torchrun, one process reports
-                print(f"run folder: {run_dir}")
-                if args.report:
-                    write_report(config, run_dir, progress=not args.quiet)
+        run_dir = train(config, resume=args.resume, progress=not args.quiet)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, one process reports
+            print(f"run folder: {run_dir}")
+            if args.report:
+                write_report(config, run_dir, progress=not args.quiet)
     except TrainingInterrupted as stopped:
         print(stopped)  # the run is checkpointed and says how to resume; the exit code says it is not done
-        return EXIT_RESUMABLE
-    except StoppedDuringStartUp:
-        print(
-            "stopped outside the training loop (starting up or closing): no training was lost; run the command"
-            " again (with --resume auto once the run has checkpoints)"
-        )
         return EXIT_RESUMABLE
     except TrainingStopped as failed:
         print(f"pix2pix train: error: {failed}", file=sys.stderr)

@@ -220,6 +220,32 @@ def test_sigterm_while_a_run_starts_exits_75_not_143(tmp_path, monkeypatch, caps
     assert signal.getsignal(signal.SIGTERM) == handler  # put back for whatever runs next
 
 
+def test_sigterm_before_the_config_is_built_exits_75(tmp_path, monkeypatch, capsys):
+    """The first second of `train` is importing torch and building the config: SIGTERM there is a start-up
+    stop too. (Were it to reach the handler set here, the test fails instead of pytest being killed.)"""
+    import os
+    import signal
+
+    import pix2pix.cli as cli
+
+    def sigterm_while_building(args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this at once
+        raise AssertionError("SIGTERM did not stop the start-up")
+
+    def reached_the_default(signum, frame):
+        raise AssertionError("SIGTERM reached the handler from before the command")
+
+    previous = signal.signal(signal.SIGTERM, reached_the_default)
+    try:
+        monkeypatch.setattr(cli, "build_config", sigterm_while_building)
+        assert main(["train", "--out", str(tmp_path / "run"), *TINY]) == 75
+        assert "stopped outside the training loop" in capsys.readouterr().out
+        assert signal.getsignal(signal.SIGTERM) == reached_the_default  # put back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_an_interrupted_run_exits_75_and_a_failed_one_1(tmp_path, monkeypatch, capsys):
     """75 (EX_TEMPFAIL): checkpointed and resumable, so a scheduler does not take a pre-empted job for done."""
     argv = ["train", "--out", str(tmp_path / "run"), *TINY]
