@@ -499,9 +499,12 @@ def test_eval_measures_a_cyclegan_run_on_paired_data_in_either_direction(unpaire
     assert (reverse["generator"], reverse["direction"]) == ("G_B, B -> A (--reverse)", "AtoB")
 
 
-def test_eval_of_a_run_on_unpaired_halves_defaults_to_their_pairs_the_generators_way_round(tmp_path: Path) -> None:
+def test_eval_of_a_run_on_unpaired_halves_defaults_to_their_pairs_the_generators_way_round(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`data unpair --direction BtoA` put the pairs' B halves in domain A: G_A is measured on the source
-    pairs read B -> A, G_B (--reverse) A -> B, with no --data or --direction; given ones still win."""
+    pairs read B -> A, G_B (--reverse) A -> B, with no --data or --direction (or with --data the source);
+    a given --direction still wins, with a warning when it feeds the generator the other domain."""
     from tests.helpers import write_pairs
 
     paired, unpaired = tmp_path / "paired", tmp_path / "unpaired"
@@ -510,22 +513,21 @@ def test_eval_of_a_run_on_unpaired_halves_defaults_to_their_pairs_the_generators
     assert main(["data", "unpair", str(paired), "--out", str(unpaired), "--direction", "BtoA"]) == 0
     config = tiny_cycle_config(unpaired, tmp_path / "run").replace("optim", n_epochs=1, n_epochs_decay=0)
     run = fit_cyclegan(config, progress=False)
-    common = ["eval", "--checkpoint", str(run), "--split", "val", "--fcn-score", "off", "--quiet"]
-    assert main(common) == 0
-    assert main([*common, "--reverse"]) == 0
+    common = ["eval", "--checkpoint", str(run), "--split", "val", "--fcn-score", "off"]
+    assert main([*common, "--quiet"]) == 0
+    assert main([*common, "--reverse", "--quiet"]) == 0
+    capsys.readouterr()
     assert main([*common, "--direction", "AtoB", "--output", str(tmp_path / "given")]) == 0
-    settings = {
-        name: json.loads((folder / "metrics.json").read_text())["settings"]
-        for name, folder in (
-            ("G_A", run / "eval-val"),
-            ("G_B", run / "eval-val-reverse"),
-            ("given", tmp_path / "given"),
-        )
-    }
+    assert "--direction AtoB gives this generator the other domain's images" in capsys.readouterr().err
+    assert main([*common, "--data", str(paired), "--reverse", "--output", str(tmp_path / "source"), "--quiet"]) == 0
+    folders = {"G_A": run / "eval-val", "G_B": run / "eval-val-reverse", "given": tmp_path / "given"}
+    folders["G_B, --data"] = tmp_path / "source"
+    settings = {name: json.loads((folder / "metrics.json").read_text())["settings"] for name, folder in folders.items()}
     assert {name: (Path(s["data"]), s["direction"]) for name, s in settings.items()} == {
         "G_A": (paired, "BtoA"),
         "G_B": (paired, "AtoB"),
         "given": (paired, "AtoB"),
+        "G_B, --data": (paired, "AtoB"),
     }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import re
 from dataclasses import asdict, dataclass, field
@@ -32,6 +33,8 @@ from pix2pix.metrics import METRICS, SSIM_SETTINGS, compute_image_metrics, summa
 
 FCN_MODES = ("auto", "on", "off")
 PERCEPTUAL_BATCH = 16  # images per forward of the LPIPS and FID networks
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,10 @@ def unpaired_source(model: ImageTranslator) -> tuple[str, str] | None:
     return record["source"], recorded if model.config.data.direction == "AtoB" else other_direction(recorded)
 
 
+def is_same_folder(first: str | Path, second: str | Path) -> bool:
+    return Path(first).resolve() == Path(second).resolve()
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     folder: str | Path,
@@ -187,8 +194,17 @@ def evaluate_checkpoint(
     checkpoint, folder = Path(checkpoint), Path(folder)
     model = load_model(checkpoint, device=device, runtime=runtime, reverse=reverse)
     dropout, norm_stats = model.mode_or_default(dropout, norm_stats)
-    source = unpaired_source(model) if data is None else None
-    if source is not None:  # a CycleGAN run on `data unpair`'s halves: their pairs, the generator's way round
+    source = unpaired_source(model)
+    if source is not None and (data is None or is_same_folder(data, source[0])):
+        # a CycleGAN run on `data unpair`'s halves, measured on their pairs: the generator's way round
+        if direction is not None and direction != source[1]:
+            logger.warning(
+                "--direction %s gives this generator the other domain's images: %s's pairs read %s give it its "
+                "own (its data's unpair.json); measuring as asked",
+                direction,
+                source[0],
+                source[1],
+            )
         data, direction = source[0], direction or source[1]
     if direction is not None:
         model.config = model.config.replace("data", direction=direction)
